@@ -1,1 +1,17 @@
+//! The chat server as a library, so integration tests and benchmarks start the real thing
+//! on an ephemeral port. One message's path through it:
+//! `app` (HTTP: grpc-web layer, CORS, static files) -> `service` (gRPC handlers) ->
+//! `hub` (rooms by name) -> `room` (ids, history buffer, fan-out) -> subscribers.
 
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod hub;
+pub mod room;
+pub mod service;
+pub mod shutdown;
+pub mod validate;
+
+pub use config::Config;
+pub use hub::RoomHub;
+pub use shutdown::Shutdown;

@@ -1,0 +1,131 @@
+//! The HTTP face of the server: one port for native gRPC (HTTP/2), grpc-web (HTTP/1.1
+//! and HTTP/2) and the built frontend.
+//!
+//! Only gRPC requests go through the grpc-web layer: tonic-web answers 400 to any plain
+//! HTTP/1.1 request, which would break static files. So requests are dispatched on their
+//! content type first; CORS wraps both, because preflights carry no gRPC content type.
+use std::{io, path::Path};
+
+use axum::{
+    extract::{Request, State},
+    response::{IntoResponse, Response},
+    Router,
+};
+use chat_proto::{chat_service_server::ChatServiceServer, FILE_DESCRIPTOR_SET};
+use http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    services::{ServeDir, ServeFile},
+};
+
+use crate::{config::Config, hub::RoomHub, service::ChatApi, shutdown::Shutdown};
+
+#[derive(Clone)]
+struct Dispatch {
+    grpc: Router,
+    files: Router,
+}
+
+/// Builds the whole application. Health reports SERVING until shutdown starts.
+pub async fn router(config: &Config, hub: RoomHub, shutdown: Shutdown) -> io::Result<Router> {
+    let chat = ChatServiceServer::new(ChatApi::new(hub, shutdown.clone()))
+        .max_decoding_message_size(config.max_request_bytes);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<ChatServiceServer<ChatApi>>().await;
+    tokio::spawn(async move {
+        shutdown.wait().await;
+        health.set_not_serving::<ChatServiceServer<ChatApi>>().await;
+    });
+
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(io::Error::other)?;
+
+    let grpc = tonic::service::Routes::new(chat)
+        .add_service(health_service)
+        .add_service(reflection)
+        .prepare()
+        .into_axum_router()
+        .layer(tonic_web::GrpcWebLayer::new());
+
+    let app = Router::new()
+        .fallback(dispatch)
+        .with_state(Dispatch { grpc, files: static_files(&config.static_dir) });
+    Ok(match cors(&config.allowed_origins) {
+        Some(cors) => app.layer(cors),
+        None => app,
+    })
+}
+
+/// Serves until `shutdown` fires, then lets open requests finish (streams end on their own
+/// when shutdown fires, with UNAVAILABLE).
+pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Result<()> {
+    let hub = RoomHub::new(config.history_per_room, config.subscriber_queue);
+    let app = router(&config, hub, shutdown.clone()).await?;
+    // Chat messages are small and latency matters more than packet count.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.wait_owned()).await
+}
+
+async fn dispatch(State(to): State<Dispatch>, req: Request) -> Response {
+    let is_grpc = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"));
+    let target = if is_grpc { to.grpc } else { to.files };
+    match target.oneshot(req).await {
+        Ok(res) => res,
+        Err(never) => match never {},
+    }
+}
+
+/// The built frontend; unknown paths get index.html so client-side routes survive reloads.
+fn static_files(dir: &Path) -> Router {
+    if dir.as_os_str().is_empty() || !dir.join("index.html").is_file() {
+        if !dir.as_os_str().is_empty() {
+            tracing::warn!(dir = %dir.display(), "no index.html here: the frontend is not built (run trunk build)");
+        }
+        return Router::new().fallback(|| async {
+            (StatusCode::NOT_FOUND, "The frontend is not built: run `trunk build --release` and start the server with --static-dir dist.\n")
+                .into_response()
+        });
+    }
+    let index = ServeFile::new(dir.join("index.html"));
+    Router::new().fallback_service(ServeDir::new(dir).fallback(index))
+}
+
+/// CORS for a frontend hosted on another origin. None when only the same origin may call.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<&str> = origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()).collect();
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.contains(&"*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| match HeaderValue::from_str(o) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                tracing::warn!(origin = o, "ignoring an allowed origin that is not a valid header value");
+                None
+            }
+        }))
+    };
+    let headers = ["content-type", "x-grpc-web", "x-user-agent", "grpc-timeout", "authorization"];
+    let exposed = ["grpc-status", "grpc-message", "grpc-status-details-bin"];
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::POST, Method::OPTIONS])
+            .allow_headers(headers.map(HeaderName::from_static))
+            .expose_headers(exposed.map(HeaderName::from_static))
+            .max_age(std::time::Duration::from_secs(24 * 3600)),
+    )
+}

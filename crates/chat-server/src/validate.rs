@@ -1,0 +1,90 @@
+//! Input rules for names, rooms and message text. Kept apart from the handlers so the
+//! same rules serve SendMessage, Broadcast and Subscribe, and are unit-tested alone.
+use crate::error::ChatError;
+
+pub const MAX_NAME_CHARS: usize = 32;
+pub const MAX_ROOM_CHARS: usize = 32;
+pub const MAX_TEXT_BYTES: usize = 4096;
+pub const DEFAULT_ROOM: &str = "general";
+
+/// A username: 1-32 characters, letters (any script), digits, `_`, `-`, `.`.
+pub fn username(name: &str) -> Result<&str, ChatError> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    if chars == 0 {
+        return Err(ChatError::NameMissing);
+    }
+    if chars > MAX_NAME_CHARS {
+        return Err(ChatError::NameTooLong(chars));
+    }
+    if !name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+        return Err(ChatError::NameInvalid(name.to_owned()));
+    }
+    Ok(name)
+}
+
+/// A room name: empty means `general`; otherwise 1-32 of `[A-Za-z0-9_-]`.
+pub fn room(room: &str) -> Result<&str, ChatError> {
+    if room.is_empty() {
+        return Ok(DEFAULT_ROOM);
+    }
+    let chars = room.chars().count();
+    if chars > MAX_ROOM_CHARS {
+        return Err(ChatError::RoomTooLong(chars));
+    }
+    if !room.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')) {
+        return Err(ChatError::RoomInvalid(room.to_owned()));
+    }
+    Ok(room)
+}
+
+/// Message text: not blank, at most 4 KiB, no control characters but newline and tab.
+/// Trailing whitespace is trimmed; leading indentation is kept (code snippets).
+pub fn text(text: &str) -> Result<&str, ChatError> {
+    let text = text.trim_end();
+    if text.trim_start().is_empty() {
+        return Err(ChatError::TextEmpty);
+    }
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(ChatError::TextTooLong(text.len()));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(ChatError::TextControlChars);
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(username(" alice "), Ok("alice"));
+        assert_eq!(username("지민_2.x-y"), Ok("지민_2.x-y"));
+        assert_eq!(username("   "), Err(ChatError::NameMissing));
+        assert_eq!(username(&"a".repeat(33)), Err(ChatError::NameTooLong(33)));
+        assert!(matches!(username("a b"), Err(ChatError::NameInvalid(_))));
+        assert!(matches!(username("<b>"), Err(ChatError::NameInvalid(_))));
+    }
+
+    #[test]
+    fn rooms() {
+        assert_eq!(room(""), Ok("general"));
+        assert_eq!(room("dev-ops_2"), Ok("dev-ops_2"));
+        assert!(matches!(room("a room"), Err(ChatError::RoomInvalid(_))));
+        assert!(matches!(room("é"), Err(ChatError::RoomInvalid(_))));
+        assert_eq!(room(&"r".repeat(33)), Err(ChatError::RoomTooLong(33)));
+    }
+
+    #[test]
+    fn texts() {
+        assert_eq!(text("  hi there \n"), Ok("  hi there"));
+        assert_eq!(text(" \t\n "), Err(ChatError::TextEmpty));
+        assert_eq!(text(""), Err(ChatError::TextEmpty));
+        assert_eq!(text(&"x".repeat(4096)).map(str::len), Ok(4096));
+        assert_eq!(text(&"x".repeat(4097)), Err(ChatError::TextTooLong(4097)));
+        assert_eq!(text("a\u{7}b"), Err(ChatError::TextControlChars));
+        assert_eq!(text("line1\nline2\tx"), Ok("line1\nline2\tx"));
+    }
+}
