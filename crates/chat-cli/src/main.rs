@@ -1,1 +1,147 @@
-fn main() {}
+//! `chat-cli`: the seed's own usage, over native gRPC (HTTP/2). Opens a Broadcast stream,
+//! sends each stdin line as a message, prints every message of the room as
+//! `HH:MM:SS [name]: text` (local time). When stdin ends it waits until the server has
+//! echoed back everything it sent, then exits, so `echo hi | chat-cli --name me` posts once.
+use std::{process::ExitCode, time::Duration};
+
+use chat_proto::{chat_service_client::ChatServiceClient, MessageRequest, MessageResponse};
+use chrono::{Local, TimeZone};
+use clap::Parser;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    sync::mpsc,
+};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+/// Same bound as the server's, checked here so a long line is refused locally instead of
+/// ending the stream.
+const MAX_TEXT_BYTES: usize = 4096;
+/// After stdin ends, how long to wait for the echoes of what we sent.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Parser)]
+#[command(name = "chat-cli", version, about = "Chat from the terminal")]
+struct Args {
+    /// Your name in the chat.
+    #[arg(long, env = "CHAT_NAME")]
+    name: String,
+    /// Room to join (default: general).
+    #[arg(long, env = "CHAT_ROOM", default_value = "general")]
+    room: String,
+    /// Server URL.
+    #[arg(long, env = "CHAT_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("chat-cli: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let channel = Channel::from_shared(args.server.clone())
+        .map_err(|e| format!("bad --server URL {:?}: {e}", args.server))?
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach {}: {e}", args.server))?;
+    let mut client = ChatServiceClient::new(channel);
+
+    let (name, room) = (args.name.clone(), args.room.clone());
+    let request = move |message: String| MessageRequest {
+        username: name.clone(),
+        message,
+        room: room.clone(),
+    };
+    let (outbound, rx) = mpsc::channel(64);
+    // The join: a request with our name and no message.
+    outbound.send(request(String::new())).await.expect("receiver alive");
+    let mut inbound = client
+        .broadcast(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| format!("could not join: {}", s.message()))?
+        .into_inner();
+
+    let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<()>();
+    let (eof_tx, mut eof_rx) = mpsc::channel::<()>(1);
+    let stdin_task = tokio::spawn(async move {
+        let mut lines = BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.trim().is_empty() {
+                continue;
+            }
+            if line.len() > MAX_TEXT_BYTES {
+                eprintln!("chat-cli: not sent: the line is {} bytes, at most {MAX_TEXT_BYTES} are allowed", line.len());
+                continue;
+            }
+            if outbound.send(request(line)).await.is_err() {
+                return;
+            }
+            let _ = sent_tx.send(());
+        }
+        let _ = eof_tx.send(()).await;
+        // Keep `outbound` open: closing it is fine for the server, but holding it keeps the
+        // stream's request side alive while we drain.
+        std::future::pending::<()>().await;
+    });
+
+    let mut unconfirmed = 0usize;
+    let mut stdin_done = false;
+    let deadline = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(deadline);
+    let result = loop {
+        tokio::select! {
+            msg = inbound.message() => match msg {
+                Ok(Some(msg)) => {
+                    print_message(&msg);
+                    while sent_rx.try_recv().is_ok() {
+                        unconfirmed += 1;
+                    }
+                    if msg.username == args.name && unconfirmed > 0 {
+                        unconfirmed -= 1;
+                    }
+                    if stdin_done && unconfirmed == 0 {
+                        break Ok(());
+                    }
+                }
+                Ok(None) => break Err("the server closed the stream".to_owned()),
+                Err(status) => break Err(format!("{:?}: {}", status.code(), status.message())),
+            },
+            Some(()) = eof_rx.recv(), if !stdin_done => {
+                stdin_done = true;
+                while sent_rx.try_recv().is_ok() {
+                    unconfirmed += 1;
+                }
+                if unconfirmed == 0 {
+                    break Ok(());
+                }
+                deadline.as_mut().reset(tokio::time::Instant::now() + DRAIN_TIMEOUT);
+            }
+            _ = &mut deadline => break Err(format!("{unconfirmed} message(s) not confirmed by the server")),
+            _ = tokio::signal::ctrl_c() => break Ok(()),
+        }
+    };
+    stdin_task.abort();
+    result
+}
+
+fn print_message(msg: &MessageResponse) {
+    let time = Local
+        .timestamp_millis_opt(msg.sent_at_ms)
+        .single()
+        .map(|t| t.format("%H:%M:%S").to_string())
+        .unwrap_or_else(|| "--:--:--".into());
+    // Old servers fill only the display form.
+    if msg.username.is_empty() {
+        println!("{time} {}", msg.message);
+    } else {
+        println!("{time} [{}]: {}", msg.username, msg.text);
+    }
+}

@@ -54,7 +54,7 @@ pub async fn router(config: &Config, hub: RoomHub, shutdown: Shutdown) -> io::Re
 
     let app = Router::new()
         .fallback(dispatch)
-        .with_state(Dispatch { grpc, files: static_files(&config.static_dir) });
+        .with_state(Dispatch { grpc, files: static_files(config.static_dir.as_deref()) });
     Ok(match cors(&config.allowed_origins) {
         Some(cors) => app.layer(cors),
         None => app,
@@ -87,16 +87,16 @@ async fn dispatch(State(to): State<Dispatch>, req: Request) -> Response {
 }
 
 /// The built frontend; unknown paths get index.html so client-side routes survive reloads.
-fn static_files(dir: &Path) -> Router {
-    if dir.as_os_str().is_empty() || !dir.join("index.html").is_file() {
-        if !dir.as_os_str().is_empty() {
+fn static_files(dir: Option<&Path>) -> Router {
+    let Some(dir) = dir.filter(|d| d.join("index.html").is_file()) else {
+        if let Some(dir) = dir {
             tracing::warn!(dir = %dir.display(), "no index.html here: the frontend is not built (run trunk build)");
         }
         return Router::new().fallback(|| async {
             (StatusCode::NOT_FOUND, "The frontend is not built: run `trunk build --release` and start the server with --static-dir dist.\n")
                 .into_response()
         });
-    }
+    };
     let index = ServeFile::new(dir.join("index.html"));
     Router::new().fallback_service(ServeDir::new(dir).fallback(index))
 }

@@ -13,7 +13,7 @@ pub struct Config {
 
     /// Directory holding the built frontend (trunk's dist/). Served at `/`.
     #[arg(long, env = "CHAT_STATIC_DIR", default_value = "dist")]
-    pub static_dir: PathBuf,
+    pub static_dir: Option<PathBuf>,
 
     /// Origins allowed to call the API from another site (CORS). Repeat or separate with
     /// commas; `*` allows any origin. Default: none, i.e. same origin only.
@@ -37,6 +37,6 @@ pub struct Config {
 impl Config {
     /// Defaults for tests and embedding: loopback on an OS-chosen port, no static files.
     pub fn for_tests() -> Self {
-        Config::parse_from(["chat-server", "--addr", "127.0.0.1:0", "--static-dir", ""])
+        Config { static_dir: None, ..Config::parse_from(["chat-server", "--addr", "127.0.0.1:0"]) }
     }
 }

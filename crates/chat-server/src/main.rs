@@ -16,7 +16,7 @@ async fn main() -> std::io::Result<()> {
         .init();
     let config = Config::parse();
     let listener = TcpListener::bind(config.addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, static_dir = %config.static_dir.display(), "chat-server listening");
+    tracing::info!(addr = %listener.local_addr()?, static_dir = ?config.static_dir, "chat-server listening");
 
     let shutdown = Shutdown::new();
     let server = tokio::spawn(app::serve(listener, config, shutdown.clone()));
