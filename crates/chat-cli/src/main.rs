@@ -62,7 +62,10 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let (outbound, rx) = mpsc::channel(64);
     // The join: a request with our name and no message.
-    outbound.send(request(String::new())).await.expect("receiver alive");
+    outbound
+        .send(request(String::new()))
+        .await
+        .expect("receiver alive");
     let mut inbound = client
         .broadcast(ReceiverStream::new(rx))
         .await

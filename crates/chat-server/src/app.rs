@@ -52,9 +52,10 @@ pub async fn router(config: &Config, hub: RoomHub, shutdown: Shutdown) -> io::Re
         .into_axum_router()
         .layer(tonic_web::GrpcWebLayer::new());
 
-    let app = Router::new()
-        .fallback(dispatch)
-        .with_state(Dispatch { grpc, files: static_files(config.static_dir.as_deref()) });
+    let app = Router::new().fallback(dispatch).with_state(Dispatch {
+        grpc,
+        files: static_files(config.static_dir.as_deref()),
+    });
     Ok(match cors(&config.allowed_origins) {
         Some(cors) => app.layer(cors),
         None => app,
@@ -70,7 +71,9 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) ->
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.wait_owned()).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.wait_owned())
+        .await
 }
 
 async fn dispatch(State(to): State<Dispatch>, req: Request) -> Response {
@@ -103,22 +106,39 @@ fn static_files(dir: Option<&Path>) -> Router {
 
 /// CORS for a frontend hosted on another origin. None when only the same origin may call.
 fn cors(origins: &[String]) -> Option<CorsLayer> {
-    let origins: Vec<&str> = origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()).collect();
+    let origins: Vec<&str> = origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .collect();
     if origins.is_empty() {
         return None;
     }
     let allow = if origins.contains(&"*") {
         AllowOrigin::any()
     } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| match HeaderValue::from_str(o) {
-            Ok(v) => Some(v),
-            Err(_) => {
-                tracing::warn!(origin = o, "ignoring an allowed origin that is not a valid header value");
-                None
-            }
-        }))
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| match HeaderValue::from_str(o) {
+                    Ok(v) => Some(v),
+                    Err(_) => {
+                        tracing::warn!(
+                            origin = o,
+                            "ignoring an allowed origin that is not a valid header value"
+                        );
+                        None
+                    }
+                }),
+        )
     };
-    let headers = ["content-type", "x-grpc-web", "x-user-agent", "grpc-timeout", "authorization"];
+    let headers = [
+        "content-type",
+        "x-grpc-web",
+        "x-user-agent",
+        "grpc-timeout",
+        "authorization",
+    ];
     let exposed = ["grpc-status", "grpc-message", "grpc-status-details-bin"];
     Some(
         CorsLayer::new()

@@ -5,7 +5,11 @@ use std::{net::SocketAddr, path::PathBuf};
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "chat-server", version, about = "Real-time chat over gRPC and grpc-web")]
+#[command(
+    name = "chat-server",
+    version,
+    about = "Real-time chat over gRPC and grpc-web"
+)]
 pub struct Config {
     /// Address to listen on (native gRPC, grpc-web and static files share it).
     #[arg(long, env = "CHAT_ADDR", default_value = "127.0.0.1:8080")]
@@ -17,7 +21,11 @@ pub struct Config {
 
     /// Origins allowed to call the API from another site (CORS). Repeat or separate with
     /// commas; `*` allows any origin. Default: none, i.e. same origin only.
-    #[arg(long = "allowed-origin", env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long = "allowed-origin",
+        env = "CHAT_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
     pub allowed_origins: Vec<String>,
 
     /// Messages kept in memory per room, for History and for resuming subscribers.
@@ -37,6 +45,9 @@ pub struct Config {
 impl Config {
     /// Defaults for tests and embedding: loopback on an OS-chosen port, no static files.
     pub fn for_tests() -> Self {
-        Config { static_dir: None, ..Config::parse_from(["chat-server", "--addr", "127.0.0.1:0"]) }
+        Config {
+            static_dir: None,
+            ..Config::parse_from(["chat-server", "--addr", "127.0.0.1:0"])
+        }
     }
 }

@@ -56,7 +56,11 @@ impl RoomHub {
             .entry(name.to_owned())
             .or_insert_with(|| {
                 tracing::info!(room = name, "room created");
-                Arc::new(Room::new(name, self.inner.history_per_room, self.inner.subscriber_queue))
+                Arc::new(Room::new(
+                    name,
+                    self.inner.history_per_room,
+                    self.inner.subscriber_queue,
+                ))
             })
             .clone()
     }
@@ -69,23 +73,36 @@ impl RoomHub {
         self.room(room).post(username, text)
     }
 
-    /// Subscribes to `room` resuming after `after_id` of history `epoch` (0 = unknown).
-    /// Ids from another epoch, or beyond anything this history issued, cannot be trusted:
-    /// the client is told to reset and gets the whole buffer instead.
+    /// Subscribes to `room` resuming after `after_id` of history `epoch` (0 = unknown);
+    /// `after_id` 0 means live only. Ids from another epoch, or beyond anything this
+    /// history issued, cannot be trusted: the client is told to reset and gets the whole
+    /// buffer instead.
     pub fn subscribe(&self, room: &str, after_id: u64, epoch: u64) -> Joined {
         let room = self.room(room);
         let stale_epoch = epoch != 0 && epoch != self.inner.epoch;
         let from_future = after_id > room.last_id();
         let reset = stale_epoch || from_future;
-        let subscription = room.subscribe(if reset { 0 } else { after_id });
-        Joined { epoch: self.inner.epoch, reset, subscription }
+        let replay_after = match (reset, after_id) {
+            (true, _) => Some(0),
+            (false, 0) => None,
+            (false, after) => Some(after),
+        };
+        let subscription = room.subscribe(replay_after);
+        Joined {
+            epoch: self.inner.epoch,
+            reset,
+            subscription,
+        }
     }
 
     /// A page of history; a room nobody has used yet is simply empty (and not created).
     pub fn history(&self, room: &str, before_id: u64, limit: usize) -> HistoryPage {
         match self.existing(room) {
             Some(room) => room.history(before_id, limit),
-            None => HistoryPage { messages: Vec::new(), has_more: false },
+            None => HistoryPage {
+                messages: Vec::new(),
+                has_more: false,
+            },
         }
     }
 }
@@ -120,5 +137,7 @@ mod tests {
         assert_eq!(future.subscription.replay.len(), 2);
         let unknown_epoch = hub.subscribe("a", 2, 0);
         assert!(!unknown_epoch.reset && unknown_epoch.subscription.replay.is_empty());
+        let live_only = hub.subscribe("a", 0, hub.epoch());
+        assert!(!live_only.reset && live_only.subscription.replay.is_empty());
     }
 }

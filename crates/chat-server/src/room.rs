@@ -96,10 +96,18 @@ impl Room {
         msg
     }
 
-    /// Live feed preceded by every buffered message with id > `after_id`.
-    pub fn subscribe(&self, after_id: u64) -> Subscription {
+    /// Live feed, preceded by every buffered message with id > `replay_after` if given.
+    pub fn subscribe(&self, replay_after: Option<u64>) -> Subscription {
         let state = self.state.lock().unwrap();
-        let replay = state.history.iter().filter(|m| m.id > after_id).cloned().collect();
+        let replay = match replay_after {
+            Some(after) => state
+                .history
+                .iter()
+                .filter(|m| m.id > after)
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
         Subscription {
             last_id: state.last_id,
             replay,
@@ -138,7 +146,12 @@ impl Subscription {
         self,
         shutdown: Shutdown,
     ) -> impl Stream<Item = Result<Message, ChatError>> + Send + 'static {
-        let Subscription { replay, mut live, queue_len, .. } = self;
+        let Subscription {
+            replay,
+            mut live,
+            queue_len,
+            ..
+        } = self;
         async_stream::stream! {
             for msg in replay {
                 yield Ok(msg);
@@ -181,8 +194,14 @@ mod tests {
             assert_eq!(room.post("a", &format!("m{i}")).id, i);
         }
         let page = room.history(0, 10);
-        assert_eq!(page.messages.iter().map(|m| m.id).collect::<Vec<_>>(), [3, 4, 5]);
-        assert!(page.has_more, "ids 1-2 were evicted, so older messages exist");
+        assert_eq!(
+            page.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
+        assert!(
+            page.has_more,
+            "ids 1-2 were evicted, so older messages exist"
+        );
         let page = room.history(5, 1);
         assert_eq!(page.messages.iter().map(|m| m.id).collect::<Vec<_>>(), [4]);
         assert_eq!(room.history(0, 10).messages[0].message, "[a]: m3");
@@ -203,7 +222,7 @@ mod tests {
         let room = Room::new("general", 100, 16);
         room.post("a", "1");
         room.post("a", "2");
-        let sub = room.subscribe(1);
+        let sub = room.subscribe(Some(1));
         assert_eq!(sub.last_id, 2);
         room.post("b", "3");
         let mut stream = Box::pin(sub.into_stream(Shutdown::new()));
@@ -217,18 +236,21 @@ mod tests {
     #[tokio::test]
     async fn lagging_subscriber_is_cut_off_and_others_are_not() {
         let room = Room::new("general", 100, 4);
-        let slow = room.subscribe(0);
-        let fast = room.subscribe(0);
+        let slow = room.subscribe(None);
+        let fast = room.subscribe(None);
         let mut fast = Box::pin(fast.into_stream(Shutdown::new()));
         for i in 0..10 {
             room.post("a", &i.to_string());
             assert_eq!(fast.next().await.unwrap().unwrap().id, i + 1);
         }
         let mut slow = Box::pin(slow.into_stream(Shutdown::new()));
-        assert_eq!(slow.next().await.unwrap(), Err(ChatError::SubscriberLagged(4)));
+        assert_eq!(
+            slow.next().await.unwrap(),
+            Err(ChatError::SubscriberLagged(4))
+        );
         assert!(slow.next().await.is_none());
-        // Resuming from the last id it saw (0) replays everything still buffered.
-        let resumed = room.subscribe(0);
+        // Resuming from the last id it saw (none) replays everything still buffered.
+        let resumed = room.subscribe(Some(0));
         assert_eq!(resumed.replay.len(), 10);
     }
 
@@ -236,7 +258,7 @@ mod tests {
     async fn shutdown_ends_streams() {
         let room = Room::new("general", 10, 4);
         let shutdown = Shutdown::new();
-        let mut stream = Box::pin(room.subscribe(0).into_stream(shutdown.clone()));
+        let mut stream = Box::pin(room.subscribe(None).into_stream(shutdown.clone()));
         shutdown.trigger();
         assert_eq!(stream.next().await.unwrap(), Err(ChatError::ShuttingDown));
         assert!(stream.next().await.is_none());

@@ -108,10 +108,16 @@ impl ChatService for ChatApi {
             last_id: joined.subscription.last_id,
             reset: joined.reset,
         }));
-        let messages = joined.subscription.into_stream(self.shutdown.clone()).map(|item| {
-            item.map(|msg| event(Event::Message(to_response(msg)))).map_err(Status::from)
-        });
-        Ok(Response::new(Box::pin(futures::stream::once(async { Ok(welcome) }).chain(messages))))
+        let messages = joined
+            .subscription
+            .into_stream(self.shutdown.clone())
+            .map(|item| {
+                item.map(|msg| event(Event::Message(to_response(msg))))
+                    .map_err(Status::from)
+            });
+        Ok(Response::new(Box::pin(
+            futures::stream::once(async { Ok(welcome) }).chain(messages),
+        )))
     }
 
     async fn history(

@@ -17,7 +17,10 @@ pub fn username(name: &str) -> Result<&str, ChatError> {
     if chars > MAX_NAME_CHARS {
         return Err(ChatError::NameTooLong(chars));
     }
-    if !name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+    if !name
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
         return Err(ChatError::NameInvalid(name.to_owned()));
     }
     Ok(name)
@@ -32,7 +35,10 @@ pub fn room(room: &str) -> Result<&str, ChatError> {
     if chars > MAX_ROOM_CHARS {
         return Err(ChatError::RoomTooLong(chars));
     }
-    if !room.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')) {
+    if !room
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+    {
         return Err(ChatError::RoomInvalid(room.to_owned()));
     }
     Ok(room)
@@ -48,7 +54,10 @@ pub fn text(text: &str) -> Result<&str, ChatError> {
     if text.len() > MAX_TEXT_BYTES {
         return Err(ChatError::TextTooLong(text.len()));
     }
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(ChatError::TextControlChars);
     }
     Ok(text)

@@ -1,0 +1,212 @@
+//! Shared test harness: a real server on an ephemeral loopback port, a native gRPC client
+//! (HTTP/2) and a minimal grpc-web client over HTTP/1.1 that reads frames as they arrive.
+#![allow(dead_code)]
+
+use std::{net::SocketAddr, time::Duration};
+
+use bytes::{Buf, Bytes, BytesMut};
+use chat_proto::{chat_service_client::ChatServiceClient, MessageRequest};
+use chat_server::{app, Config, Shutdown};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use prost::Message;
+use tokio::{net::TcpListener, task::JoinHandle};
+use tonic::transport::Channel;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub shutdown: Shutdown,
+    pub task: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(Config::for_tests()).await
+    }
+
+    pub async fn start_with(config: Config) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(app::serve(listener, config, shutdown.clone()));
+        TestServer {
+            addr,
+            shutdown,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn client(&self) -> ChatServiceClient<Channel> {
+        ChatServiceClient::new(self.channel().await)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    pub fn web(&self) -> GrpcWeb {
+        GrpcWeb { addr: self.addr }
+    }
+}
+
+pub fn req(user: &str, room: &str, text: &str) -> MessageRequest {
+    MessageRequest {
+        username: user.into(),
+        message: text.into(),
+        room: room.into(),
+    }
+}
+
+/// Awaits `fut` or fails the test after `WAIT`.
+pub async fn within<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::time::timeout(WAIT, fut).await.expect("timed out")
+}
+
+/// grpc-web (binary, `application/grpc-web+proto`) over a fresh HTTP/1.1 connection, as a
+/// browser sends it.
+pub struct GrpcWeb {
+    pub addr: SocketAddr,
+}
+
+pub struct WebResponse {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    body: Incoming,
+    buf: BytesMut,
+    pub trailers: Option<String>,
+}
+
+impl GrpcWeb {
+    /// Sends one request message to `/grpcchat.ChatService/{method}`.
+    pub async fn call(&self, method: &str, msg: &impl Message) -> WebResponse {
+        let mut body = BytesMut::new();
+        let payload = msg.encode_to_vec();
+        body.extend_from_slice(&[0]);
+        body.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        body.extend_from_slice(&payload);
+        let req = http::Request::post(format!(
+            "http://{}/grpcchat.ChatService/{method}",
+            self.addr
+        ))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header("accept", "application/grpc-web+proto")
+        .body(Full::new(body.freeze()))
+        .unwrap();
+        let res = self.send(req).await;
+        let (parts, body) = res.into_parts();
+        WebResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            buf: BytesMut::new(),
+            trailers: None,
+        }
+    }
+
+    pub async fn send<B>(&self, req: http::Request<B>) -> http::Response<Incoming>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        sender.send_request(req).await.unwrap()
+    }
+}
+
+impl WebResponse {
+    /// The next data message, or None once the trailer frame (or the end) is reached.
+    pub async fn next<M: Message + Default>(&mut self) -> Option<M> {
+        loop {
+            if self.buf.len() >= 5 {
+                let len = u32::from_be_bytes(self.buf[1..5].try_into().unwrap()) as usize;
+                if self.buf.len() >= 5 + len {
+                    let flag = self.buf[0];
+                    self.buf.advance(5);
+                    let frame = self.buf.split_to(len).freeze();
+                    if flag & 0x80 != 0 {
+                        self.trailers = Some(String::from_utf8_lossy(&frame).into_owned());
+                        return None;
+                    }
+                    return Some(M::decode(frame).expect("valid protobuf"));
+                }
+            }
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// grpc-status from the headers (trailers-only responses) or the trailer frame.
+    pub fn grpc_status(&self) -> Option<String> {
+        header_status(&self.headers).or_else(|| {
+            self.trailers.as_ref().and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("grpc-status:").map(|v| v.trim().to_owned()))
+            })
+        })
+    }
+
+    pub fn grpc_message(&self) -> Option<String> {
+        self.headers
+            .get("grpc-message")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .or_else(|| {
+                self.trailers.as_ref().and_then(|t| {
+                    t.lines()
+                        .find_map(|l| l.strip_prefix("grpc-message:").map(|v| v.trim().to_owned()))
+                })
+            })
+            .map(|m| percent_decode(&m))
+    }
+
+    pub async fn body_text(self) -> String {
+        let bytes: Bytes = self.body.collect().await.unwrap().to_bytes();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+fn header_status(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
