@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs what building the app needs, each piece only when missing or at another
+# version, so a warm machine goes straight through. Sourced by run.sh and test.sh.
+# Nothing here downloads a prebuilt binary: tools come from crates.io and npm, and trunk
+# is pointed at them so it never fetches its own.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TRUNK_VERSION="0.21.14" # newer trunk needs a newer rustc than this machine's 1.95
+export PATH="$HOME/.cargo/bin:$ROOT/frontend/node_modules/.bin:$PATH"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+rust_target() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    step "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+}
+
+trunk_tool() {
+  if [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
+    step "installing trunk $TRUNK_VERSION (takes several minutes once)"
+    cargo install --locked trunk --version "$TRUNK_VERSION"
+  fi
+}
+
+wasm_bindgen_tool() {
+  # Must equal the wasm-bindgen crate in Cargo.lock, or trunk would try to download one.
+  local want
+  want="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock")"
+  if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $want" ]; then
+    step "installing wasm-bindgen-cli $want"
+    # Not --locked: its lockfile pins a crate version the registry no longer serves.
+    cargo install wasm-bindgen-cli --version "$want"
+  fi
+}
+
+node_tools() {
+  # binaryen's wasm-opt (Debian's is too old: its output fails at runtime in Chromium)
+  # and playwright-core for the browser test.
+  local stamp="$ROOT/frontend/node_modules/.package-lock.json"
+  if [ ! -f "$stamp" ] || [ "$ROOT/frontend/package-lock.json" -nt "$stamp" ]; then
+    step "installing the frontend's node tools"
+    (cd "$ROOT/frontend" && npm ci --no-audit --no-fund)
+  fi
+}
+
+browser() {
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    step "installing Chromium for the browser tests"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+  fi
+}
+
+build_frontend() {
+  step "building the frontend (trunk, release)"
+  (cd "$ROOT" && trunk build --release)
+}
+
+setup_build_tools() {
+  rust_target
+  trunk_tool
+  wasm_bindgen_tool
+  node_tools
+}

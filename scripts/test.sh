@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Every test, from a fresh clone: unit and integration tests of the Rust crates, then the
+# frontend built as users get it (release, wasm-opt) and driven in headless Chromium.
+# .ci/run calls exactly this.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+cd "$ROOT"
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+
+setup_build_tools
+browser
+
+step "formatting"
+cargo fmt --all -- --check
+
+step "Rust tests"
+cargo test --workspace --color never 2>&1 | tee -a "$log"
+
+step "browser end-to-end tests"
+build_frontend
+cargo build -p chat-server -p chat-cli
+node --test --test-reporter=spec frontend/e2e/ 2>&1 | tee -a "$log"
+
+# One closing line for the whole run.
+passed=$(( $(grep -oE 'test result: [a-z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}') \
+  + $(grep -oE '^ℹ pass [0-9]+' "$log" | awk '{s+=$3} END {print s+0}') ))
+failed=$(( $(grep -oE '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}') \
+  + $(grep -oE '^ℹ fail [0-9]+' "$log" | awk '{s+=$3} END {print s+0}') ))
+echo
+echo "all: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
