@@ -1,1 +1,19 @@
-fn main() {}
+//! The chat page: a Leptos client-side app that talks grpc-web to chat-server.
+//! `main` only mounts it; `app` decides between the name prompt and the room.
+
+mod app;
+mod backoff;
+mod client;
+mod composer;
+mod connection_badge;
+mod feed;
+mod message_list;
+mod name;
+mod name_prompt;
+mod timeline;
+
+fn main() {
+    // Panics otherwise vanish into "unreachable executed"; the hook puts them in the console.
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(app::App);
+}

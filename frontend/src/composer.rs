@@ -1,0 +1,66 @@
+//! Where a person writes: Enter sends, Shift+Enter adds a line. The text stays in the box
+//! until the server has accepted it, so a failed send (shown right under the box with the
+//! server's own reason) loses nothing.
+
+use leptos::ev::KeyboardEvent;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::client::ChatClient;
+
+#[component]
+pub fn Composer(client: ChatClient, me: Signal<String>, room: &'static str) -> impl IntoView {
+    let (text, set_text) = signal(String::new());
+    let (error, set_error) = signal(None::<String>);
+    let (sending, set_sending) = signal(false);
+    let client = StoredValue::new_local(client);
+
+    let send = move || {
+        if sending.get_untracked() {
+            return;
+        }
+        let body = text.get_untracked();
+        let client = client.get_value();
+        set_sending.set(true);
+        spawn_local(async move {
+            match client.send(&me.get_untracked(), &body, room).await {
+                Ok(_) => {
+                    set_error.set(None);
+                    // Only clear what was sent: the person may have kept typing meanwhile.
+                    if text.get_untracked() == body {
+                        set_text.set(String::new());
+                    }
+                }
+                Err(e) => set_error.set(Some(e.message)),
+            }
+            set_sending.set(false);
+        });
+    };
+    let on_keydown = move |ev: KeyboardEvent| {
+        // is_composing: Enter that confirms an IME candidate must not send.
+        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+            ev.prevent_default();
+            send();
+        }
+    };
+
+    view! {
+        <form class="composer" on:submit=move |ev| { ev.prevent_default(); send(); }>
+            <textarea
+                data-testid="composer-input"
+                rows="2"
+                placeholder="Write a message\u{2026}"
+                aria-label="Message"
+                prop:value=text
+                on:input=move |ev| set_text.set(event_target_value(&ev))
+                on:keydown=on_keydown
+            ></textarea>
+            <button type="submit" data-testid="composer-send" disabled=sending>"Send"</button>
+            <Show when=move || error.with(Option::is_some)>
+                <p class="error" role="alert" data-testid="composer-error">
+                    {move || error.get().unwrap_or_default()}
+                </p>
+            </Show>
+        </form>
+    }
+}

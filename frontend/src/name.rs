@@ -1,0 +1,62 @@
+//! The display name a person chats under: the server's rules mirrored here so the prompt
+//! can explain a bad name before anything is sent, and the chosen name remembered in
+//! localStorage so a reload goes straight back into the room.
+
+const STORAGE_KEY: &str = "chat.name";
+const MAX_CHARS: usize = 32;
+
+/// Trims the input and checks it; the error text is shown under the name field.
+pub fn validate(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err("Please enter a name.".into());
+    }
+    if name.chars().count() > MAX_CHARS {
+        return Err(format!("A name can be at most {MAX_CHARS} characters."));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(format!(
+            "\u{201c}{bad}\u{201d} is not allowed: use letters, digits, _ - or ."
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    // Private modes may refuse storage; the page then just asks for the name every time.
+    web_sys::window()?.local_storage().ok()?
+}
+
+/// The remembered name, if there is one and it is still valid.
+pub fn load_saved() -> Option<String> {
+    let saved = storage()?.get_item(STORAGE_KEY).ok()??;
+    validate(&saved).ok()
+}
+
+pub fn save(name: &str) {
+    if let Some(storage) = storage() {
+        let _ = storage.set_item(STORAGE_KEY, name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate;
+
+    #[test]
+    fn accepts_server_alphabet_and_trims() {
+        assert_eq!(validate("  a.b_c-9 ").as_deref(), Ok("a.b_c-9"));
+        assert!(validate(&"x".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn rejects_empty_long_and_odd_chars() {
+        assert!(validate("   ").is_err());
+        assert!(validate(&"x".repeat(33)).is_err());
+        assert!(validate("bob smith").is_err());
+        assert!(validate("<b>").is_err());
+    }
+}
