@@ -5,7 +5,7 @@
 const STORAGE_KEY: &str = "chat.name";
 const MAX_CHARS: usize = 32;
 
-/// Trims the input and checks it; the error text is shown under the name field.
+/// Trims the input and checks it (letters of any script, like the server); the error text is shown under the name field.
 pub fn validate(raw: &str) -> Result<String, String> {
     let name = raw.trim();
     if name.is_empty() {
@@ -16,7 +16,7 @@ pub fn validate(raw: &str) -> Result<String, String> {
     }
     if let Some(bad) = name
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')))
     {
         return Err(format!(
             "\u{201c}{bad}\u{201d} is not allowed: use letters, digits, _ - or ."

@@ -1,0 +1,173 @@
+// The chat as people use it: the release build served by a real chat-server, driven in
+// headless Chromium (two or three people, each in their own browser context) and by
+// chat-cli as a native gRPC client. Run after `cargo build` and `trunk build --release`:
+//   node --test frontend/e2e/
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  ChatCli, ChatServer, Person, TIMEOUT, freePort, launchBrowser, sleep, until,
+} from './harness.mjs';
+
+const XSS = '<img src=x onerror=alert(1)>';
+
+describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
+  let server;
+  let browser;
+  let alice;
+  let bob;
+  const people = [];
+
+  // Every failure report carries what the server and the pages said.
+  const step = (name, fn, opts = {}) =>
+    it(name, { timeout: 6 * TIMEOUT, ...opts }, async () => {
+      try {
+        await fn();
+      } catch (err) {
+        console.error(`\n--- chat-server output ---\n${server?.log.text ?? '(not started)'}`);
+        for (const p of people) console.error(`--- page console (${p.name}) ---\n${p.console.join('\n')}`);
+        throw err;
+      }
+    });
+
+  const open = async (name) => {
+    const person = await Person.open(browser, server.url);
+    person.name = name;
+    people.push(person);
+    return person;
+  };
+
+  /** No message id shown twice on any page. */
+  const assertNoDuplicates = async () => {
+    for (const p of people) {
+      const ids = (await p.messages()).map((m) => m.id);
+      assert.equal(new Set(ids).size, ids.length, `${p.name} shows a message twice: ${ids}`);
+    }
+  };
+
+  before(async () => {
+    server = new ChatServer(await freePort());
+    await server.start();
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    for (const p of people) await p.close();
+    await browser?.close().catch(() => {});
+    await server?.stop();
+  });
+
+  step('the page mounts, checks the name and joins', async () => {
+    alice = await open('alice');
+    // The wasm app actually ran (a broken wasm-opt pass would leave an empty body).
+    await alice.page.locator('[data-testid=name-input]').waitFor({ state: 'visible' });
+    await alice.page.locator('[data-testid=name-input]').fill('not a name!');
+    await alice.page.locator('[data-testid=name-submit]').click();
+    await alice.page.locator('[data-testid=name-error]').waitFor();
+    await alice.join('alice');
+
+    bob = await open('bob');
+    await bob.join('bob');
+  });
+
+  step('a message typed in one page appears in the other, marked as mine only for the sender', async () => {
+    const text = `hello bob ${Date.now()}`;
+    await alice.sendOk(text);
+    const atBob = await bob.message(text);
+    const atAlice = await alice.message(text);
+    assert.equal(await atBob.locator('[data-testid=message-user]').textContent(), 'alice');
+    assert.match(await atBob.locator('[data-testid=message-time]').textContent(), /^\d\d:\d\d$/);
+    assert.equal(await atAlice.getAttribute('data-id'), await atBob.getAttribute('data-id'));
+    assert.ok(await atAlice.evaluate((el) => el.classList.contains('mine')), 'sender sees it as mine');
+    assert.ok(!(await atBob.evaluate((el) => el.classList.contains('mine'))), 'receiver does not');
+
+    // Shift+Enter is a newline, not a send.
+    const box = bob.page.locator('[data-testid=composer-input]');
+    await box.fill('two');
+    await box.press('Shift+Enter');
+    await box.pressSequentially('lines');
+    assert.equal(await box.inputValue(), 'two\nlines');
+    await box.press('Enter');
+    await alice.message('two\nlines');
+    await assertNoDuplicates();
+  });
+
+  step('a server error is shown at the composer and the typed text is kept', async () => {
+    await alice.send('   ');
+    const error = alice.page.locator('[data-testid=composer-error]');
+    await error.waitFor();
+    assert.match(await error.textContent(), /message is empty/);
+    assert.equal(await alice.page.locator('[data-testid=composer-input]').inputValue(), '   ');
+    // The next good send clears the error.
+    await alice.sendOk(`error cleared ${Date.now()}`);
+    await error.waitFor({ state: 'detached' });
+  });
+
+  step('chat-cli and the browsers see each other', { skip: !ChatCli.available() && 'chat-cli not built' }, async () => {
+    const carol = new ChatCli('carol', server.url);
+    try {
+      // Carol's line arriving proves her Broadcast stream is open, so she will hear Bob.
+      const fromCli = `hi from the terminal ${Date.now()}`;
+      carol.say(fromCli);
+      const row = await alice.message(fromCli);
+      assert.equal(await row.locator('[data-testid=message-user]').textContent(), 'carol');
+      await bob.message(fromCli);
+
+      const fromBrowser = `hi carol ${Date.now()}`;
+      await bob.sendOk(fromBrowser);
+      const line = new RegExp(`^\\d\\d:\\d\\d:\\d\\d \\[bob\\]: ${fromBrowser}$`, 'm');
+      await until('the browser message on chat-cli stdout', async () => line.test(carol.out.text));
+    } catch (err) {
+      console.error(`--- chat-cli stdout ---\n${carol.out.text}\n--- chat-cli stderr ---\n${carol.err.text}`);
+      throw err;
+    } finally {
+      await carol.close();
+    }
+  });
+
+  step('markup in a message is shown as text, never run', async () => {
+    await alice.sendOk(XSS);
+    const row = await bob.message(XSS);
+    assert.equal(await row.locator('[data-testid=message-text]').textContent(), XSS);
+    await sleep(1000); // an injected onerror would fire by now
+    for (const p of [alice, bob]) {
+      assert.equal(await p.page.locator('[data-testid=messages] img').count(), 0);
+      assert.deepEqual(p.dialogs, [], `${p.name} saw a dialog`);
+    }
+  });
+
+  step('after a server restart the pages reconnect by themselves and stay in sync', async () => {
+    await server.kill();
+    await Promise.all([alice.waitForState('reconnecting'), bob.waitForState('reconnecting')]);
+    await server.start();
+    // Backoff is capped at 10 s; allow a few rounds.
+    await Promise.all([alice.waitForState('live', 3 * TIMEOUT), bob.waitForState('live', 3 * TIMEOUT)]);
+
+    const text = `after the restart ${Date.now()}`;
+    await alice.sendOk(text);
+    await bob.message(text);
+    // The new server has a new epoch and empty history: the old messages are dropped,
+    // not mixed with the new ids.
+    await until('bob to show only the new conversation', async () => {
+      const shown = await bob.messages();
+      return shown.length === 1 && shown[0].text === text;
+    });
+    await assertNoDuplicates();
+  });
+
+  step('a newly opened page shows the recent history and a reload remembers the name', async () => {
+    const before = (await alice.messages()).map((m) => m.text);
+    assert.ok(before.length > 0);
+    const dave = await open('dave');
+    await dave.join('dave');
+    await until('history in the new page', async () => {
+      const shown = (await dave.messages()).map((m) => m.text);
+      return JSON.stringify(shown) === JSON.stringify(before);
+    });
+
+    await dave.page.reload();
+    await dave.page.locator('[data-testid=me]', { hasText: 'dave' }).waitFor();
+    assert.equal(await dave.page.locator('[data-testid=name-input]').count(), 0);
+    await dave.waitForState('live');
+    await dave.message(before.at(-1));
+  });
+});

@@ -1,0 +1,232 @@
+// Shared pieces of the browser end-to-end test: a real chat-server on a free loopback
+// port (restartable on the same port, to simulate a crash), chat-cli as a native client,
+// and headless Chromium through playwright-core. Everything started here is stopped here.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const SERVER_BIN = process.env.CHAT_SERVER_BIN || path.join(ROOT, 'target/debug/chat-server');
+const CLI_BIN = process.env.CHAT_CLI_BIN || path.join(ROOT, 'target/debug/chat-cli');
+const DIST = process.env.CHAT_DIST_DIR || path.join(ROOT, 'dist');
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+
+// CI runs on two slow cores: generous, but every wait has an end.
+export const TIMEOUT = Number(process.env.E2E_TIMEOUT_MS || 30_000);
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` until it returns a truthy value or `ms` pass. */
+export async function until(what, check, ms = TIMEOUT) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value) return value;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Keeps the tail of a child's output for failure reports. */
+function capture(stream, sink) {
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk) => {
+    sink.text += chunk;
+    if (sink.text.length > 200_000) sink.text = sink.text.slice(-100_000);
+  });
+}
+
+/** chat-server serving dist/ on a fixed port, so a restart keeps the pages' URL. */
+export class ChatServer {
+  constructor(port) {
+    this.port = port;
+    this.url = `http://127.0.0.1:${port}`;
+    this.log = { text: '' };
+    this.child = null;
+  }
+
+  async start() {
+    for (const [what, file] of [['chat-server binary', SERVER_BIN], ['built frontend', path.join(DIST, 'index.html')]]) {
+      if (!existsSync(file)) throw new Error(`${what} missing: ${file} (run cargo build and trunk build --release first)`);
+    }
+    this.log.text += `\n--- starting ${SERVER_BIN} on port ${this.port} ---\n`;
+    const child = spawn(SERVER_BIN, ['--addr', `127.0.0.1:${this.port}`, '--static-dir', DIST], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    capture(child.stdout, this.log);
+    capture(child.stderr, this.log);
+    const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    this.exited = exited;
+    // Ready when it serves the page (static files and API share the port).
+    await until(`chat-server on ${this.url}`, async () => {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`chat-server exited early (${child.exitCode ?? child.signalCode})`);
+      }
+      const res = await fetch(`${this.url}/`, { signal: AbortSignal.timeout(2000) });
+      return res.ok;
+    }).catch((err) => {
+      if (child.exitCode !== null) throw new Error(`chat-server exited with ${child.exitCode}:\n${this.log.text}`);
+      throw err;
+    });
+  }
+
+  /** Like a crash: no graceful shutdown, in-memory history is lost. */
+  async kill() {
+    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
+  async stop() {
+    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill('SIGTERM');
+    const done = await Promise.race([this.exited.then(() => true), sleep(5000).then(() => false)]);
+    if (!done) await this.kill();
+  }
+}
+
+/** chat-cli with stdin piped in and stdout collected. */
+export class ChatCli {
+  constructor(name, serverUrl) {
+    this.out = { text: '' };
+    this.err = { text: '' };
+    this.child = spawn(CLI_BIN, ['--name', name, '--server', serverUrl], {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    capture(this.child.stdout, this.out);
+    capture(this.child.stderr, this.err);
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+  }
+
+  static available() {
+    return existsSync(CLI_BIN);
+  }
+
+  say(line) {
+    this.child.stdin.write(`${line}\n`);
+  }
+
+  /** Ends stdin (chat-cli then waits for its echoes and exits); kills it if it lingers. */
+  async close() {
+    if (this.child.exitCode !== null) return this.child.exitCode;
+    this.child.stdin.end();
+    const code = await Promise.race([this.exited, sleep(15_000).then(() => 'timeout')]);
+    if (code === 'timeout') {
+      this.child.kill('SIGKILL');
+      await this.exited;
+    }
+    return code;
+  }
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: TIMEOUT * 2,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** One person: a fresh browser context (own localStorage) with the page open. */
+export class Person {
+  static async open(browser, url) {
+    const context = await browser.newContext();
+    context.setDefaultTimeout(TIMEOUT);
+    const page = await context.newPage();
+    const person = new Person(context, page);
+    page.on('dialog', (dialog) => {
+      person.dialogs.push(dialog.message());
+      dialog.dismiss().catch(() => {});
+    });
+    page.on('pageerror', (err) => person.console.push(`pageerror: ${err.message}`));
+    page.on('console', (msg) => person.console.push(`${msg.type()}: ${msg.text()}`));
+    await page.goto(url);
+    return person;
+  }
+
+  constructor(context, page) {
+    this.context = context;
+    this.page = page;
+    this.dialogs = [];
+    this.console = [];
+  }
+
+  /** Picks a name on the prompt and waits until the feed is live. */
+  async join(name) {
+    const input = this.page.locator('[data-testid=name-input]');
+    await input.waitFor({ state: 'visible' });
+    await input.fill(name);
+    await this.page.locator('[data-testid=name-submit]').click();
+    await this.page.locator('[data-testid=me]', { hasText: name }).waitFor();
+    await this.waitForState('live');
+  }
+
+  async waitForState(state, timeout = TIMEOUT) {
+    await this.page.locator(`[data-testid=connection][data-state=${state}]`).waitFor({ timeout });
+  }
+
+  /** Types into the composer and presses Enter. */
+  async send(text) {
+    const box = this.page.locator('[data-testid=composer-input]');
+    await box.fill(text);
+    await box.press('Enter');
+  }
+
+  /** Sends and waits for the composer to clear, i.e. the server accepted it. */
+  async sendOk(text) {
+    await this.send(text);
+    await until(`composer to clear after sending ${JSON.stringify(text)}`, async () =>
+      (await this.page.locator('[data-testid=composer-input]').inputValue()) === '');
+  }
+
+  /** The message row whose text is exactly `text` (waits for it). */
+  async message(text, timeout = TIMEOUT) {
+    const row = this.page
+      .locator('li[data-testid=message]')
+      .filter({ has: this.page.locator('[data-testid=message-text]', { hasText: text }) })
+      .last();
+    await row.waitFor({ timeout });
+    return row;
+  }
+
+  /** All shown messages as {id, user, text, mine}. */
+  async messages() {
+    return this.page.$$eval('li[data-testid=message]', (rows) =>
+      rows.map((row) => ({
+        id: row.getAttribute('data-id'),
+        user: row.querySelector('[data-testid=message-user]')?.textContent,
+        text: row.querySelector('[data-testid=message-text]')?.textContent,
+        mine: row.classList.contains('mine'),
+      })));
+  }
+
+  async close() {
+    await this.context.close().catch(() => {});
+  }
+}
