@@ -1,5 +1,5 @@
 //! `chat-server`: parses the config, binds, serves until Ctrl-C or SIGTERM.
-use std::time::Duration;
+use std::{io::IsTerminal, time::Duration};
 
 use chat_server::{app, Config, Shutdown};
 use clap::Parser;
@@ -13,6 +13,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
         .init();
     let config = Config::parse();
     let listener = TcpListener::bind(config.addr).await?;

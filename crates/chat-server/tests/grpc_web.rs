@@ -75,6 +75,22 @@ async fn unary_and_server_streaming_over_http1() {
 }
 
 #[tokio::test]
+async fn grpc_web_over_http2_streams_too() {
+    let server = TestServer::start().await;
+    let web = server.web_h2();
+    let mut feed = web.call("Subscribe", &SubscribeRequest::default()).await;
+    assert_eq!(feed.status, 200);
+    let welcome: ChatEvent = within(feed.next()).await.unwrap();
+    assert!(matches!(welcome.event, Some(Event::Welcome(_))));
+    let mut sent = web.call("SendMessage", &req("h2", "", "over h2")).await;
+    let sent: MessageResponse = within(sent.next()).await.unwrap();
+    let Some(Event::Message(got)) = within(feed.next::<ChatEvent>()).await.unwrap().event else {
+        panic!()
+    };
+    assert_eq!(got, sent);
+}
+
+#[tokio::test]
 async fn errors_reach_the_browser_as_grpc_status() {
     let server = TestServer::start().await;
     let mut res = server

@@ -55,8 +55,20 @@ impl TestServer {
             .unwrap()
     }
 
+    /// grpc-web over HTTP/1.1, as most browsers reach a plain-HTTP server.
     pub fn web(&self) -> GrpcWeb {
-        GrpcWeb { addr: self.addr }
+        GrpcWeb {
+            addr: self.addr,
+            http2: false,
+        }
+    }
+
+    /// grpc-web over HTTP/2 (cleartext, prior knowledge), as a browser behind an h2 proxy.
+    pub fn web_h2(&self) -> GrpcWeb {
+        GrpcWeb {
+            addr: self.addr,
+            http2: true,
+        }
     }
 }
 
@@ -73,10 +85,11 @@ pub async fn within<F: std::future::Future>(fut: F) -> F::Output {
     tokio::time::timeout(WAIT, fut).await.expect("timed out")
 }
 
-/// grpc-web (binary, `application/grpc-web+proto`) over a fresh HTTP/1.1 connection, as a
-/// browser sends it.
+/// grpc-web (binary, `application/grpc-web+proto`) over a fresh connection, as a browser
+/// sends it.
 pub struct GrpcWeb {
     pub addr: SocketAddr,
+    pub http2: bool,
 }
 
 pub struct WebResponse {
