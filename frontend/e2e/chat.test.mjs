@@ -18,7 +18,7 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
   const people = [];
 
   // Every failure report carries what the server and the pages said.
-  const step = (name, fn, opts = {}) =>
+  const step = (name, opts, fn) =>
     it(name, { timeout: 6 * TIMEOUT, ...opts }, async () => {
       try {
         await fn();
@@ -56,7 +56,7 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     await server?.stop();
   });
 
-  step('the page mounts, checks the name and joins', async () => {
+  step('the page mounts, checks the name and joins', {}, async () => {
     alice = await open('alice');
     // The wasm app actually ran (a broken wasm-opt pass would leave an empty body).
     await alice.page.locator('[data-testid=name-input]').waitFor({ state: 'visible' });
@@ -69,7 +69,7 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     await bob.join('bob');
   });
 
-  step('a message typed in one page appears in the other, marked as mine only for the sender', async () => {
+  step('a message typed in one page appears in the other, marked as mine only for the sender', {}, async () => {
     const text = `hello bob ${Date.now()}`;
     await alice.sendOk(text);
     const atBob = await bob.message(text);
@@ -91,7 +91,7 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     await assertNoDuplicates();
   });
 
-  step('a server error is shown at the composer and the typed text is kept', async () => {
+  step('a server error is shown at the composer and the typed text is kept', {}, async () => {
     await alice.send('   ');
     const error = alice.page.locator('[data-testid=composer-error]');
     await error.waitFor();
@@ -124,7 +124,7 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     }
   });
 
-  step('markup in a message is shown as text, never run', async () => {
+  step('markup in a message is shown as text, never run', {}, async () => {
     await alice.sendOk(XSS);
     const row = await bob.message(XSS);
     assert.equal(await row.locator('[data-testid=message-text]').textContent(), XSS);
@@ -135,7 +135,7 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     }
   });
 
-  step('after a server restart the pages reconnect by themselves and stay in sync', async () => {
+  step('after a server restart the pages reconnect by themselves and stay in sync', {}, async () => {
     await server.kill();
     await Promise.all([alice.waitForState('reconnecting'), bob.waitForState('reconnecting')]);
     await server.start();
@@ -154,7 +154,7 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     await assertNoDuplicates();
   });
 
-  step('a newly opened page shows the recent history and a reload remembers the name', async () => {
+  step('a newly opened page shows the recent history and a reload remembers the name', {}, async () => {
     const before = (await alice.messages()).map((m) => m.text);
     assert.ok(before.length > 0);
     const dave = await open('dave');
