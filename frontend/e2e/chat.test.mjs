@@ -154,6 +154,22 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     await assertNoDuplicates();
   });
 
+  step('the list follows new messages only while scrolled to the bottom', {}, async () => {
+    const list = bob.page.locator('[data-testid=messages]');
+    const gap = () => list.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
+    for (let i = 0; i < 25; i += 1) await alice.sendOk(`filler ${i}\nsecond line`);
+    await bob.message('filler 24');
+    await until('bob scrolled to the newest', async () => (await gap()) <= 2);
+    assert.ok(await list.evaluate((el) => el.scrollHeight > el.clientHeight), 'list overflows');
+
+    // Reading older messages: a new arrival must not pull the reader down.
+    await list.evaluate((el) => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); });
+    await alice.sendOk('while bob reads');
+    await bob.message('while bob reads');
+    await sleep(300);
+    assert.equal(await list.evaluate((el) => el.scrollTop), 0);
+  });
+
   step('a newly opened page shows the recent history and a reload remembers the name', {}, async () => {
     const before = (await alice.messages()).map((m) => m.text);
     assert.ok(before.length > 0);

@@ -110,6 +110,17 @@ impl Feed {
             match stream.next().await {
                 Ok(Some(FeedEvent::Welcome(w))) => {
                     self.timeline.update(|t| t.welcome(w.epoch, w.reset));
+                    // after_id 0 means "live only" to the server, so with nothing seen yet
+                    // (empty room at load, or emptied by a reset) whatever was posted
+                    // before this stream began would be skipped: fetch it explicitly.
+                    if !w.reset && after_id == 0 && w.last_id > 0 {
+                        match client.history(room, w.last_id + 1, HISTORY_PAGE).await {
+                            Ok(page) => self
+                                .timeline
+                                .update(|t| t.load_history(page.epoch, page.messages)),
+                            Err(e) => return warn!("history after welcome failed: {}", e.message),
+                        }
+                    }
                     self.state.set(ConnState::Live);
                     *attempt = 0;
                 }

@@ -28,14 +28,19 @@ impl Timeline {
         &self.messages
     }
 
-    /// A History page (oldest first). A different epoch replaces what was shown.
+    /// A History page (oldest first). A different epoch replaces what was shown; in the
+    /// same epoch the page is merged by id, since it may overlap or precede live messages.
     pub fn load_history(&mut self, epoch: u64, page: Vec<MessageResponse>) {
         if epoch != self.epoch {
             self.reset(epoch);
         }
         for message in page {
-            self.push(message);
+            if let Err(at) = self.messages.binary_search_by_key(&message.id, |m| m.id) {
+                self.last_id = self.last_id.max(message.id);
+                self.messages.insert(at, message);
+            }
         }
+        self.trim();
     }
 
     /// The Welcome that opens every Subscribe stream.
@@ -52,11 +57,15 @@ impl Timeline {
         }
         self.last_id = message.id;
         self.messages.push(message);
+        self.trim();
+        true
+    }
+
+    fn trim(&mut self) {
         if self.messages.len() > MAX_SHOWN {
             let excess = self.messages.len() - MAX_SHOWN;
             self.messages.drain(..excess);
         }
-        true
     }
 
     fn reset(&mut self, epoch: u64) {
@@ -103,6 +112,20 @@ mod tests {
         assert_eq!(t.epoch(), 9);
         assert!(t.push(msg(1)));
         assert_eq!(ids(&t), [1]);
+    }
+
+    #[test]
+    fn late_history_page_merges_under_live_messages() {
+        let mut t = Timeline::default();
+        t.welcome(7, false);
+        t.push(msg(5));
+        t.load_history(7, vec![msg(2), msg(3), msg(5)]);
+        assert_eq!(ids(&t), [2, 3, 5]);
+        assert_eq!(t.last_id(), 5);
+        assert!(
+            !t.push(msg(4)),
+            "older than the newest seen: a replay, not new"
+        );
     }
 
     #[test]
