@@ -267,8 +267,15 @@ async fn history_pages_backwards() {
     let oldest = client.history(page(11, 60)).await.unwrap().into_inner();
     assert_eq!(oldest.messages.len(), 10);
     assert!(!oldest.has_more);
+    for i in 121..=250 {
+        client
+            .send_message(req("a", "paging", &format!("m{i}")))
+            .await
+            .unwrap();
+    }
     let capped = client.history(page(0, 10_000)).await.unwrap().into_inner();
-    assert_eq!(capped.messages.len(), 120.min(200));
+    assert_eq!(capped.messages.len(), 200, "pages are capped");
+    assert_eq!(capped.messages.first().unwrap().id, 51);
     // Rooms are separate and an unknown room is empty.
     let general = client
         .history(HistoryRequest {
