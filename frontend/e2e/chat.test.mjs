@@ -185,5 +185,18 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     assert.equal(await dave.page.locator('[data-testid=name-input]').count(), 0);
     await dave.waitForState('live');
     await dave.message(before.at(-1));
+
+    // Changing the name: prefilled prompt, cancel keeps the old one, a new one is remembered.
+    const change = dave.page.getByRole('button', { name: 'Change name' });
+    await change.click();
+    assert.equal(await dave.page.locator('[data-testid=name-input]').inputValue(), 'dave');
+    await dave.page.getByRole('button', { name: 'Cancel' }).click();
+    await dave.page.locator('[data-testid=me]', { hasText: 'dave' }).waitFor();
+    await change.click();
+    await dave.join('dave.2');
+    await dave.sendOk('renamed');
+    assert.ok(await (await dave.message('renamed')).evaluate((el) => el.classList.contains('mine')));
+    await dave.page.reload();
+    await dave.page.locator('[data-testid=me]', { hasText: 'dave.2' }).waitFor();
   });
 });

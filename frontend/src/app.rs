@@ -36,7 +36,12 @@ pub fn App() -> impl IntoView {
     view! {
         <Show
             when=move || !choosing_name.get()
-            fallback=move || view! { <NamePrompt initial=me.get_untracked().unwrap_or_default() on_join /> }
+            fallback=move || {
+                let current = me.get_untracked();
+                // Only someone who already has a name can go back without choosing one.
+                let on_cancel = current.is_some().then(|| Callback::new(move |()| choosing_name.set(false)));
+                view! { <NamePrompt initial=current.unwrap_or_default() on_join on_cancel /> }
+            }
         >
             <div class="room">
                 <header class="topbar">

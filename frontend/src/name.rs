@@ -18,9 +18,11 @@ pub fn validate(raw: &str) -> Result<String, String> {
         .chars()
         .find(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')))
     {
-        return Err(format!(
-            "\u{201c}{bad}\u{201d} is not allowed: use letters, digits, _ - or ."
-        ));
+        let what = match bad {
+            c if c.is_whitespace() => "Spaces are".to_owned(),
+            c => format!("\u{201c}{c}\u{201d} is"),
+        };
+        return Err(format!("{what} not allowed: use letters, digits, _ - or ."));
     }
     Ok(name.to_owned())
 }

@@ -7,7 +7,12 @@ use leptos::prelude::*;
 use crate::name;
 
 #[component]
-pub fn NamePrompt(initial: String, on_join: Callback<String>) -> impl IntoView {
+pub fn NamePrompt(
+    initial: String,
+    on_join: Callback<String>,
+    /// Offered when changing an existing name: go back to the room unchanged.
+    on_cancel: Option<Callback<()>>,
+) -> impl IntoView {
     let (value, set_value) = signal(initial);
     let (error, set_error) = signal(None::<String>);
     let on_submit = move |ev: SubmitEvent| {
@@ -35,6 +40,9 @@ pub fn NamePrompt(initial: String, on_join: Callback<String>) -> impl IntoView {
                 }
             />
             <button type="submit" data-testid="name-submit">"Join"</button>
+            {on_cancel.map(|cancel| view! {
+                <button type="button" class="link" on:click=move |_| cancel.run(())>"Cancel"</button>
+            })}
             <Show when=move || error.with(Option::is_some)>
                 <p class="error" role="alert" data-testid="name-error">
                     {move || error.get().unwrap_or_default()}
