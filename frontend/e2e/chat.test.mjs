@@ -135,6 +135,19 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     }
   });
 
+  step('a page that was offline shows it, comes back by itself and gets what it missed', {}, async () => {
+    await bob.context.setOffline(true);
+    await bob.waitForState('offline');
+    const missed = `while bob was offline ${Date.now()}`;
+    await alice.sendOk(missed);
+    await bob.context.setOffline(false);
+    await bob.waitForState('live', 2 * TIMEOUT);
+    // Resumed after its last id in the same epoch: the gap is replayed, nothing twice.
+    await bob.message(missed);
+    assert.deepEqual((await bob.messages()).map((m) => m.id), (await alice.messages()).map((m) => m.id));
+    await assertNoDuplicates();
+  });
+
   step('after a server restart the pages reconnect by themselves and stay in sync', {}, async () => {
     await server.kill();
     await Promise.all([alice.waitForState('reconnecting'), bob.waitForState('reconnecting')]);

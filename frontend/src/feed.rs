@@ -3,6 +3,10 @@
 //! epoch so the server replays exactly what was missed. It runs for the page's lifetime;
 //! components only read its two signals.
 
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::Poll;
+
 use chat_proto::MessageResponse;
 use leptos::logging::warn;
 use leptos::prelude::*;
@@ -11,7 +15,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::backoff;
-use crate::client::{ChatClient, FeedEvent};
+use crate::client::{ApiError, ChatClient, EventStream, FeedEvent};
+use crate::network::{self, WentOffline};
 use crate::timeline::Timeline;
 
 /// How many messages the page shows straight away on entering.
@@ -106,8 +111,12 @@ impl Feed {
             Ok(stream) => stream,
             Err(e) => return warn!("subscribe failed: {}", e.message),
         };
+        let mut offline = pin!(WentOffline::new());
         loop {
-            match stream.next().await {
+            let Some(event) = next_unless_offline(&mut stream, offline.as_mut()).await else {
+                return warn!("browser went offline; dropping the feed");
+            };
+            match event {
                 Ok(Some(FeedEvent::Welcome(w))) => {
                     self.timeline.update(|t| t.welcome(w.epoch, w.reset));
                     // after_id 0 means "live only" to the server, so with nothing seen yet
@@ -138,9 +147,9 @@ impl Feed {
     async fn wait_before_retry(&self, attempt: u32) {
         let mut left = backoff::delay_ms(attempt, js_sys::Math::random());
         loop {
-            if !browser_online() {
+            if !network::online() {
                 self.state.set(ConnState::Offline);
-                while !browser_online() {
+                while !network::online() {
                     sleep_ms(1000).await;
                 }
                 break;
@@ -167,10 +176,19 @@ impl Feed {
     }
 }
 
-fn browser_online() -> bool {
-    web_sys::window()
-        .map(|w| w.navigator().on_line())
-        .unwrap_or(true)
+/// The stream's next event, or `None` as soon as the browser reports going offline.
+async fn next_unless_offline(
+    stream: &mut EventStream,
+    mut offline: Pin<&mut WentOffline>,
+) -> Option<Result<Option<FeedEvent>, ApiError>> {
+    let mut next = pin!(stream.next());
+    poll_fn(|cx| {
+        if let Poll::Ready(event) = next.as_mut().poll(cx) {
+            return Poll::Ready(Some(event));
+        }
+        offline.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 /// A timer as a future (setTimeout wrapped in a Promise), avoiding a timer crate.

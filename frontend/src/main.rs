@@ -10,6 +10,7 @@ mod feed;
 mod message_list;
 mod name;
 mod name_prompt;
+mod network;
 mod timeline;
 
 fn main() {
