@@ -212,4 +212,11 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     await dave.page.reload();
     await dave.page.locator('[data-testid=me]', { hasText: 'dave.2' }).waitFor();
   });
+
+  step('no page threw (a Rust panic shows up as a page error)', {}, async () => {
+    for (const p of people) {
+      const errors = p.console.filter((line) => line.startsWith('pageerror') || line.includes('panicked'));
+      assert.deepEqual(errors, [], `${p.name}'s page reported errors`);
+    }
+  });
 });
