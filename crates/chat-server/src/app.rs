@@ -30,7 +30,7 @@ struct Dispatch {
 
 /// Builds the whole application. Health reports SERVING until shutdown starts.
 pub async fn router(config: &Config, hub: RoomHub, shutdown: Shutdown) -> io::Result<Router> {
-    let chat = ChatServiceServer::new(ChatApi::new(hub, shutdown.clone()))
+    let chat = ChatServiceServer::new(ChatApi::new(hub, shutdown.clone(), config.heartbeat_ms))
         .max_decoding_message_size(config.max_request_bytes);
 
     let (health, health_service) = tonic_health::server::health_reporter();

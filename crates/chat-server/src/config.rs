@@ -37,6 +37,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_SUBSCRIBER_QUEUE", default_value_t = 1024)]
     pub subscriber_queue: usize,
 
+    /// A Subscribe stream quiet for this long gets a heartbeat, so clients can tell a quiet
+    /// room from a dead connection and idle proxies keep it open. 0 turns them off.
+    #[arg(long, env = "CHAT_HEARTBEAT_MS", default_value_t = 15_000)]
+    pub heartbeat_ms: u32,
+
     /// Largest accepted request message, in bytes; bigger frames are refused.
     #[arg(long, env = "CHAT_MAX_REQUEST_BYTES", default_value_t = 16 * 1024)]
     pub max_request_bytes: usize,

@@ -1,10 +1,10 @@
 //! The gRPC handlers of `grpcchat.ChatService`. Thin on purpose: validate the request,
 //! call the hub, turn its result into protobuf. Rules live in `validate`, behaviour in
 //! `hub`/`room`, status codes in `error`.
-use std::pin::Pin;
+use std::{pin::Pin, time::Duration};
 
 use chat_proto::{
-    chat_event::Event, chat_service_server::ChatService, ChatEvent, HistoryRequest,
+    chat_event::Event, chat_service_server::ChatService, ChatEvent, Heartbeat, HistoryRequest,
     HistoryResponse, MessageRequest, MessageResponse, SubscribeRequest, Welcome,
 };
 use futures::{Stream, StreamExt};
@@ -20,11 +20,16 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + '
 pub struct ChatApi {
     hub: RoomHub,
     shutdown: Shutdown,
+    heartbeat_ms: u32,
 }
 
 impl ChatApi {
-    pub fn new(hub: RoomHub, shutdown: Shutdown) -> Self {
-        ChatApi { hub, shutdown }
+    pub fn new(hub: RoomHub, shutdown: Shutdown, heartbeat_ms: u32) -> Self {
+        ChatApi {
+            hub,
+            shutdown,
+            heartbeat_ms,
+        }
     }
 }
 
@@ -107,6 +112,7 @@ impl ChatService for ChatApi {
             epoch: joined.epoch,
             last_id: joined.subscription.last_id,
             reset: joined.reset,
+            heartbeat_ms: self.heartbeat_ms,
         }));
         let messages = joined
             .subscription
@@ -115,9 +121,11 @@ impl ChatService for ChatApi {
                 item.map(|msg| event(Event::Message(to_response(msg))))
                     .map_err(Status::from)
             });
-        Ok(Response::new(Box::pin(
-            futures::stream::once(async { Ok(welcome) }).chain(messages),
-        )))
+        let events = futures::stream::once(async { Ok(welcome) }).chain(messages);
+        Ok(Response::new(match self.heartbeat_ms {
+            0 => Box::pin(events),
+            ms => Box::pin(with_heartbeats(events, Duration::from_millis(ms.into()))),
+        }))
     }
 
     async fn history(
@@ -136,6 +144,28 @@ impl ChatService for ChatApi {
             epoch: self.hub.epoch(),
             has_more: page.has_more,
         }))
+    }
+}
+
+/// Passes `events` through, adding a Heartbeat whenever it has been quiet for `every`.
+/// Waiting on the next item with a timeout is safe: the room stream's receiver is
+/// cancel-safe, so a timed-out wait loses nothing.
+fn with_heartbeats<S>(
+    events: S,
+    every: Duration,
+) -> impl Stream<Item = Result<ChatEvent, Status>> + Send + 'static
+where
+    S: Stream<Item = Result<ChatEvent, Status>> + Send + 'static,
+{
+    async_stream::stream! {
+        let mut events = Box::pin(events);
+        loop {
+            match tokio::time::timeout(every, events.next()).await {
+                Ok(Some(item)) => yield item,
+                Ok(None) => break,
+                Err(_) => yield Ok(event(Event::Heartbeat(Heartbeat {}))),
+            }
+        }
     }
 }
 

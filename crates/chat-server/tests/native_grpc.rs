@@ -373,3 +373,54 @@ async fn health_and_reflection_answer() {
         .iter()
         .any(|s| s.name == "grpcchat.ChatService"));
 }
+
+#[tokio::test]
+async fn quiet_streams_get_heartbeats_and_busy_ones_do_not() {
+    let config = chat_server::Config {
+        heartbeat_ms: 200,
+        ..chat_server::Config::for_tests()
+    };
+    let server = TestServer::start_with(config).await;
+    let mut client = server.client().await;
+    let mut stream = client
+        .subscribe(SubscribeRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(welcome(&mut stream).await.heartbeat_ms, 200);
+    let started = std::time::Instant::now();
+    let beat = within(stream.message()).await.unwrap().unwrap();
+    assert!(matches!(beat.event, Some(Event::Heartbeat(_))), "{beat:?}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(150),
+        "not before the quiet spell"
+    );
+
+    // Messages flow through unchanged between heartbeats.
+    client
+        .send_message(req("a", "", "between beats"))
+        .await
+        .unwrap();
+    loop {
+        match within(stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .event
+            .unwrap()
+        {
+            Event::Heartbeat(_) => continue,
+            Event::Message(m) => break assert_eq!(m.text, "between beats"),
+            other => panic!("{other:?}"),
+        }
+    }
+    // And the stream still ends cleanly on shutdown.
+    server.shutdown.trigger();
+    let ended = loop {
+        match within(stream.message()).await {
+            Ok(Some(_)) => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(ended.unwrap_err().code(), Code::Unavailable);
+}
