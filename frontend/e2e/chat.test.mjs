@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  ChatCli, ChatServer, Person, TIMEOUT, freePort, launchBrowser, sleep, until,
+  ChatCli, ChatServer, FreezingProxy, HEARTBEAT_MS, Person, TIMEOUT, freePort, launchBrowser, sleep, until,
 } from './harness.mjs';
 
 const XSS = '<img src=x onerror=alert(1)>';
@@ -29,8 +29,8 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
       }
     });
 
-  const open = async (name) => {
-    const person = await Person.open(browser, server.url);
+  const open = async (name, url = server.url) => {
+    const person = await Person.open(browser, url);
     person.name = name;
     people.push(person);
     return person;
@@ -148,6 +148,31 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     await bob.message(missed);
     assert.deepEqual((await bob.messages()).map((m) => m.id), (await alice.messages()).map((m) => m.id));
     await assertNoDuplicates();
+  });
+
+  step('a connection that dies silently is noticed by missing heartbeats and replaced', {}, async () => {
+    const proxy = new FreezingProxy(server.port);
+    await proxy.start();
+    const erin = await open('erin', proxy.url);
+    try {
+      await erin.join('erin');
+      proxy.freeze();
+      // No error ever arrives on a frozen connection: only the silence gives it away.
+      // Three missed heartbeats, plus slack for slow machines; well under the 30 s that
+      // an unarmed watchdog (waiting for a Welcome) would take.
+      await erin.waitForState('reconnecting', 3 * HEARTBEAT_MS + 15_000);
+      const missed = `while erin's line was dead ${Date.now()}`;
+      await alice.sendOk(missed);
+      proxy.thaw();
+      await erin.waitForState('live', 2 * TIMEOUT);
+      await erin.message(missed);
+      const ids = (await erin.messages()).map((m) => m.id);
+      assert.equal(new Set(ids).size, ids.length, `erin shows a message twice: ${ids}`);
+    } finally {
+      people.splice(people.indexOf(erin), 1);
+      await erin.close();
+      await proxy.stop();
+    }
   });
 
   step('after a server restart the pages reconnect by themselves and stay in sync', {}, async () => {

@@ -14,6 +14,9 @@ const CLI_BIN = process.env.CHAT_CLI_BIN || path.join(ROOT, 'target/debug/chat-c
 const DIST = process.env.CHAT_DIST_DIR || path.join(ROOT, 'dist');
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 
+// The server's heartbeat in these tests: short, so a dead stream is noticed in seconds.
+export const HEARTBEAT_MS = 1000;
+
 // CI runs on two slow cores: generous, but every wait has an end.
 export const TIMEOUT = Number(process.env.E2E_TIMEOUT_MS || 30_000);
 
@@ -64,7 +67,8 @@ export class ChatServer {
       if (!existsSync(file)) throw new Error(`${what} missing: ${file} (run cargo build and trunk build --release first)`);
     }
     this.log.text += `\n--- starting ${SERVER_BIN} on port ${this.port} ---\n`;
-    const child = spawn(SERVER_BIN, ['--addr', `127.0.0.1:${this.port}`, '--static-dir', DIST], {
+    const args = ['--addr', `127.0.0.1:${this.port}`, '--static-dir', DIST, '--heartbeat-ms', `${HEARTBEAT_MS}`];
+    const child = spawn(SERVER_BIN, args, {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -133,6 +137,49 @@ export class ChatCli {
       await this.exited;
     }
     return code;
+  }
+}
+
+/**
+ * A TCP relay in front of the server that can freeze: bytes stop flowing both ways but no
+ * connection closes, like a Wi-Fi that drops without telling anyone. Only a missing
+ * heartbeat can reveal that.
+ */
+export class FreezingProxy {
+  constructor(targetPort) {
+    this.targetPort = targetPort;
+    this.frozen = false;
+    this.sockets = new Set();
+  }
+
+  async start() {
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(this.targetPort, '127.0.0.1');
+      for (const [from, to] of [[client, upstream], [upstream, client]]) {
+        this.sockets.add(from);
+        from.on('data', (chunk) => to.write(chunk));
+        from.on('error', () => to.destroy());
+        from.on('close', () => { this.sockets.delete(from); to.destroy(); });
+        if (this.frozen) from.pause();
+      }
+    });
+    await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${this.server.address().port}`;
+  }
+
+  freeze() {
+    this.frozen = true;
+    for (const s of this.sockets) s.pause();
+  }
+
+  thaw() {
+    this.frozen = false;
+    for (const s of this.sockets) s.resume();
+  }
+
+  async stop() {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((resolve) => this.server?.close(resolve) ?? resolve());
   }
 }
 

@@ -44,6 +44,8 @@ impl From<Status> for ApiError {
 pub enum FeedEvent {
     Welcome(Welcome),
     Message(MessageResponse),
+    /// The server is there; the room is just quiet.
+    Heartbeat,
 }
 
 /// An open Subscribe stream.
@@ -61,6 +63,9 @@ impl EventStream {
                 Some(ChatEvent {
                     event: Some(chat_event::Event::Message(m)),
                 }) => return Ok(Some(FeedEvent::Message(m))),
+                Some(ChatEvent {
+                    event: Some(chat_event::Event::Heartbeat(_)),
+                }) => return Ok(Some(FeedEvent::Heartbeat)),
                 // An event kind added to the proto after this build: skip it, stay connected.
                 Some(ChatEvent { event: None }) => continue,
             }

@@ -3,6 +3,7 @@
 //! epoch so the server replays exactly what was missed. It runs for the page's lifetime;
 //! components only read its two signals.
 
+use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::task::Poll;
@@ -21,6 +22,12 @@ use crate::timeline::Timeline;
 
 /// How many messages the page shows straight away on entering.
 const HISTORY_PAGE: u32 = 50;
+/// Silence that ends a stream before its Welcome has said how often heartbeats come.
+const WELCOME_TIMEOUT_MS: u32 = 30_000;
+/// Heartbeats that may go missing before the stream is taken for dead.
+const MISSED_HEARTBEATS: u32 = 3;
+/// "Never" for a server that sends no heartbeats.
+const NO_WATCHDOG_MS: u32 = u32::MAX / 2;
 
 /// What the connection badge shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,12 +119,25 @@ impl Feed {
             Err(e) => return warn!("subscribe failed: {}", e.message),
         };
         let mut offline = pin!(WentOffline::new());
+        // Any event, heartbeats included, proves the stream alive; silence longer than the
+        // limit means a dead connection that no error will ever report.
+        let last_heard = Cell::new(js_sys::Date::now());
+        let mut silent = Box::pin(silence(&last_heard, WELCOME_TIMEOUT_MS));
         loop {
-            let Some(event) = next_unless_offline(&mut stream, offline.as_mut()).await else {
-                return warn!("browser went offline; dropping the feed");
+            let event = match next_event(&mut stream, offline.as_mut(), silent.as_mut()).await {
+                Next::Event(event) => event,
+                Next::Offline => return warn!("browser went offline; dropping the feed"),
+                Next::Silent => return warn!("feed went silent; reconnecting"),
             };
+            last_heard.set(js_sys::Date::now());
             match event {
                 Ok(Some(FeedEvent::Welcome(w))) => {
+                    // Re-armed, not adjusted: the pending timer may be set for far longer.
+                    let limit = match w.heartbeat_ms {
+                        0 => NO_WATCHDOG_MS,
+                        ms => ms.saturating_mul(MISSED_HEARTBEATS),
+                    };
+                    silent = Box::pin(silence(&last_heard, limit));
                     self.timeline.update(|t| t.welcome(w.epoch, w.reset));
                     // after_id 0 means "live only" to the server, so with nothing seen yet
                     // (empty room at load, or emptied by a reset) whatever was posted
@@ -136,6 +156,7 @@ impl Feed {
                 Ok(Some(FeedEvent::Message(m))) => {
                     self.timeline.maybe_update(|t| t.push(m));
                 }
+                Ok(Some(FeedEvent::Heartbeat)) => {}
                 Ok(None) => return warn!("feed ended by the server"),
                 Err(e) => return warn!("feed broke: {}", e.message),
             }
@@ -176,19 +197,43 @@ impl Feed {
     }
 }
 
-/// The stream's next event, or `None` as soon as the browser reports going offline.
-async fn next_unless_offline(
+enum Next {
+    Event(Result<Option<FeedEvent>, ApiError>),
+    Offline,
+    Silent,
+}
+
+/// The stream's next event, unless the browser goes offline or the stream falls silent
+/// first.
+async fn next_event(
     stream: &mut EventStream,
     mut offline: Pin<&mut WentOffline>,
-) -> Option<Result<Option<FeedEvent>, ApiError>> {
+    mut silent: Pin<&mut impl Future<Output = ()>>,
+) -> Next {
     let mut next = pin!(stream.next());
     poll_fn(|cx| {
         if let Poll::Ready(event) = next.as_mut().poll(cx) {
-            return Poll::Ready(Some(event));
+            return Poll::Ready(Next::Event(event));
         }
-        offline.as_mut().poll(cx).map(|()| None)
+        if offline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Next::Offline);
+        }
+        silent.as_mut().poll(cx).map(|()| Next::Silent)
     })
     .await
+}
+
+/// Resolves once nothing has been heard for `limit_ms`. One timer at a time, re-armed
+/// from the last event, rather than a timer per event.
+async fn silence(last_heard: &Cell<f64>, limit_ms: u32) {
+    loop {
+        let quiet_for = js_sys::Date::now() - last_heard.get();
+        let left = f64::from(limit_ms) - quiet_for;
+        if left <= 0.0 {
+            return;
+        }
+        sleep_ms(left.ceil() as u32).await;
+    }
 }
 
 /// A timer as a future (setTimeout wrapped in a Promise), avoiding a timer crate.

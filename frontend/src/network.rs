@@ -1,6 +1,6 @@
 //! What the browser knows about connectivity. A dropped Wi-Fi can leave a streaming fetch
-//! hanging silently (the server sends no heartbeat yet), so the feed also listens for the
-//! browser's own `offline` event and gives the stream up instead of trusting it.
+//! hanging silently; the server's heartbeats catch that within a few intervals, and the
+//! browser's own `offline` event catches it at once, so the feed listens for both.
 
 use std::future::Future;
 use std::pin::Pin;
