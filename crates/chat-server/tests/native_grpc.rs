@@ -2,7 +2,7 @@
 mod common;
 
 use chat_proto::{chat_event::Event, ChatEvent, HistoryRequest, MessageRequest, SubscribeRequest};
-use common::{req, within, TestServer};
+use common::{post_numbered, req, within, TestServer};
 use tokio::sync::mpsc;
 use tokio_stream::{wrappers::ReceiverStream, StreamExt};
 use tonic::{Code, Streaming};
@@ -162,12 +162,7 @@ async fn a_stalled_broadcast_client_does_not_stall_others() {
 async fn subscribe_replays_after_id_then_goes_live_without_gap_or_duplicate() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
-    for i in 1..=5 {
-        client
-            .send_message(req("a", "", &format!("m{i}")))
-            .await
-            .unwrap();
-    }
+    post_numbered(&mut client, "a", "", 1..=5).await;
     let mut stream = client
         .subscribe(SubscribeRequest {
             room: "general".into(),
@@ -183,12 +178,7 @@ async fn subscribe_replays_after_id_then_goes_live_without_gap_or_duplicate() {
     // Posts racing with the replay.
     let mut poster = server.client().await;
     let posting = tokio::spawn(async move {
-        for i in 6..=50 {
-            poster
-                .send_message(req("b", "", &format!("m{i}")))
-                .await
-                .unwrap();
-        }
+        post_numbered(&mut poster, "b", "", 6..=50).await;
     });
     let ids: Vec<u64> = {
         let mut ids = Vec::new();
@@ -243,12 +233,7 @@ async fn a_client_from_another_history_epoch_is_told_to_reset() {
 async fn history_pages_backwards() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
-    for i in 1..=120 {
-        client
-            .send_message(req("a", "paging", &format!("m{i}")))
-            .await
-            .unwrap();
-    }
+    post_numbered(&mut client, "a", "paging", 1..=120).await;
     let page = |before_id, limit| HistoryRequest {
         room: "paging".into(),
         before_id,
@@ -267,12 +252,7 @@ async fn history_pages_backwards() {
     let oldest = client.history(page(11, 60)).await.unwrap().into_inner();
     assert_eq!(oldest.messages.len(), 10);
     assert!(!oldest.has_more);
-    for i in 121..=250 {
-        client
-            .send_message(req("a", "paging", &format!("m{i}")))
-            .await
-            .unwrap();
-    }
+    post_numbered(&mut client, "a", "paging", 121..=250).await;
     let capped = client.history(page(0, 10_000)).await.unwrap().into_inner();
     assert_eq!(capped.messages.len(), 200, "pages are capped");
     assert_eq!(capped.messages.first().unwrap().id, 51);

@@ -80,6 +80,20 @@ pub fn req(user: &str, room: &str, text: &str) -> MessageRequest {
     }
 }
 
+/// Posts "m{i}" for each i in `numbers`, as `user` in `room`, one after the other.
+pub async fn post_numbered(
+    client: &mut ChatServiceClient<Channel>,
+    user: &str,
+    room: &str,
+    numbers: std::ops::RangeInclusive<u64>,
+) {
+    for i in numbers {
+        within(client.send_message(req(user, room, &format!("m{i}"))))
+            .await
+            .unwrap();
+    }
+}
+
 /// Awaits `fut` or fails the test after `WAIT`.
 pub async fn within<F: std::future::Future>(fut: F) -> F::Output {
     tokio::time::timeout(WAIT, fut).await.expect("timed out")
