@@ -16,6 +16,11 @@ rust_target() {
     step "adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
   fi
+  # The test run checks formatting; a minimal toolchain profile lacks rustfmt.
+  if ! cargo fmt --version >/dev/null 2>&1; then
+    step "adding rustfmt"
+    rustup component add rustfmt
+  fi
 }
 
 trunk_tool() {
