@@ -65,10 +65,6 @@ impl Room {
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// Assigns the next id, records the message and fans it out. Text and name must
     /// already be validated.
     pub fn post(&self, username: &str, text: &str) -> Message {
@@ -132,10 +128,6 @@ impl Room {
             messages: state.history.range(start..end).cloned().collect(),
             has_more: start > 0 || state.history.front().is_some_and(|m| m.id > 1),
         }
-    }
-
-    pub fn subscriber_count(&self) -> usize {
-        self.live.receiver_count()
     }
 }
 
