@@ -7,27 +7,25 @@ use tokio::sync::mpsc;
 use tokio_stream::{wrappers::ReceiverStream, StreamExt};
 use tonic::{Code, Streaming};
 
-async fn next_message(stream: &mut Streaming<ChatEvent>) -> chat_proto::MessageResponse {
-    match within(stream.message())
+/// The next event of a Subscribe stream, failing the test on an error, an end or a wait
+/// past `WAIT`.
+async fn next_event(stream: &mut Streaming<ChatEvent>) -> Event {
+    let event = within(stream.message())
         .await
         .unwrap()
-        .unwrap()
-        .event
-        .unwrap()
-    {
+        .expect("stream ended");
+    event.event.expect("event set")
+}
+
+async fn next_message(stream: &mut Streaming<ChatEvent>) -> chat_proto::MessageResponse {
+    match next_event(stream).await {
         Event::Message(m) => m,
         other => panic!("expected a message, got {other:?}"),
     }
 }
 
 async fn welcome(stream: &mut Streaming<ChatEvent>) -> chat_proto::Welcome {
-    match within(stream.message())
-        .await
-        .unwrap()
-        .unwrap()
-        .event
-        .unwrap()
-    {
+    match next_event(stream).await {
         Event::Welcome(w) => w,
         other => panic!("expected Welcome first, got {other:?}"),
     }
@@ -369,8 +367,8 @@ async fn quiet_streams_get_heartbeats_and_busy_ones_do_not() {
         .into_inner();
     assert_eq!(welcome(&mut stream).await.heartbeat_ms, 200);
     let started = std::time::Instant::now();
-    let beat = within(stream.message()).await.unwrap().unwrap();
-    assert!(matches!(beat.event, Some(Event::Heartbeat(_))), "{beat:?}");
+    let beat = next_event(&mut stream).await;
+    assert!(matches!(beat, Event::Heartbeat(_)), "{beat:?}");
     assert!(
         started.elapsed() >= std::time::Duration::from_millis(150),
         "not before the quiet spell"
@@ -382,13 +380,7 @@ async fn quiet_streams_get_heartbeats_and_busy_ones_do_not() {
         .await
         .unwrap();
     loop {
-        match within(stream.message())
-            .await
-            .unwrap()
-            .unwrap()
-            .event
-            .unwrap()
-        {
+        match next_event(&mut stream).await {
             Event::Heartbeat(_) => continue,
             Event::Message(m) => break assert_eq!(m.text, "between beats"),
             other => panic!("{other:?}"),
