@@ -5,7 +5,9 @@ use std::{pin::Pin, time::Duration};
 
 use chat_proto::{
     chat_event::Event, chat_service_server::ChatService, ChatEvent, Heartbeat, HistoryRequest,
-    HistoryResponse, MessageRequest, MessageResponse, SubscribeRequest, Welcome,
+    HistoryResponse, JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest,
+    ListRoomsResponse, MessageRequest, MessageResponse, SubscribeRequest, TypingRequest,
+    TypingResponse, Welcome,
 };
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
@@ -113,6 +115,7 @@ impl ChatService for ChatApi {
             last_id: joined.subscription.last_id,
             reset: joined.reset,
             heartbeat_ms: self.heartbeat_ms,
+            members: Vec::new(),
         }));
         let messages = joined
             .subscription
@@ -144,6 +147,25 @@ impl ChatService for ChatApi {
             epoch: self.hub.epoch(),
             has_more: page.has_more,
         }))
+    }
+
+    async fn join(&self, _: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        Err(Status::unimplemented("Join is coming"))
+    }
+
+    async fn leave(&self, _: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
+        Err(Status::unimplemented("Leave is coming"))
+    }
+
+    async fn list_rooms(
+        &self,
+        _: Request<ListRoomsRequest>,
+    ) -> Result<Response<ListRoomsResponse>, Status> {
+        Err(Status::unimplemented("ListRooms is coming"))
+    }
+
+    async fn typing(&self, _: Request<TypingRequest>) -> Result<Response<TypingResponse>, Status> {
+        Err(Status::unimplemented("Typing is coming"))
     }
 }
 
