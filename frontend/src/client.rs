@@ -67,7 +67,10 @@ impl EventStream {
                     event: Some(chat_event::Event::Heartbeat(_)),
                 }) => return Ok(Some(FeedEvent::Heartbeat)),
                 // An event kind added to the proto after this build: skip it, stay connected.
-                Some(ChatEvent { event: None }) => continue,
+                Some(ChatEvent {
+                    event:
+                        None | Some(chat_event::Event::Presence(_) | chat_event::Event::Typing(_)),
+                }) => continue,
             }
         }
     }
