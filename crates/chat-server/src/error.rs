@@ -2,7 +2,10 @@
 //! person can act on.
 use tonic::Status;
 
-use crate::validate::{MAX_NAME_CHARS, MAX_ROOM_CHARS, MAX_TEXT_BYTES};
+use crate::{
+    limits::{Action, RetryAfter},
+    validate::{MAX_NAME_CHARS, MAX_ROOM_CHARS, MAX_TEXT_BYTES},
+};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ChatError {
@@ -30,6 +33,21 @@ pub enum ChatError {
     SubscriberLagged(usize),
     #[error("the server is shutting down; reconnect in a moment")]
     ShuttingDown,
+    #[error("the name {0:?} is in use by someone signed in; pick another")]
+    NameTaken(String),
+    #[error("{0:?} is signed in; send with that session's token (authorization: Bearer ...)")]
+    NameHeld(String),
+    #[error("your session has expired or is unknown; join again")]
+    Unauthenticated,
+    #[error("the authorization metadata must be \"Bearer <token>\", with the token Join returned")]
+    AuthorizationMalformed,
+    #[error("you already have {limit} streams open; close one first")]
+    TooManyStreams { limit: usize },
+    #[error("you are sending {what} too fast; try again in {retry_after}")]
+    RateLimited {
+        what: Action,
+        retry_after: RetryAfter,
+    },
 }
 
 impl From<ChatError> for Status {
@@ -46,6 +64,11 @@ impl From<ChatError> for Status {
             // its last id), which is exactly what resuming means.
             SubscriberLagged(_) => Status::aborted(msg),
             ShuttingDown => Status::unavailable(msg),
+            NameTaken(_) => Status::already_exists(msg),
+            // The name exists and is fine; this caller is just not the one holding it.
+            NameHeld(_) => Status::permission_denied(msg),
+            Unauthenticated | AuthorizationMalformed => Status::unauthenticated(msg),
+            TooManyStreams { .. } | RateLimited { .. } => Status::resource_exhausted(msg),
         }
     }
 }

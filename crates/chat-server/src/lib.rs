@@ -7,8 +7,10 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod hub;
+pub mod limits;
 pub mod room;
 pub mod service;
+pub mod sessions;
 pub mod shutdown;
 pub mod validate;
 
