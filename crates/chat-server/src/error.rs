@@ -31,6 +31,8 @@ pub enum ChatError {
     BroadcastNameChanged { joined: String, asked: String },
     #[error("you fell more than {0} messages behind and were disconnected; subscribe again with after_id set to the last id you received")]
     SubscriberLagged(usize),
+    #[error("could not save or read messages ({0}); a message you were sending was not sent, try again")]
+    Store(#[from] crate::store::StoreError),
     #[error("the server is shutting down; reconnect in a moment")]
     ShuttingDown,
     #[error("the name {0:?} is in use by someone signed in; pick another")]
@@ -63,6 +65,9 @@ impl From<ChatError> for Status {
             // ABORTED: the operation was cut short and the client should retry it (from
             // its last id), which is exactly what resuming means.
             SubscriberLagged(_) => Status::aborted(msg),
+            // The disk or the store's writer failed, or is closing: nothing was saved,
+            // and trying again later is exactly right.
+            Store(_) => Status::unavailable(msg),
             ShuttingDown => Status::unavailable(msg),
             NameTaken(_) => Status::already_exists(msg),
             // The name exists and is fine; this caller is just not the one holding it.

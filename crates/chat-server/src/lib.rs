@@ -12,6 +12,7 @@ pub mod room;
 pub mod service;
 pub mod sessions;
 pub mod shutdown;
+pub mod store;
 pub mod validate;
 
 pub use config::Config;
