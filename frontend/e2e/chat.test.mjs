@@ -313,7 +313,7 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
 
     // Back to the previous room through the browser's Back button (the hash), then a
     // reload comes back to the last room.
-    await alice.page.goBack();
+    await alice.page.evaluate(() => history.back());
     await alice.page.locator('[data-testid=room-title]', { hasText: `#${room}` }).waitFor();
     await alice.page.reload();
     await alice.page.locator('[data-testid=room-title]', { hasText: `#${room}` }).waitFor();
