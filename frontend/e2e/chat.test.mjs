@@ -311,11 +311,12 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     assert.equal(await alice.unread(room), '');
     for (const p of [alice, bob]) assert.ok(await p.page.evaluate(() => window.noReload), `${p.name} reloaded`);
 
-    // Back to the previous room through the browser's Back button (the hash), then a
-    // reload comes back to the last room.
+    // Back to the previous room through the browser's Back button (the hash), then a new
+    // visit without any hash comes back to the last room (localStorage).
     await alice.page.evaluate(() => history.back());
     await alice.page.locator('[data-testid=room-title]', { hasText: `#${room}` }).waitFor();
-    await alice.page.reload();
+    await alice.page.goto(server.url);
+    assert.equal(await alice.page.evaluate(() => window.noReload), undefined, 'a real new visit');
     await alice.page.locator('[data-testid=room-title]', { hasText: `#${room}` }).waitFor();
     await alice.waitForState('live');
     await alice.message(`in ${room} 3`);
