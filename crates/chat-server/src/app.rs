@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
     Router,
 };
-use chat_proto::{chat_service_server::ChatServiceServer, FILE_DESCRIPTOR_SET};
+use chat_proto::{server::chat_service_server::ChatServiceServer, FILE_DESCRIPTOR_SET};
 use http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -20,7 +20,13 @@ use tower_http::{
     services::{ServeDir, ServeFile},
 };
 
-use crate::{config::Config, hub::RoomHub, service::ChatApi, shutdown::Shutdown};
+use crate::{
+    config::Config,
+    hub::{HubSettings, RoomHub},
+    service::ChatApi,
+    sessions::Sessions,
+    shutdown::Shutdown,
+};
 
 #[derive(Clone)]
 struct Dispatch {
@@ -29,8 +35,13 @@ struct Dispatch {
 }
 
 /// Builds the whole application. Health reports SERVING until shutdown starts.
-pub async fn router(config: &Config, hub: RoomHub, shutdown: Shutdown) -> io::Result<Router> {
-    let chat = ChatServiceServer::new(ChatApi::new(hub, shutdown.clone(), config.heartbeat_ms))
+pub async fn router(
+    config: &Config,
+    hub: RoomHub,
+    sessions: Sessions,
+    shutdown: Shutdown,
+) -> io::Result<Router> {
+    let chat = ChatServiceServer::new(ChatApi::new(hub, sessions, config.heartbeat_ms))
         .max_decoding_message_size(config.max_request_bytes);
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -62,19 +73,40 @@ pub async fn router(config: &Config, hub: RoomHub, shutdown: Shutdown) -> io::Re
     })
 }
 
-/// Serves until `shutdown` fires, then lets open requests finish (streams end on their own
-/// when shutdown fires, with UNAVAILABLE).
+/// Serves until `shutdown` fires, then lets open requests finish (streams end with
+/// UNAVAILABLE once they sent what was queued), and commits every accepted message
+/// before returning.
 pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Result<()> {
-    let hub = RoomHub::new(config.history_per_room, config.subscriber_queue);
-    let app = router(&config, hub, shutdown.clone()).await?;
+    let hub = RoomHub::open(HubSettings {
+        db: &config.db,
+        durability: config.db_sync.into(),
+        max_rooms: config.max_rooms,
+        queue_len: config.subscriber_queue,
+    })
+    .map_err(io::Error::other)?;
+    let sessions = Sessions::new(config.limits());
+    tokio::spawn(sessions.clone().sweep_every(SESSION_SWEEP, shutdown.clone()));
+    let app = router(&config, hub.clone(), sessions, shutdown.clone()).await?;
+    {
+        let (hub, shutdown) = (hub.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.wait().await;
+            hub.end_streams();
+        });
+    }
     // Chat messages are small and latency matters more than packet count.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.wait_owned())
-        .await
+        .await;
+    hub.close().await;
+    served
 }
+
+/// How often idle sessions are looked for; expiry is also checked on every use.
+const SESSION_SWEEP: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn dispatch(State(to): State<Dispatch>, req: Request) -> Response {
     let is_grpc = req

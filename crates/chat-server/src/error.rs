@@ -2,7 +2,11 @@
 //! person can act on.
 use tonic::Status;
 
-use crate::validate::{MAX_NAME_CHARS, MAX_ROOM_CHARS, MAX_TEXT_BYTES};
+use crate::{
+    limits::{Action, RetryAfter},
+    store::StoreError,
+    validate::{MAX_NAME_CHARS, MAX_ROOM_CHARS, MAX_TEXT_BYTES},
+};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ChatError {
@@ -26,10 +30,35 @@ pub enum ChatError {
     BroadcastRoomChanged { joined: String, asked: String },
     #[error("a Broadcast stream keeps the username it joined with ({joined:?}), got {asked:?}")]
     BroadcastNameChanged { joined: String, asked: String },
-    #[error("you fell more than {0} messages behind and were disconnected; subscribe again with after_id set to the last id you received")]
-    SubscriberLagged(usize),
+    #[error("you fell more than {queue_len} events behind and were disconnected; subscribe again with after_id = {last_id} (the last id you received) to get the rest")]
+    SubscriberLagged { queue_len: usize, last_id: u64 },
+    #[error("there are already {0} rooms, the most this server allows; use an existing room")]
+    TooManyRooms(usize),
+    #[error("there is no room named {0:?}")]
+    NoSuchRoom(String),
+    #[error("{0} needs a session: call Join and send its token as `authorization: Bearer <token>`")]
+    SignInRequired(&'static str),
+    #[error("you are signed in as {signed_in:?}; you cannot send as {asked:?}")]
+    NameMismatch { signed_in: String, asked: String },
     #[error("the server is shutting down; reconnect in a moment")]
     ShuttingDown,
+    #[error("the name {0:?} is in use by someone signed in; pick another")]
+    NameTaken(String),
+    #[error("{0:?} is signed in; send with that session's token (authorization: Bearer ...)")]
+    NameHeld(String),
+    #[error("your session has expired or is unknown; join again")]
+    Unauthenticated,
+    #[error("the authorization metadata must be \"Bearer <token>\", with the token Join returned")]
+    AuthorizationMalformed,
+    #[error("you already have {limit} streams open; close one first")]
+    TooManyStreams { limit: usize },
+    #[error("you are sending {what} too fast; try again in {retry_after}")]
+    RateLimited {
+        what: Action,
+        retry_after: RetryAfter,
+    },
+    #[error("could not save the message ({0}); it was not sent, try again")]
+    Store(#[from] StoreError),
 }
 
 impl From<ChatError> for Status {
@@ -44,8 +73,19 @@ impl From<ChatError> for Status {
             }
             // ABORTED: the operation was cut short and the client should retry it (from
             // its last id), which is exactly what resuming means.
-            SubscriberLagged(_) => Status::aborted(msg),
+            SubscriberLagged { .. } => Status::aborted(msg),
+            TooManyRooms(_) => Status::resource_exhausted(msg),
+            NoSuchRoom(_) => Status::not_found(msg),
+            SignInRequired(_) => Status::unauthenticated(msg),
+            NameMismatch { .. } => Status::permission_denied(msg),
             ShuttingDown => Status::unavailable(msg),
+            NameTaken(_) => Status::already_exists(msg),
+            // The name exists and is fine; this caller is just not the one holding it.
+            NameHeld(_) => Status::permission_denied(msg),
+            Unauthenticated | AuthorizationMalformed => Status::unauthenticated(msg),
+            TooManyStreams { .. } | RateLimited { .. } => Status::resource_exhausted(msg),
+            // Disk trouble is the server's, and usually passes: the client may retry.
+            Store(_) => Status::unavailable(msg),
         }
     }
 }
