@@ -2,10 +2,31 @@
 // headless Chromium (two or three people, each in their own browser context) and by
 // chat-cli as a native gRPC client. Run after `cargo build` and `trunk build --release`:
 //   node --test frontend/e2e/
+//
+// The page's test hooks (data-testid), kept stable for these tests:
+//   name-input, name-submit, name-error      the name prompt (Join); name-error also shows
+//                                            the server's reason (name taken)
+//   me                                       the name signed in as, in the header
+//   sign-out                                 the sign-out button (Leave)
+//   connection [data-state]                  badge: connecting | live | reconnecting | offline
+//   room-title                               "#room" of the room on screen
+//   rooms; room [data-room=NAME]             the room list; the current one has class "current"
+//   unread                                   a room's unread badge (absent when 0; "99+" past 99)
+//   new-room-input, new-room-submit,         open/create a room by name; the error explains
+//   new-room-error                           a bad name
+//   room-error                               the server refusing the room (e.g. too many rooms)
+//   members; member [data-name=NAME]         who is here
+//   typing                                   "NAME is typing..." (empty when nobody types)
+//   messages; message [data-id],             the conversation; rows of the reader's own
+//   message-user, message-text, message-time messages have class "mine"
+//   older-loading                            shown while an older page is on its way
+//   composer-input, composer-send,           the composer and the server's error next to it
+//   composer-error
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  ChatCli, ChatServer, FreezingProxy, HEARTBEAT_MS, Person, TIMEOUT, freePort, launchBrowser, sleep, until,
+  ChatCli, ChatServer, FreezingProxy, HEARTBEAT_MS, Person, TIMEOUT, freePort, launchBrowser, postMessages, sleep,
+  until,
 } from './harness.mjs';
 
 const XSS = '<img src=x onerror=alert(1)>';
@@ -64,6 +85,19 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     await alice.page.locator('[data-testid=name-submit]').click();
     await alice.page.locator('[data-testid=name-error]').waitFor();
     await alice.join('alice');
+
+    // Join refuses a name another live session holds, in the server's words.
+    const impostor = await open('impostor');
+    try {
+      await impostor.page.locator('[data-testid=name-input]').fill('alice');
+      await impostor.page.locator('[data-testid=name-submit]').click();
+      const error = impostor.page.locator('[data-testid=name-error]');
+      await error.waitFor();
+      assert.match(await error.textContent(), /alice/);
+    } finally {
+      people.splice(people.indexOf(impostor), 1);
+      await impostor.close();
+    }
 
     bob = await open('bob');
     await bob.join('bob');
@@ -175,22 +209,28 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     }
   });
 
-  step('after a server restart the pages reconnect by themselves and stay in sync', {}, async () => {
+  step('after a server restart the pages reconnect by themselves, keep their names and the history', {}, async () => {
+    const shownBefore = (await bob.messages()).map((m) => m.id);
     await server.kill();
     await Promise.all([alice.waitForState('reconnecting'), bob.waitForState('reconnecting')]);
     await server.start();
-    // Backoff is capped at 10 s; allow a few rounds.
+    // Backoff is capped at 10 s; allow a few rounds. The sessions died with the server: the
+    // pages join again under the same names by themselves, without a prompt.
     await Promise.all([alice.waitForState('live', 3 * TIMEOUT), bob.waitForState('live', 3 * TIMEOUT)]);
+    for (const p of [alice, bob]) {
+      assert.equal(await p.page.locator('[data-testid=me]').textContent(), p.name);
+      assert.equal(await p.page.locator('[data-testid=name-input]').count(), 0);
+    }
 
     const text = `after the restart ${Date.now()}`;
     await alice.sendOk(text);
     await bob.message(text);
-    // The new server has a new epoch and empty history: the old messages are dropped,
-    // not mixed with the new ids.
-    await until('bob to show only the new conversation', async () => {
-      const shown = await bob.messages();
-      return shown.length === 1 && shown[0].text === text;
+    // The messages are stored: what was there is still there, the new one after it.
+    await until('bob to show the old conversation and the new message', async () => {
+      const ids = (await bob.messages()).map((m) => m.id);
+      return ids.length === shownBefore.length + 1 && shownBefore.every((id) => ids.includes(id));
     });
+    assert.deepEqual((await bob.messages()).map((m) => m.id), (await alice.messages()).map((m) => m.id));
     await assertNoDuplicates();
   });
 
@@ -226,18 +266,123 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     await dave.waitForState('live');
     await dave.message(before.at(-1));
 
-    // Changing the name: prefilled prompt, cancel keeps the old one, a new one is remembered.
-    const change = dave.page.getByRole('button', { name: 'Change name' });
-    await change.click();
+    // Signing out ends the session (Leave): the prompt comes back prefilled, and a new
+    // name is remembered across a reload.
+    await dave.page.locator('[data-testid=sign-out]').click();
     assert.equal(await dave.page.locator('[data-testid=name-input]').inputValue(), 'dave');
-    await dave.page.getByRole('button', { name: 'Cancel' }).click();
-    await dave.page.locator('[data-testid=me]', { hasText: 'dave' }).waitFor();
-    await change.click();
     await dave.join('dave.2');
     await dave.sendOk('renamed');
     assert.ok(await (await dave.message('renamed')).evaluate((el) => el.classList.contains('mine')));
     await dave.page.reload();
     await dave.page.locator('[data-testid=me]', { hasText: 'dave.2' }).waitFor();
+    await dave.waitForState('live');
+  });
+
+  step('rooms: a new room, unread counts, switching without reload, the last room remembered', {}, async () => {
+    // No reload may happen: this marker would vanish with the page.
+    for (const p of [alice, bob]) await p.page.evaluate(() => { window.noReload = true; });
+
+    // A bad name is explained before anything is sent.
+    await bob.page.locator('[data-testid=new-room-input]').fill('two words');
+    await bob.page.locator('[data-testid=new-room-submit]').click();
+    const error = bob.page.locator('[data-testid=new-room-error]');
+    await error.waitFor();
+    assert.match(await error.textContent(), /Spaces are not allowed/);
+
+    const room = `random-${Date.now() % 100000}`;
+    await bob.goTo(room);
+    assert.equal(new URL(bob.page.url()).hash, `#${room}`);
+    assert.ok(await bob.roomItem(room).evaluate((el) => el.classList.contains('current')));
+    for (let i = 1; i <= 3; i += 1) await bob.sendOk(`in ${room} ${i}`);
+
+    // Alice, still in general, sees the room appear with 3 unread (the list is polled).
+    await until(`alice's unread badge for ${room}`, async () => (await alice.unread(room)) === '3');
+    assert.equal(await alice.unread('general'), '');
+    await alice.goTo(room);
+    await alice.message(`in ${room} 3`);
+    await until('the badge of the room on screen to go', async () => (await alice.unread(room)) === '');
+
+    // Now general gets news while both are away from it.
+    await postMessages(server.url, 'grace', 'general', ['news 1', 'news 2']);
+    await until("alice's unread badge for general", async () => (await alice.unread('general')) === '2');
+    await alice.goTo('general');
+    await alice.message('news 2');
+    await until('the general badge to go', async () => (await alice.unread('general')) === '');
+    assert.equal(await alice.unread(room), '');
+    for (const p of [alice, bob]) assert.ok(await p.page.evaluate(() => window.noReload), `${p.name} reloaded`);
+
+    // Back to the previous room through the browser's Back button (the hash), then a
+    // reload comes back to the last room.
+    await alice.page.goBack();
+    await alice.page.locator('[data-testid=room-title]', { hasText: `#${room}` }).waitFor();
+    await alice.page.reload();
+    await alice.page.locator('[data-testid=room-title]', { hasText: `#${room}` }).waitFor();
+    await alice.waitForState('live');
+    await alice.message(`in ${room} 3`);
+    await alice.goTo('general');
+    await bob.goTo('general');
+  });
+
+  step('the member list shows who is here and drops a page that closed', {}, async () => {
+    const frank = await open('frank');
+    await frank.join('frank');
+    await until('alice to list alice, bob and frank', async () => {
+      const names = await alice.members();
+      return ['alice', 'bob', 'frank'].every((n) => names.includes(n));
+    });
+    assert.deepEqual(await frank.members(), [...(await frank.members())].sort(), 'sorted');
+    people.splice(people.indexOf(frank), 1);
+    await frank.close();
+    await until('frank to leave alice\'s member list', async () => !(await alice.members()).includes('frank'), 10_000);
+    assert.ok((await alice.members()).includes('bob'));
+  });
+
+  step('typing in one page shows "is typing" in the other until the message arrives', {}, async () => {
+    const typing = alice.page.locator('[data-testid=typing]');
+    const box = bob.page.locator('[data-testid=composer-input]');
+    await box.pressSequentially('almost', { delay: 30 });
+    await until('alice to see bob typing', async () => /bob is typing/.test(await typing.textContent()));
+    assert.equal(await bob.page.locator('[data-testid=typing]').textContent(), '', 'not shown to the typist');
+    await box.press('Enter');
+    await alice.message('almost');
+    await until('the indicator to clear', async () => (await typing.textContent()) === '');
+  });
+
+  step('scrolling up loads older pages and keeps the view steady', {}, async () => {
+    const room = 'long-history';
+    const texts = Array.from({ length: 120 }, (_, i) => `old ${String(i + 1).padStart(3, '0')}`);
+    await postMessages(server.url, 'archivist', room, texts);
+    await alice.goTo(room);
+    await alice.message('old 120');
+    const list = alice.page.locator('[data-testid=messages]');
+    let count = (await alice.messages()).length;
+    assert.ok(count < 120, `only the latest page at first, got ${count}`);
+    while (count < 120) {
+      // Scrolled to the top, the first row's place noted in the same script, before the
+      // page that the scroll asks for can land.
+      const anchor = await list.evaluate((el) => {
+        el.scrollTop = 0;
+        const row = el.querySelector('li[data-testid=message]');
+        const offset = row.getBoundingClientRect().top - el.getBoundingClientRect().top;
+        el.dispatchEvent(new Event('scroll'));
+        return { id: row.getAttribute('data-id'), offset };
+      });
+      await until('an older page', async () => (await alice.messages()).length > count);
+      await sleep(300);
+      const rows = await alice.messages();
+      assert.ok(rows.findIndex((m) => m.id === anchor.id) > 0, 'older rows went above the anchor');
+      // The row that was on top stays where it was on screen.
+      const stayed = await list.evaluate((el, id) => {
+        const row = el.querySelector(`li[data-id="${id}"]`);
+        return row.getBoundingClientRect().top - el.getBoundingClientRect().top;
+      }, anchor.id);
+      assert.ok(Math.abs(stayed - anchor.offset) <= 2, `row ${anchor.id} moved from ${anchor.offset} to ${stayed}`);
+      count = rows.length;
+    }
+    const shown = (await alice.messages()).map((m) => m.text);
+    assert.deepEqual(shown, texts);
+    await assertNoDuplicates();
+    await alice.goTo('general');
   });
 
   step('no page threw (a Rust panic shows up as a page error)', {}, async () => {

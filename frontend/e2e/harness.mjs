@@ -1,9 +1,11 @@
 // Shared pieces of the browser end-to-end test: a real chat-server on a free loopback
-// port (restartable on the same port, to simulate a crash), chat-cli as a native client,
-// and headless Chromium through playwright-core. Everything started here is stopped here.
+// port with its own SQLite file (restartable on the same port and file, to simulate a
+// crash), chat-cli as a native client, a bare grpc-web poster for bulk messages, and
+// headless Chromium through playwright-core. Everything started here is stopped here.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -53,13 +55,18 @@ function capture(stream, sink) {
   });
 }
 
-/** chat-server serving dist/ on a fixed port, so a restart keeps the pages' URL. */
+/**
+ * chat-server serving dist/ on a fixed port, so a restart keeps the pages' URL, and storing
+ * into its own temporary database, kept across restarts (that is what durability means).
+ */
 export class ChatServer {
   constructor(port) {
     this.port = port;
     this.url = `http://127.0.0.1:${port}`;
     this.log = { text: '' };
     this.child = null;
+    this.dir = mkdtempSync(path.join(os.tmpdir(), 'chat-e2e-'));
+    this.db = path.join(this.dir, 'chat.db');
   }
 
   async start() {
@@ -67,7 +74,9 @@ export class ChatServer {
       if (!existsSync(file)) throw new Error(`${what} missing: ${file} (run cargo build and trunk build --release first)`);
     }
     this.log.text += `\n--- starting ${SERVER_BIN} on port ${this.port} ---\n`;
-    const args = ['--addr', `127.0.0.1:${this.port}`, '--static-dir', DIST, '--heartbeat-ms', `${HEARTBEAT_MS}`];
+    const args = [
+      '--addr', `127.0.0.1:${this.port}`, '--static-dir', DIST, '--heartbeat-ms', `${HEARTBEAT_MS}`, '--db', this.db,
+    ];
     const child = spawn(SERVER_BIN, args, {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -90,18 +99,83 @@ export class ChatServer {
     });
   }
 
-  /** Like a crash: no graceful shutdown, in-memory history is lost. */
+  /** Like a crash: no graceful shutdown; sessions are lost, stored messages are not. */
   async kill() {
     if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return;
     this.child.kill('SIGKILL');
     await this.exited;
   }
 
+  /** The end of the test: stops the server and deletes its database. */
   async stop() {
-    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill('SIGTERM');
-    const done = await Promise.race([this.exited.then(() => true), sleep(5000).then(() => false)]);
-    if (!done) await this.kill();
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill('SIGTERM');
+      const done = await Promise.race([this.exited.then(() => true), sleep(5000).then(() => false)]);
+      if (!done) await this.kill();
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Protobuf for a message of string fields only: field number -> value. */
+function encodeStrings(fields) {
+  const parts = [];
+  for (const [num, value] of Object.entries(fields)) {
+    const bytes = Buffer.from(value, 'utf8');
+    let len = bytes.length;
+    const varint = [];
+    do {
+      varint.push((len & 0x7f) | (len > 0x7f ? 0x80 : 0));
+      len >>>= 7;
+    } while (len > 0);
+    parts.push(Buffer.from([(Number(num) << 3) | 2, ...varint]), bytes);
+  }
+  return Buffer.concat(parts);
+}
+
+/** The grpc-status of a grpc-web response: a header when trailers-only, else the trailer frame. */
+async function grpcWebStatus(res) {
+  if (res.headers.has('grpc-status')) {
+    return { code: Number(res.headers.get('grpc-status')), message: decodeURIComponent(res.headers.get('grpc-message') ?? '') };
+  }
+  const body = Buffer.from(await res.arrayBuffer());
+  for (let at = 0; at + 5 <= body.length;) {
+    const len = body.readUInt32BE(at + 1);
+    if (body[at] & 0x80) {
+      const trailers = body.subarray(at + 5, at + 5 + len).toString('utf8');
+      const code = /grpc-status:\s*(\d+)/i.exec(trailers);
+      const message = /grpc-message:\s*(.*)/i.exec(trailers);
+      return { code: code ? Number(code[1]) : 2, message: decodeURIComponent(message?.[1]?.trim() ?? '') };
+    }
+    at += 5 + len;
+  }
+  return { code: 2, message: 'no grpc-status in the response' };
+}
+
+/**
+ * Posts `texts` to `room` as `username` with plain grpc-web SendMessage calls (what a
+ * browser sends, without a browser): fast setup for big histories. Waits and retries when
+ * the server's rate limit says so (RESOURCE_EXHAUSTED).
+ */
+export async function postMessages(serverUrl, username, room, texts) {
+  for (const text of texts) {
+    for (let tries = 0; ; tries += 1) {
+      const message = encodeStrings({ 1: username, 2: text, 3: room });
+      const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), message]);
+      frame.writeUInt32BE(message.length, 1);
+      const res = await fetch(`${serverUrl}/grpcchat.ChatService/SendMessage`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1' },
+        body: frame,
+        signal: AbortSignal.timeout(10_000),
+      });
+      const status = await grpcWebStatus(res);
+      if (status.code === 0) break;
+      if (status.code !== 8 || tries > 50) {
+        throw new Error(`SendMessage ${JSON.stringify(text)} failed: ${status.code} ${status.message}`);
+      }
+      await sleep(250); // RESOURCE_EXHAUSTED: the rate limit refills
+    }
   }
 }
 
@@ -224,7 +298,7 @@ export class Person {
     this.console = [];
   }
 
-  /** Picks a name on the prompt and waits until the feed is live. */
+  /** Picks a name on the prompt (Join) and waits until the feed is live. */
   async join(name) {
     const input = this.page.locator('[data-testid=name-input]');
     await input.waitFor({ state: 'visible' });
@@ -271,6 +345,34 @@ export class Person {
         text: row.querySelector('[data-testid=message-text]')?.textContent,
         mine: row.classList.contains('mine'),
       })));
+  }
+
+  /** The room list entry for `room`. */
+  roomItem(room) {
+    return this.page.locator(`[data-testid=room][data-room="${room}"]`);
+  }
+
+  /** The unread badge of `room` as shown ('' when there is none). */
+  async unread(room) {
+    const badge = this.roomItem(room).locator('[data-testid=unread]');
+    return (await badge.count()) ? (await badge.textContent()).trim() : '';
+  }
+
+  /** Opens `room` from the room list (creating it through the new-room box when absent). */
+  async goTo(room) {
+    if (await this.roomItem(room).count()) {
+      await this.roomItem(room).locator('a').click();
+    } else {
+      await this.page.locator('[data-testid=new-room-input]').fill(room);
+      await this.page.locator('[data-testid=new-room-submit]').click();
+    }
+    await this.page.locator('[data-testid=room-title]', { hasText: `#${room}` }).waitFor();
+    await this.waitForState('live');
+  }
+
+  /** Names in the member list. */
+  async members() {
+    return this.page.$$eval('[data-testid=member]', (items) => items.map((li) => li.getAttribute('data-name')));
   }
 
   async close() {

@@ -1,29 +1,40 @@
 //! Where a person writes: Enter sends, Shift+Enter adds a line. The text stays in the box
 //! until the server has accepted it, so a failed send (shown right under the box with the
-//! server's own reason) loses nothing.
+//! server's own reason: too long, too fast, ...) loses nothing. Typing tells the others,
+//! spaced out by `TypingThrottle` so it stays under the server's rate limit.
 
 use leptos::ev::KeyboardEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::client::ChatClient;
+use crate::timer::now_ms;
+use crate::typing::TypingThrottle;
 
 #[component]
-pub fn Composer(client: ChatClient, me: Signal<String>, room: &'static str) -> impl IntoView {
+pub fn Composer(client: ChatClient, room: Signal<String>) -> impl IntoView {
     let (text, set_text) = signal(String::new());
     let (error, set_error) = signal(None::<String>);
     let (sending, set_sending) = signal(false);
     let client = StoredValue::new_local(client);
+    let throttle = StoredValue::new(TypingThrottle::default());
+
+    // An error about the last room's message means nothing in the next one.
+    Effect::new(move || {
+        room.track();
+        set_error.set(None);
+    });
 
     let send = move || {
         if sending.get_untracked() {
             return;
         }
         let body = text.get_untracked();
+        let room = room.get_untracked();
         let client = client.get_value();
         set_sending.set(true);
         spawn_local(async move {
-            match client.send(&me.get_untracked(), &body, room).await {
+            match client.send(&body, &room).await {
                 Ok(_) => {
                     set_error.set(None);
                     // Only clear what was sent: the person may have kept typing meanwhile.
@@ -35,6 +46,21 @@ pub fn Composer(client: ChatClient, me: Signal<String>, room: &'static str) -> i
             }
             set_sending.set(false);
         });
+    };
+    let on_input = move |value: String| {
+        let typing = !value.trim().is_empty()
+            && throttle
+                .try_update_value(|t| t.should_send(now_ms()))
+                .unwrap_or(false);
+        set_text.set(value);
+        if typing {
+            let client = client.get_value();
+            let room = room.get_untracked();
+            // Best effort: a refused or lost Typing only means no indicator for a moment.
+            spawn_local(async move {
+                let _ = client.typing(&room).await;
+            });
+        }
     };
     let on_keydown = move |ev: KeyboardEvent| {
         // is_composing: Enter that confirms an IME candidate must not send.
@@ -52,7 +78,7 @@ pub fn Composer(client: ChatClient, me: Signal<String>, room: &'static str) -> i
                 placeholder="Write a message\u{2026}"
                 aria-label="Message"
                 prop:value=text
-                on:input=move |ev| set_text.set(event_target_value(&ev))
+                on:input=move |ev| on_input(event_target_value(&ev))
                 on:keydown=on_keydown
             ></textarea>
             <button type="submit" data-testid="composer-send" disabled=sending>"Send"</button>

@@ -1,24 +1,26 @@
-//! The live feed of one room: loads recent history, keeps a Subscribe stream open and
-//! reconnects with backoff when it ends, resuming after the last id seen in the known
-//! epoch so the server replays exactly what was missed. It runs for the page's lifetime;
-//! components only read its two signals.
+//! The live feed of the room on screen: loads its latest page, keeps one Subscribe stream
+//! open and reconnects with backoff when it ends, resuming after the last id seen in the
+//! known epoch so the server replays exactly what was missed. Switching rooms stops that
+//! run (dropping the stream aborts its fetch, which tells the server the person left the
+//! room) and starts one for the next room. Components only read its signals.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
-use std::task::Poll;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
 
 use chat_proto::MessageResponse;
 use leptos::logging::warn;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use crate::backoff;
-use crate::client::{ApiError, ChatClient, EventStream, FeedEvent};
+use crate::client::{ApiError, ChatClient, ErrorKind, EventStream, FeedEvent};
 use crate::network::{self, WentOffline};
 use crate::timeline::Timeline;
+use crate::timer::{now_ms, sleep_ms};
+use crate::typing::Typists;
 
 /// How many messages the page shows straight away on entering.
 const HISTORY_PAGE: u32 = 50;
@@ -48,22 +50,68 @@ pub enum ConnState {
 /// Handle on the feed's state; `Copy`, so components capture it freely.
 #[derive(Clone, Copy)]
 pub struct Feed {
+    client: StoredValue<ChatClient, LocalStorage>,
+    room: RwSignal<String>,
     timeline: RwSignal<Timeline>,
     state: RwSignal<ConnState>,
-    started: StoredValue<bool>,
+    members: RwSignal<Vec<String>>,
+    typists: RwSignal<Typists>,
+    /// Why the server refuses this room (bad name, too many rooms), in its words.
+    problem: RwSignal<Option<String>>,
+    loading_older: RwSignal<bool>,
+    /// Stops the current room's run; None while closed.
+    run: StoredValue<Option<Stop>, LocalStorage>,
 }
 
 impl Feed {
-    pub fn new() -> Self {
+    pub fn new(client: ChatClient) -> Self {
         Feed {
+            client: StoredValue::new_local(client),
+            room: RwSignal::new(String::new()),
             timeline: RwSignal::new(Timeline::default()),
             state: RwSignal::new(ConnState::Connecting),
-            started: StoredValue::new(false),
+            members: RwSignal::new(Vec::new()),
+            typists: RwSignal::new(Typists::default()),
+            problem: RwSignal::new(None),
+            loading_older: RwSignal::new(false),
+            run: StoredValue::new_local(None),
         }
     }
 
     pub fn state(&self) -> Signal<ConnState> {
         self.state.into()
+    }
+
+    /// The room on screen.
+    pub fn room(&self) -> Signal<String> {
+        self.room.into()
+    }
+
+    pub fn members(&self) -> Signal<Vec<String>> {
+        self.members.into()
+    }
+
+    pub fn typists(&self) -> Signal<Typists> {
+        self.typists.into()
+    }
+
+    pub fn problem(&self) -> Signal<Option<String>> {
+        self.problem.into()
+    }
+
+    pub fn has_older(&self) -> Signal<bool> {
+        let timeline = self.timeline;
+        Signal::derive(move || timeline.with(Timeline::has_older))
+    }
+
+    pub fn loading_older(&self) -> Signal<bool> {
+        self.loading_older.into()
+    }
+
+    /// (epoch, newest id) of what is shown, i.e. what the person has seen of the room.
+    pub fn seen(&self) -> Signal<(u64, u64)> {
+        let timeline = self.timeline;
+        Signal::derive(move || timeline.with(|t| (t.epoch(), t.last_id())))
     }
 
     /// The shown messages, each paired with its key: ids restart in a new epoch, so the
@@ -80,34 +128,87 @@ impl Feed {
         })
     }
 
-    /// Starts the feed once; later calls (e.g. after a name change) are no-ops.
-    pub fn start(self, client: ChatClient, room: &'static str) {
-        if self.started.get_value() {
-            return;
-        }
-        self.started.set_value(true);
-        spawn_local(self.run(client, room));
+    /// Shows `room`: ends the current room's stream (if any) and starts following this one
+    /// from its latest page. Opening the room already shown restarts it (e.g. after a
+    /// new sign-in, so the stream carries the new session).
+    pub fn open(self, room: String) {
+        self.close();
+        self.room.set(room.clone());
+        self.timeline.set(Timeline::default());
+        self.members.set(Vec::new());
+        self.typists.set(Typists::default());
+        self.problem.set(None);
+        self.loading_older.set(false);
+        self.state.set(ConnState::Connecting);
+        let stop = Stop::default();
+        self.run.set_value(Some(stop.clone()));
+        spawn_local(stop.guard(self.follow_room(room)));
     }
 
-    async fn run(self, client: ChatClient, room: &'static str) {
+    /// Stops following (signed out). What is shown stays until the next `open`.
+    pub fn close(self) {
+        if let Some(stop) = self.run.try_update_value(Option::take).flatten() {
+            stop.stop();
+        }
+    }
+
+    /// Pages in the messages before the oldest shown (the reader scrolled up). One page at
+    /// a time; a room switch discards a page still on its way.
+    pub fn load_older(self) {
+        let Some(stop) = self.run.get_value() else {
+            return;
+        };
+        let (epoch, before_id, has_older) = self
+            .timeline
+            .with_untracked(|t| (t.epoch(), t.oldest_id(), t.has_older()));
+        if !has_older || before_id == 0 || self.loading_older.get_untracked() {
+            return;
+        }
+        self.loading_older.set(true);
+        let room = self.room.get_untracked();
+        let client = self.client.get_value();
+        spawn_local(stop.guard(async move {
+            match client.history(&room, before_id, HISTORY_PAGE).await {
+                // A page from another epoch would replace the view; the stream's next
+                // Welcome sorts that out instead.
+                Ok(page) if page.epoch == epoch => self
+                    .timeline
+                    .update(|t| t.load_history(page.epoch, page.messages, page.has_more)),
+                Ok(_) => {}
+                Err(e) => warn!("older history failed: {}", e.message),
+            }
+            self.loading_older.set(false);
+        }));
+    }
+
+    async fn follow_room(self, room: String) {
+        let client = self.client.get_value();
         let mut attempt: u32 = 0;
         let mut have_history = false;
         loop {
             if !have_history {
-                match client.history(room, 0, HISTORY_PAGE).await {
+                match client.history(&room, 0, HISTORY_PAGE).await {
                     Ok(page) => {
                         self.timeline
-                            .update(|t| t.load_history(page.epoch, page.messages));
+                            .update(|t| t.load_history(page.epoch, page.messages, page.has_more));
                         have_history = true;
                     }
-                    Err(e) => warn!("history failed: {}", e.message),
+                    Err(e) => self.failed("history", e),
                 }
             }
             if have_history {
-                self.follow(&client, room, &mut attempt).await;
+                self.follow(&client, &room, &mut attempt).await;
             }
             attempt += 1;
             self.wait_before_retry(attempt).await;
+        }
+    }
+
+    /// Logs a failure; one the server explains (not a transport hiccup) is shown too.
+    fn failed(&self, what: &str, e: ApiError) {
+        warn!("{what} failed: {}", e.message);
+        if e.kind == ErrorKind::Refused {
+            self.problem.set(Some(e.message));
         }
     }
 
@@ -116,12 +217,12 @@ impl Feed {
         let (after_id, epoch) = self.timeline.with_untracked(|t| (t.last_id(), t.epoch()));
         let mut stream = match client.subscribe(room, after_id, epoch).await {
             Ok(stream) => stream,
-            Err(e) => return warn!("subscribe failed: {}", e.message),
+            Err(e) => return self.failed("subscribe", e),
         };
         let mut offline = pin!(WentOffline::new());
         // Any event, heartbeats included, proves the stream alive; silence longer than the
         // limit means a dead connection that no error will ever report.
-        let last_heard = Cell::new(js_sys::Date::now());
+        let last_heard = Cell::new(now_ms());
         let mut silent = Box::pin(silence(&last_heard, WELCOME_TIMEOUT_MS));
         loop {
             let event = match next_event(&mut stream, offline.as_mut(), silent.as_mut()).await {
@@ -129,7 +230,7 @@ impl Feed {
                 Next::Offline => return warn!("browser went offline; dropping the feed"),
                 Next::Silent => return warn!("feed went silent; reconnecting"),
             };
-            last_heard.set(js_sys::Date::now());
+            last_heard.set(now_ms());
             match event {
                 Ok(Some(FeedEvent::Welcome(w))) => {
                     // Re-armed, not adjusted: the pending timer may be set for far longer.
@@ -139,14 +240,16 @@ impl Feed {
                     };
                     silent = Box::pin(silence(&last_heard, limit));
                     self.timeline.update(|t| t.welcome(w.epoch, w.reset));
+                    self.members.set(w.members);
+                    self.problem.set(None);
                     // after_id 0 means "live only" to the server, so with nothing seen yet
                     // (empty room at load, or emptied by a reset) whatever was posted
                     // before this stream began would be skipped: fetch it explicitly.
                     if !w.reset && after_id == 0 && w.last_id > 0 {
                         match client.history(room, w.last_id + 1, HISTORY_PAGE).await {
-                            Ok(page) => self
-                                .timeline
-                                .update(|t| t.load_history(page.epoch, page.messages)),
+                            Ok(page) => self.timeline.update(|t| {
+                                t.load_history(page.epoch, page.messages, page.has_more)
+                            }),
                             Err(e) => return warn!("history after welcome failed: {}", e.message),
                         }
                     }
@@ -154,13 +257,28 @@ impl Feed {
                     *attempt = 0;
                 }
                 Ok(Some(FeedEvent::Message(m))) => {
+                    self.typists.maybe_update(|t| t.spoke(&m.username));
                     self.timeline.maybe_update(|t| t.push(m));
                 }
+                Ok(Some(FeedEvent::Presence(p))) => self.members.set(p.members),
+                Ok(Some(FeedEvent::Typing(t))) => self.someone_typing(t.username, t.expires_ms),
                 Ok(Some(FeedEvent::Heartbeat)) => {}
                 Ok(None) => return warn!("feed ended by the server"),
                 Err(e) => return warn!("feed broke: {}", e.message),
             }
         }
+    }
+
+    /// Shows `name` as typing and clears it when it expires (one timer per event: at most
+    /// one event a second per person, each a few seconds long).
+    fn someone_typing(&self, name: String, expires_ms: u32) {
+        self.typists
+            .update(|t| t.typing(name, expires_ms, now_ms()));
+        let typists = self.typists;
+        spawn_local(async move {
+            sleep_ms(expires_ms.saturating_add(50)).await;
+            typists.maybe_update(|t| t.expire(now_ms()));
+        });
     }
 
     /// Sleeps the backoff delay, showing a whole-second countdown; while the browser is
@@ -227,7 +345,7 @@ async fn next_event(
 /// from the last event, rather than a timer per event.
 async fn silence(last_heard: &Cell<f64>, limit_ms: u32) {
     loop {
-        let quiet_for = js_sys::Date::now() - last_heard.get();
+        let quiet_for = now_ms() - last_heard.get();
         let left = f64::from(limit_ms) - quiet_for;
         if left <= 0.0 {
             return;
@@ -236,15 +354,42 @@ async fn silence(last_heard: &Cell<f64>, limit_ms: u32) {
     }
 }
 
-/// A timer as a future (setTimeout wrapped in a Promise), avoiding a timer crate.
-async fn sleep_ms(ms: u32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
-        if let Some(window) = web_sys::window() {
-            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
-                resolve.unchecked_ref(),
-                ms as i32,
-            );
+/// Ends a room's tasks: `guard` runs a future until it finishes or `stop` is called,
+/// whichever is first; the future is then dropped (and with it any open stream).
+#[derive(Clone, Default)]
+struct Stop(Rc<StopState>);
+
+#[derive(Default)]
+struct StopState {
+    stopped: Cell<bool>,
+    wakers: RefCell<Vec<Waker>>,
+}
+
+impl Stop {
+    fn stop(&self) {
+        self.0.stopped.set(true);
+        for waker in self.0.wakers.take() {
+            waker.wake();
         }
-    });
-    let _ = JsFuture::from(promise).await;
+    }
+
+    fn guard(self, task: impl Future<Output = ()>) -> impl Future<Output = ()> {
+        async move {
+            let mut task = pin!(task);
+            poll_fn(|cx| {
+                if self.0.stopped.get() {
+                    return Poll::Ready(());
+                }
+                if task.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+                let mut wakers = self.0.wakers.borrow_mut();
+                if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                    wakers.push(cx.waker().clone());
+                }
+                Poll::Pending
+            })
+            .await
+        }
+    }
 }

@@ -1,5 +1,5 @@
 //! The chat page: a Leptos client-side app that talks grpc-web to chat-server.
-//! `main` only mounts it; `app` decides between the name prompt and the room.
+//! `main` only mounts it; `app` decides between the name prompt and the chat.
 
 mod app;
 mod backoff;
@@ -7,11 +7,19 @@ mod client;
 mod composer;
 mod connection_badge;
 mod feed;
+mod member_list;
 mod message_list;
 mod name;
 mod name_prompt;
 mod network;
+mod room_list;
+mod room_name;
+mod session;
 mod timeline;
+mod timer;
+mod typing;
+mod typing_indicator;
+mod unread;
 
 fn main() {
     // Panics otherwise vanish into "unreachable executed"; the hook puts them in the console.

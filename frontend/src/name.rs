@@ -1,8 +1,6 @@
 //! The display name a person chats under: the server's rules mirrored here so the prompt
-//! can explain a bad name before anything is sent, and the chosen name remembered in
-//! localStorage so a reload goes straight back into the room.
+//! can explain a bad name before anything is sent (`session` remembers the chosen one).
 
-const STORAGE_KEY: &str = "chat.name";
 const MAX_CHARS: usize = 32;
 
 /// Trims the input and checks it (letters of any script, like the server); the error text is shown under the name field.
@@ -25,23 +23,6 @@ pub fn validate(raw: &str) -> Result<String, String> {
         return Err(format!("{what} not allowed: use letters, digits, _ - or ."));
     }
     Ok(name.to_owned())
-}
-
-fn storage() -> Option<web_sys::Storage> {
-    // Private modes may refuse storage; the page then just asks for the name every time.
-    web_sys::window()?.local_storage().ok()?
-}
-
-/// The remembered name, if there is one and it is still valid.
-pub fn load_saved() -> Option<String> {
-    let saved = storage()?.get_item(STORAGE_KEY).ok()??;
-    validate(&saved).ok()
-}
-
-pub fn save(name: &str) {
-    if let Some(storage) = storage() {
-        let _ = storage.set_item(STORAGE_KEY, name);
-    }
 }
 
 #[cfg(test)]

@@ -1,26 +1,46 @@
 //! The first screen: pick the name to chat under. Checked here with the server's rules
-//! (see `name`), so a typo gets an explanation instead of a failed send later.
+//! (see `name`), so a typo gets an explanation at once; then Join asks the server, whose
+//! refusal (the name is taken) is shown the same way.
 
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 
+use crate::client::ChatClient;
 use crate::name;
 
 #[component]
 pub fn NamePrompt(
+    client: ChatClient,
     initial: String,
-    on_join: Callback<String>,
-    /// Offered when changing an existing name: go back to the room unchanged.
-    on_cancel: Option<Callback<()>>,
+    /// Why the prompt is back (the server's words), e.g. the name was taken while away.
+    notice: Option<String>,
+    on_joined: Callback<String>,
 ) -> impl IntoView {
+    let client = StoredValue::new_local(client);
     let (value, set_value) = signal(initial);
-    let (error, set_error) = signal(None::<String>);
+    let (error, set_error) = signal(notice);
+    let (joining, set_joining) = signal(false);
     let on_submit = move |ev: SubmitEvent| {
         ev.prevent_default();
-        match name::validate(&value.get_untracked()) {
-            Ok(name) => on_join.run(name),
-            Err(message) => set_error.set(Some(message)),
+        if joining.get_untracked() {
+            return;
         }
+        let chosen = match name::validate(&value.get_untracked()) {
+            Ok(chosen) => chosen,
+            Err(message) => return set_error.set(Some(message)),
+        };
+        set_joining.set(true);
+        let client = client.get_value();
+        spawn_local(async move {
+            match client.join(&chosen).await {
+                Ok(joined) => on_joined.run(joined),
+                Err(e) => {
+                    set_error.set(Some(e.message));
+                    set_joining.set(false);
+                }
+            }
+        });
     };
 
     view! {
@@ -39,10 +59,7 @@ pub fn NamePrompt(
                     set_error.set(None);
                 }
             />
-            <button type="submit" data-testid="name-submit">"Join"</button>
-            {on_cancel.map(|cancel| view! {
-                <button type="button" class="link" on:click=move |_| cancel.run(())>"Cancel"</button>
-            })}
+            <button type="submit" data-testid="name-submit" disabled=joining>"Join"</button>
             <Show when=move || error.with(Option::is_some)>
                 <p class="error" role="alert" data-testid="name-error">
                     {move || error.get().unwrap_or_default()}

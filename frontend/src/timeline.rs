@@ -2,6 +2,7 @@
 //! epoch those ids belong to. Kept free of I/O and signals so the no-gap/no-duplicate rules
 //! can be unit tested: ids only grow within an epoch, so "accept iff id > last_id" dedupes
 //! replays, and a new epoch means the old ids are meaningless and everything is dropped.
+//! Older pages (scrolling up) merge in by id below what is shown.
 
 use chat_proto::MessageResponse;
 
@@ -13,6 +14,8 @@ pub struct Timeline {
     epoch: u64,
     last_id: u64,
     messages: Vec<MessageResponse>,
+    /// The server holds messages older than the first one shown.
+    has_older: bool,
 }
 
 impl Timeline {
@@ -28,11 +31,30 @@ impl Timeline {
         &self.messages
     }
 
-    /// A History page (oldest first). A different epoch replaces what was shown; in the
-    /// same epoch the page is merged by id, since it may overlap or precede live messages.
-    pub fn load_history(&mut self, epoch: u64, page: Vec<MessageResponse>) {
+    pub fn has_older(&self) -> bool {
+        self.has_older
+    }
+
+    /// The id to page back from: everything shown is newer (0 = the newest).
+    pub fn oldest_id(&self) -> u64 {
+        self.messages.first().map_or(0, |m| m.id)
+    }
+
+    /// A History page (oldest first) and its `has_more`. A different epoch replaces what
+    /// was shown; in the same epoch the page is merged by id, since it may overlap or
+    /// precede live messages. Only a page reaching below what is shown says whether
+    /// anything older remains.
+    pub fn load_history(&mut self, epoch: u64, page: Vec<MessageResponse>, has_more: bool) {
         if epoch != self.epoch {
             self.reset(epoch);
+        }
+        let reaches_below = match (page.first(), self.messages.first()) {
+            (Some(first), Some(shown)) => first.id <= shown.id,
+            (_, None) => true,
+            (None, Some(_)) => false,
+        };
+        if reaches_below {
+            self.has_older = has_more;
         }
         for message in page {
             if let Err(at) = self.messages.binary_search_by_key(&message.id, |m| m.id) {
@@ -40,7 +62,6 @@ impl Timeline {
                 self.messages.insert(at, message);
             }
         }
-        self.trim();
     }
 
     /// The Welcome that opens every Subscribe stream.
@@ -61,10 +82,13 @@ impl Timeline {
         true
     }
 
+    /// Drops the oldest past `MAX_SHOWN` (they can be paged in again). Only live arrivals
+    /// trim, so a page the reader just scrolled up for is never dropped as it lands.
     fn trim(&mut self) {
         if self.messages.len() > MAX_SHOWN {
             let excess = self.messages.len() - MAX_SHOWN;
             self.messages.drain(..excess);
+            self.has_older = true;
         }
     }
 
@@ -72,6 +96,7 @@ impl Timeline {
         self.epoch = epoch;
         self.last_id = 0;
         self.messages.clear();
+        self.has_older = false;
     }
 }
 
@@ -94,7 +119,7 @@ mod tests {
     #[test]
     fn replay_after_history_is_deduplicated() {
         let mut t = Timeline::default();
-        t.load_history(7, vec![msg(1), msg(2), msg(3)]);
+        t.load_history(7, vec![msg(1), msg(2), msg(3)], false);
         t.welcome(7, false);
         for id in [2, 3, 4, 5] {
             t.push(msg(id));
@@ -106,9 +131,10 @@ mod tests {
     #[test]
     fn reset_drops_old_epoch_and_takes_replay() {
         let mut t = Timeline::default();
-        t.load_history(7, vec![msg(10), msg(11)]);
+        t.load_history(7, vec![msg(10), msg(11)], true);
         t.welcome(9, true);
         assert!(t.messages().is_empty());
+        assert!(!t.has_older());
         assert_eq!(t.epoch(), 9);
         assert!(t.push(msg(1)));
         assert_eq!(ids(&t), [1]);
@@ -119,7 +145,7 @@ mod tests {
         let mut t = Timeline::default();
         t.welcome(7, false);
         t.push(msg(5));
-        t.load_history(7, vec![msg(2), msg(3), msg(5)]);
+        t.load_history(7, vec![msg(2), msg(3), msg(5)], false);
         assert_eq!(ids(&t), [2, 3, 5]);
         assert_eq!(t.last_id(), 5);
         assert!(
@@ -136,5 +162,35 @@ mod tests {
         }
         assert_eq!(t.messages().len(), MAX_SHOWN);
         assert_eq!(t.messages()[0].id, 11);
+        assert!(t.has_older(), "trimmed ones can be paged in again");
+    }
+
+    #[test]
+    fn older_pages_merge_below_and_track_has_more() {
+        let mut t = Timeline::default();
+        t.load_history(7, (101..=150).map(msg).collect(), true);
+        assert!(t.has_older());
+        assert_eq!(t.oldest_id(), 101);
+        t.push(msg(151));
+        // The next older page overlaps by one: merged without a duplicate.
+        t.load_history(7, (51..=101).map(msg).collect(), true);
+        assert_eq!(t.oldest_id(), 51);
+        assert_eq!(t.messages().len(), 101);
+        t.load_history(7, (1..=50).map(msg).collect(), false);
+        assert!(!t.has_older());
+        assert_eq!(ids(&t), (1..=151).collect::<Vec<_>>());
+        assert_eq!(t.last_id(), 151);
+        // Older pages are never trimmed away under the reader.
+        t.load_history(7, (1..=50).map(msg).collect(), false);
+        assert_eq!(t.messages().len(), 151);
+    }
+
+    #[test]
+    fn a_gap_fill_above_does_not_touch_has_older() {
+        let mut t = Timeline::default();
+        t.load_history(7, (51..=100).map(msg).collect(), true);
+        t.load_history(7, vec![msg(101), msg(102)], false);
+        assert!(t.has_older());
+        assert_eq!(t.last_id(), 102);
     }
 }

@@ -1,10 +1,11 @@
-//! `chat-cli`: the seed's own usage, over native gRPC (HTTP/2). Opens a Broadcast stream,
-//! sends each stdin line as a message, prints every message of the room as
-//! `HH:MM:SS [name]: text` (local time). When stdin ends it waits until the server has
-//! echoed back everything it sent, then exits, so `echo hi | chat-cli --name me` posts once.
+//! `chat-cli`: the seed's own usage, over native gRPC (HTTP/2). Joins (so the name is
+//! ours while we chat), opens a Broadcast stream, sends each stdin line as a message,
+//! prints every message of the room as `HH:MM:SS [name]: text` (local time). When stdin
+//! ends it waits until the server has echoed back everything it sent, then leaves and
+//! exits, so `echo hi | chat-cli --name me` posts once.
 use std::{process::ExitCode, time::Duration};
 
-use chat_proto::{chat_service_client::ChatServiceClient, MessageRequest, MessageResponse};
+use chat_proto::{MessageRequest, MessageResponse};
 use chrono::{Local, TimeZone};
 use clap::Parser;
 use tokio::{
@@ -13,6 +14,10 @@ use tokio::{
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
+
+use crate::session::Session;
+
+mod session;
 
 /// Same bound as the server's, checked here so a long line is refused locally instead of
 /// ending the stream.
@@ -32,6 +37,10 @@ struct Args {
     /// Server URL.
     #[arg(long, env = "CHAT_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
+    /// Skip Join and send the name with each message, as the original client did. The
+    /// name is then not reserved, and a server refuses it while someone has joined as it.
+    #[arg(long)]
+    no_join: bool,
 }
 
 #[tokio::main]
@@ -52,9 +61,19 @@ async fn run(args: Args) -> Result<(), String> {
         .connect()
         .await
         .map_err(|e| format!("cannot reach {}: {e}", args.server))?;
-    let mut client = ChatServiceClient::new(channel);
+    let mut session = match args.no_join {
+        true => Session::anonymous(channel, &args.name),
+        false => Session::join(channel, &args.name).await?,
+    };
+    let result = chat(&mut session, &args.room).await;
+    session.leave().await;
+    result
+}
 
-    let (name, room) = (args.name.clone(), args.room.clone());
+/// The conversation: stdin lines out, the room's messages in, until stdin ends and what
+/// we sent is confirmed, or Ctrl-C, or the stream fails.
+async fn chat(session: &mut Session, room: &str) -> Result<(), String> {
+    let (name, room) = (session.name.clone(), room.to_owned());
     let request = move |message: String| MessageRequest {
         username: name.clone(),
         message,
@@ -66,10 +85,17 @@ async fn run(args: Args) -> Result<(), String> {
         .send(request(String::new()))
         .await
         .expect("receiver alive");
-    let mut inbound = client
+    let mut inbound = session
+        .client
         .broadcast(ReceiverStream::new(rx))
         .await
-        .map_err(|s| format!("could not join: {}", s.message()))?
+        .map_err(|s| {
+            format!(
+                "could not open the room's stream: {:?}: {}",
+                s.code(),
+                s.message()
+            )
+        })?
         .into_inner();
 
     let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<()>();
@@ -99,6 +125,10 @@ async fn run(args: Args) -> Result<(), String> {
     let mut stdin_done = false;
     let deadline = tokio::time::sleep(Duration::MAX);
     tokio::pin!(deadline);
+    // One listener for the whole loop: a fresh one per iteration could miss a Ctrl-C
+    // that arrives while a message is being printed.
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     let result = loop {
         tokio::select! {
             msg = inbound.message() => match msg {
@@ -107,7 +137,7 @@ async fn run(args: Args) -> Result<(), String> {
                     while sent_rx.try_recv().is_ok() {
                         unconfirmed += 1;
                     }
-                    if msg.username == args.name && unconfirmed > 0 {
+                    if msg.username == session.name && unconfirmed > 0 {
                         unconfirmed -= 1;
                     }
                     if stdin_done && unconfirmed == 0 {
@@ -128,7 +158,7 @@ async fn run(args: Args) -> Result<(), String> {
                 deadline.as_mut().reset(tokio::time::Instant::now() + DRAIN_TIMEOUT);
             }
             _ = &mut deadline => break Err(format!("{unconfirmed} message(s) not confirmed by the server")),
-            _ = tokio::signal::ctrl_c() => break Ok(()),
+            _ = &mut ctrl_c => break Ok(()),
         }
     };
     stdin_task.abort();

@@ -40,6 +40,8 @@ pub enum ChatError {
     SignInRequired(&'static str),
     #[error("you are signed in as {signed_in:?}; you cannot send as {asked:?}")]
     NameMismatch { signed_in: String, asked: String },
+    #[error("could not save or read messages ({0}); a message you were sending was not sent, try again")]
+    Store(#[from] StoreError),
     #[error("the server is shutting down; reconnect in a moment")]
     ShuttingDown,
     #[error("the name {0:?} is in use by someone signed in; pick another")]
@@ -57,8 +59,6 @@ pub enum ChatError {
         what: Action,
         retry_after: RetryAfter,
     },
-    #[error("could not save the message ({0}); it was not sent, try again")]
-    Store(#[from] StoreError),
 }
 
 impl From<ChatError> for Status {
@@ -78,14 +78,15 @@ impl From<ChatError> for Status {
             NoSuchRoom(_) => Status::not_found(msg),
             SignInRequired(_) => Status::unauthenticated(msg),
             NameMismatch { .. } => Status::permission_denied(msg),
+            // The disk or the store's writer failed, or is closing: nothing was saved,
+            // and trying again later is exactly right.
+            Store(_) => Status::unavailable(msg),
             ShuttingDown => Status::unavailable(msg),
             NameTaken(_) => Status::already_exists(msg),
             // The name exists and is fine; this caller is just not the one holding it.
             NameHeld(_) => Status::permission_denied(msg),
             Unauthenticated | AuthorizationMalformed => Status::unauthenticated(msg),
             TooManyStreams { .. } | RateLimited { .. } => Status::resource_exhausted(msg),
-            // Disk trouble is the server's, and usually passes: the client may retry.
-            Store(_) => Status::unavailable(msg),
         }
     }
 }

@@ -1,0 +1,92 @@
+//! `chat-bench`: a load generator for the chat server's fan-out, and the yardstick it is
+//! judged by. A library so the smoke test drives exactly what the binary runs.
+//!
+//! One run: `config` (what to do, loopback only, bounded) -> `run` (connect the
+//! `subscriber`s, start the `sender`s, drain) -> `report`. Each subscriber reads its
+//! stream with `http1` + `wire`, judges it with `checker` and times it into `latency`;
+//! `baseline` is the same traffic through a minimal raw-TCP fan-out; `proc_stats` reads
+//! what the server spent.
+
+pub mod baseline;
+pub mod checker;
+pub mod config;
+pub mod fd_limit;
+pub mod http1;
+pub mod latency;
+pub mod proc_stats;
+pub mod progress;
+pub mod report;
+pub mod run;
+pub mod sender;
+pub mod stamp;
+pub mod subscriber;
+pub mod tally;
+pub mod wire;
+
+use std::{
+    path::Path,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+pub use config::{BenchConfig, Transport};
+pub use report::{Measurement, Report};
+
+use run::Target;
+use subscriber::Link;
+
+/// Sockets the bench needs besides the subscribers' (senders, the runtime, stdio).
+const SPARE_FDS: u64 = 64;
+
+/// Runs the configured load against the chat server, then, with `--baseline`, the same
+/// load against the raw-TCP baseline started from `baseline_exe` (this binary).
+pub async fn run(cfg: &BenchConfig, baseline_exe: Option<&Path>) -> Result<Report, String> {
+    let addr = cfg.check()?;
+    let fds = fd_limit::raise();
+    if fds < cfg.subscribers as u64 + cfg.senders as u64 + SPARE_FDS {
+        return Err(format!(
+            "{} subscribers need more open files than the limit of {fds}; raise it (ulimit -n)",
+            cfg.subscribers
+        ));
+    }
+    let chat = Target {
+        name: match cfg.transport {
+            Transport::GrpcWeb => "chat-server, grpc-web/HTTP1.1".into(),
+            Transport::Native => "chat-server, native gRPC/HTTP2".into(),
+        },
+        addr,
+        link: match cfg.transport {
+            Transport::GrpcWeb => Link::GrpcWeb,
+            Transport::Native => Link::Native,
+        },
+        pid: cfg.server_pid,
+    };
+    let main = run::measure(cfg, &chat, &room_names(cfg.rooms)).await?;
+    let baseline = match (cfg.baseline && cfg.senders > 0, baseline_exe) {
+        (false, _) => None,
+        (true, None) => return Err("--baseline needs the chat-bench executable".into()),
+        (true, Some(exe)) => {
+            let process = baseline::BaselineProcess::spawn(exe).await?;
+            let target = Target {
+                name: "baseline, raw TCP coalescing".into(),
+                addr: process.addr,
+                link: Link::Raw,
+                pid: Some(process.pid),
+            };
+            let measured = run::measure(cfg, &target, &room_names(cfg.rooms)).await;
+            process.stop().await;
+            Some(measured?)
+        }
+    };
+    Ok(Report { main, baseline })
+}
+
+/// Rooms no one else uses, so every message in them is the bench's own and their ids
+/// start fresh: `b<run>-<n>`, well within the server's 32-character limit.
+fn room_names(rooms: usize) -> Vec<String> {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let run = (std::process::id() << 12) ^ nanos;
+    (0..rooms).map(|i| format!("b{run:08x}-{i}")).collect()
+}

@@ -1,0 +1,97 @@
+//! The CLI's session. `Join` trades the name for a token; an interceptor puts it on every
+//! call as `authorization: Bearer <token>`, which is what lets the server take our name
+//! from the token; `Leave` on the way out frees the name at once instead of after the
+//! server's idle timeout, so a restarted CLI can take it straight back.
+use std::time::Duration;
+
+use chat_proto::{chat_service_client::ChatServiceClient, JoinRequest, LeaveRequest};
+use tonic::{
+    metadata::{Ascii, MetadataValue},
+    service::{interceptor::InterceptedService, Interceptor},
+    transport::Channel,
+    Code, Request, Status,
+};
+
+/// Leave is a courtesy (the session would expire anyway), so exiting never waits long.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub type Client = ChatServiceClient<InterceptedService<Channel, Auth>>;
+
+/// Adds the session token, if there is one, to every request.
+#[derive(Clone, Default)]
+pub struct Auth(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Auth {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(bearer) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", bearer.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A connection to the server, signed in or not.
+pub struct Session {
+    pub client: Client,
+    /// The name the server knows us by (it may have trimmed what we asked for).
+    pub name: String,
+    signed_in: bool,
+}
+
+impl Session {
+    /// The original, token-less protocol: the name travels in each request's body.
+    pub fn anonymous(channel: Channel, name: &str) -> Self {
+        Session {
+            client: ChatServiceClient::with_interceptor(channel, Auth::default()),
+            name: name.to_owned(),
+            signed_in: false,
+        }
+    }
+
+    /// Signs in as `name`. A server that predates sessions answers Join with
+    /// UNIMPLEMENTED; then we go on without one, as the original client did.
+    pub async fn join(channel: Channel, name: &str) -> Result<Self, String> {
+        let mut anonymous = Self::anonymous(channel.clone(), name);
+        let joined = match anonymous
+            .client
+            .join(JoinRequest {
+                username: name.to_owned(),
+            })
+            .await
+        {
+            Ok(response) => response.into_inner(),
+            Err(status) if status.code() == Code::Unimplemented => {
+                eprintln!("chat-cli: this server has no sessions; chatting without one");
+                return Ok(anonymous);
+            }
+            Err(status) => {
+                return Err(format!(
+                    "could not join as {name:?}: {:?}: {}",
+                    status.code(),
+                    status.message()
+                ))
+            }
+        };
+        let bearer = format!("Bearer {}", joined.token)
+            .parse()
+            .map_err(|_| "the server sent a session token that is not valid metadata")?;
+        Ok(Session {
+            client: ChatServiceClient::with_interceptor(channel, Auth(Some(bearer))),
+            name: match joined.username {
+                n if n.is_empty() => name.to_owned(),
+                n => n,
+            },
+            signed_in: true,
+        })
+    }
+
+    /// Ends the session, if there is one. Failure is not reported: the server may be the
+    /// reason we are exiting, and an unended session expires by itself.
+    pub async fn leave(mut self) {
+        if self.signed_in {
+            let _ = tokio::time::timeout(LEAVE_TIMEOUT, self.client.leave(LeaveRequest {})).await;
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The session rules, on tokio's paused clock: expiry is driven by `advance`, not sleeps.
+use std::collections::HashSet;
+
+use tokio::time::advance;
+use tonic::{metadata::MetadataMap, Code, Status};
+
+use super::*;
+
+const IDLE: Duration = Duration::from_secs(60);
+const MS: Duration = Duration::from_millis(1);
+
+fn sessions() -> Sessions {
+    Sessions::new(Limits {
+        session_idle: IDLE,
+        max_streams_per_session: 2,
+        ..Limits::default()
+    })
+}
+
+fn with_auth(value: &str) -> MetadataMap {
+    let mut metadata = MetadataMap::new();
+    metadata.insert("authorization", value.parse().unwrap());
+    metadata
+}
+
+fn bearer(session: &Session) -> MetadataMap {
+    with_auth(&format!("Bearer {}", session.token()))
+}
+
+fn status(err: ChatError) -> (Code, String) {
+    let status = Status::from(err);
+    (status.code(), status.message().to_owned())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_name_is_taken_while_its_session_lives_and_freed_by_leave() {
+    let sessions = sessions();
+    let ann = sessions.join("ann").unwrap();
+    assert_eq!(ann.name(), "ann");
+    let taken = sessions.join("ann").unwrap_err();
+    assert_eq!(taken, ChatError::NameTaken("ann".into()));
+    assert_eq!(
+        status(taken),
+        (
+            Code::AlreadyExists,
+            "the name \"ann\" is in use by someone signed in; pick another".into()
+        )
+    );
+    assert!(sessions.join("bob").is_ok());
+
+    sessions.leave(&ann);
+    assert!(ann.is_ended());
+    assert_eq!(
+        sessions.authenticate(&bearer(&ann)).unwrap_err(),
+        ChatError::Unauthenticated
+    );
+    let again = sessions.join("ann").unwrap();
+    assert_ne!(again.id(), ann.id());
+    // Leaving with a stale handle does not end the name's new holder.
+    sessions.leave(&ann);
+    assert!(sessions.authenticate(&bearer(&again)).unwrap().is_some());
+}
+
+#[tokio::test]
+async fn tokens_carry_at_least_128_random_bits_and_are_url_safe() {
+    let sessions = sessions();
+    let mut seen = HashSet::new();
+    for i in 0..500 {
+        let token = sessions.join(&format!("n{i}")).unwrap().token().to_owned();
+        assert!(token.len() * 4 >= 128, "{token}");
+        assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+        assert!(seen.insert(token));
+    }
+    // Every nibble value turns up: the text is not, say, mostly zeros.
+    let digits: HashSet<char> = seen.iter().flat_map(|t| t.chars()).collect();
+    assert_eq!(digits.len(), 16);
+}
+
+#[tokio::test]
+async fn authenticate_reads_the_bearer_token() {
+    let sessions = sessions();
+    let ann = sessions.join("ann").unwrap();
+
+    assert!(sessions
+        .authenticate(&MetadataMap::new())
+        .unwrap()
+        .is_none());
+    let found = sessions.authenticate(&bearer(&ann)).unwrap().unwrap();
+    assert_eq!((found.id(), found.name()), (ann.id(), "ann"));
+    let lower = with_auth(&format!("bearer  {} ", ann.token()));
+    assert_eq!(
+        sessions.authenticate(&lower).unwrap().unwrap().id(),
+        ann.id()
+    );
+
+    for bad in ["Basic abc", "Bearer", "Bearer ", ann.token()] {
+        assert_eq!(
+            sessions.authenticate(&with_auth(bad)).unwrap_err(),
+            ChatError::AuthorizationMalformed,
+            "{bad:?}"
+        );
+    }
+    let unknown = sessions
+        .authenticate(&with_auth("Bearer 00ff"))
+        .unwrap_err();
+    assert_eq!(
+        status(unknown),
+        (
+            Code::Unauthenticated,
+            "your session has expired or is unknown; join again".into()
+        )
+    );
+    // Tokens are compared exactly.
+    let shouted = with_auth(&format!("Bearer {}", ann.token().to_uppercase()));
+    assert!(sessions.authenticate(&shouted).is_err());
+}
+
+#[tokio::test]
+async fn a_bare_name_is_refused_while_a_session_holds_it() {
+    let sessions = sessions();
+    assert_eq!(sessions.check_bare_name("ann"), Ok(()));
+    let ann = sessions.join("ann").unwrap();
+    let held = sessions.check_bare_name("ann").unwrap_err();
+    assert_eq!(
+        status(held),
+        (
+            Code::PermissionDenied,
+            "\"ann\" is signed in; send with that session's token (authorization: Bearer ...)"
+                .into()
+        )
+    );
+    assert_eq!(sessions.check_bare_name("bob"), Ok(()));
+    sessions.leave(&ann);
+    assert_eq!(sessions.check_bare_name("ann"), Ok(()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_session_expires_and_frees_its_name() {
+    let sessions = sessions();
+    let ann = sessions.join("ann").unwrap();
+    // Every call restarts the idle clock.
+    for _ in 0..3 {
+        advance(IDLE - MS).await;
+        assert!(sessions.authenticate(&bearer(&ann)).unwrap().is_some());
+    }
+    advance(IDLE - MS).await;
+    assert_eq!(
+        sessions.check_bare_name("ann"),
+        Err(ChatError::NameHeld("ann".into()))
+    );
+    assert!(sessions.sweep().is_empty());
+
+    advance(MS).await;
+    let expired = sessions.sweep();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].id(), ann.id());
+    assert!(ann.is_ended());
+    assert_eq!(sessions.check_bare_name("ann"), Ok(()));
+    assert_eq!(
+        sessions.authenticate(&bearer(&ann)).unwrap_err(),
+        ChatError::Unauthenticated
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn expiry_is_also_noticed_without_a_sweep() {
+    let sessions = sessions();
+    let ann = sessions.join("ann").unwrap();
+    advance(IDLE).await;
+    let again = sessions.join("ann").unwrap();
+    assert!(ann.is_ended());
+    assert_eq!(
+        sessions.authenticate(&bearer(&ann)).unwrap_err(),
+        ChatError::Unauthenticated
+    );
+
+    advance(IDLE).await;
+    assert_eq!(
+        sessions.authenticate(&bearer(&again)).unwrap_err(),
+        ChatError::Unauthenticated
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn open_streams_keep_a_session_alive_until_the_last_closes() {
+    let sessions = sessions();
+    let ann = sessions.join("ann").unwrap();
+    let first = sessions.open_stream(&ann).unwrap();
+    let second = sessions.open_stream(&ann).unwrap();
+    advance(IDLE * 10).await;
+    assert!(sessions.sweep().is_empty());
+    drop(first);
+    advance(IDLE * 10).await;
+    assert!(sessions.sweep().is_empty());
+
+    // The idle clock starts when the last stream closes.
+    drop(second);
+    advance(IDLE - MS).await;
+    assert!(sessions.sweep().is_empty());
+    assert!(sessions.check_bare_name("ann").is_err());
+    advance(MS).await;
+    assert_eq!(sessions.sweep().len(), 1);
+}
+
+#[tokio::test]
+async fn streams_per_session_are_capped_for_that_session_only() {
+    let sessions = sessions();
+    let ann = sessions.join("ann").unwrap();
+    let bob = sessions.join("bob").unwrap();
+    let a1 = sessions.open_stream(&ann).unwrap();
+    let _a2 = sessions.open_stream(&ann).unwrap();
+    let refused = sessions.open_stream(&ann).unwrap_err();
+    assert_eq!(refused, ChatError::TooManyStreams { limit: 2 });
+    assert_eq!(
+        status(refused),
+        (
+            Code::ResourceExhausted,
+            "you already have 2 streams open; close one first".into()
+        )
+    );
+    // Bob is not affected by Ann's streams.
+    let _b1 = sessions.open_stream(&bob).unwrap();
+    let _b2 = sessions.open_stream(&bob).unwrap();
+    drop(a1);
+    assert!(sessions.open_stream(&ann).is_ok());
+}
+
+#[tokio::test]
+async fn a_left_sessions_streams_do_not_count_against_the_names_next_holder() {
+    let sessions = sessions();
+    let old = sessions.join("ann").unwrap();
+    let old_stream = sessions.open_stream(&old).unwrap();
+    sessions.leave(&old);
+    assert_eq!(
+        sessions.open_stream(&old).unwrap_err(),
+        ChatError::Unauthenticated
+    );
+
+    let new = sessions.join("ann").unwrap();
+    let _n1 = sessions.open_stream(&new).unwrap();
+    let _n2 = sessions.open_stream(&new).unwrap();
+    drop(old_stream);
+    assert_eq!(
+        sessions.open_stream(&new).unwrap_err(),
+        ChatError::TooManyStreams { limit: 2 }
+    );
+    // And the old session, though its stream is still running, may no longer post.
+    assert_eq!(old.check_message_rate(), Err(ChatError::Unauthenticated));
+}
+
+#[tokio::test(start_paused = true)]
+async fn message_rate_is_per_session_and_says_when_to_retry() {
+    let sessions = sessions(); // 10 per second, burst 20
+    let ann = sessions.join("ann").unwrap();
+    let bob = sessions.join("bob").unwrap();
+    for _ in 0..20 {
+        sessions.check_message_rate(Some(&ann), "ann").unwrap();
+    }
+    advance(60 * MS).await;
+    let limited = sessions.check_message_rate(Some(&ann), "ann").unwrap_err();
+    assert_eq!(
+        status(limited),
+        (
+            Code::ResourceExhausted,
+            "you are sending messages too fast; try again in 0.1 s".into()
+        )
+    );
+    // Nobody else is slowed down: not bob, not a legacy client using ann's name elsewhere.
+    for _ in 0..20 {
+        sessions.check_message_rate(Some(&bob), "bob").unwrap();
+    }
+    sessions.check_message_rate(None, "ann").unwrap();
+
+    advance(40 * MS).await;
+    sessions.check_message_rate(Some(&ann), "ann").unwrap();
+    assert!(sessions.check_message_rate(Some(&ann), "ann").is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn typing_is_rate_limited_per_session() {
+    let sessions = sessions(); // 1 per second, burst 3
+    let ann = sessions.join("ann").unwrap();
+    for _ in 0..3 {
+        ann.check_typing_rate().unwrap();
+    }
+    let limited = ann.check_typing_rate().unwrap_err();
+    assert_eq!(
+        limited.to_string(),
+        "you are sending typing notifications too fast; try again in 1.0 s"
+    );
+    // Typing does not use up the message allowance.
+    sessions.check_message_rate(Some(&ann), "ann").unwrap();
+    advance(Duration::from_secs(1)).await;
+    ann.check_typing_rate().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn legacy_posts_are_limited_per_bare_name() {
+    let sessions = Sessions::new(Limits {
+        max_messages_per_sec: 1,
+        message_burst: 2,
+        ..Limits::default()
+    });
+    sessions.check_message_rate(None, "old").unwrap();
+    sessions.check_message_rate(None, "old").unwrap();
+    assert!(matches!(
+        sessions.check_message_rate(None, "old"),
+        Err(ChatError::RateLimited { .. })
+    ));
+    sessions.check_message_rate(None, "other").unwrap();
+    advance(Duration::from_secs(1)).await;
+    sessions.check_message_rate(None, "old").unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_means_unlimited_messages() {
+    let sessions = Sessions::new(Limits {
+        max_messages_per_sec: 0,
+        ..Limits::default()
+    });
+    let ann = sessions.join("ann").unwrap();
+    for _ in 0..10_000 {
+        sessions.check_message_rate(Some(&ann), "ann").unwrap();
+        sessions.check_message_rate(None, "old").unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_sweeper_ends_idle_sessions_until_shutdown() {
+    let sessions = sessions();
+    let shutdown = Shutdown::new();
+    let sweeper = tokio::spawn(sessions.clone().sweep_every(IDLE / 4, shutdown.clone()));
+    let ann = sessions.join("ann").unwrap();
+    advance(IDLE + IDLE / 4).await;
+    // Let the sweeper run its due tick.
+    tokio::task::yield_now().await;
+    assert!(ann.is_ended());
+
+    shutdown.trigger();
+    sweeper.await.unwrap();
+}

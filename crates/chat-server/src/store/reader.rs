@@ -1,0 +1,126 @@
+//! Reads: history pages and replays, each on tokio's blocking pool over a pooled
+//! connection of its own.
+//!
+//! WAL gives every read a snapshot of what was committed when it began, without waiting
+//! for the writer or making it wait. Connections are kept for reuse (opening one costs a
+//! file open and a schema parse), but only a few: a burst of reads opens more and closes
+//! them afterwards.
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use chat_proto::MessageResponse;
+use rusqlite::{params, Connection, Row};
+
+use super::{display_form, schema, StoreError};
+
+/// Idle read connections kept open between reads.
+const IDLE_READERS: usize = 4;
+
+pub(super) struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    pub fn new(path: &Path) -> Self {
+        Readers {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `query` on the blocking pool with a connection from the pool.
+    pub async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = Arc::clone(self);
+        match tokio::task::spawn_blocking(move || readers.with_connection(query)).await {
+            Ok(result) => result,
+            // A panic in a query is a bug; let it surface as one.
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            // The runtime is shutting down.
+            Err(_) => Err(StoreError::Closed),
+        }
+    }
+
+    fn with_connection<T>(
+        &self,
+        query: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.idle.lock().unwrap().pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => schema::open_reader(&self.path).map_err(StoreError::sqlite)?,
+        };
+        let result = query(&conn).map_err(StoreError::sqlite);
+        // A connection that just failed may be in a bad state; let it close.
+        if result.is_ok() {
+            let mut idle = self.idle.lock().unwrap();
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+        result
+    }
+}
+
+/// SQLite integers are signed; ids past `i64::MAX` are never stored, so clamping a bound
+/// there changes no answer.
+fn bound(id: u64) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
+}
+
+pub(super) fn history(
+    conn: &Connection,
+    room: &str,
+    before_id: u64,
+    limit: usize,
+) -> rusqlite::Result<(Vec<MessageResponse>, bool)> {
+    let before = if before_id == 0 {
+        i64::MAX
+    } else {
+        bound(before_id)
+    };
+    // One row more than asked tells whether older ones exist, without a second query.
+    let mut newest_first: Vec<MessageResponse> = conn
+        .prepare_cached(
+            "SELECT room, id, username, text, sent_at_ms FROM messages
+             WHERE room = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+        )?
+        .query_map(params![room, before, limit as i64 + 1], message)?
+        .collect::<Result<_, _>>()?;
+    let has_more = newest_first.len() > limit;
+    newest_first.truncate(limit);
+    newest_first.reverse();
+    Ok((newest_first, has_more))
+}
+
+pub(super) fn after(
+    conn: &Connection,
+    room: &str,
+    after_id: u64,
+    limit: usize,
+) -> rusqlite::Result<Vec<MessageResponse>> {
+    conn.prepare_cached(
+        "SELECT room, id, username, text, sent_at_ms FROM messages
+         WHERE room = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+    )?
+    .query_map(params![room, bound(after_id), limit as i64], message)?
+    .collect()
+}
+
+fn message(row: &Row<'_>) -> rusqlite::Result<MessageResponse> {
+    let username: String = row.get(2)?;
+    let text: String = row.get(3)?;
+    Ok(MessageResponse {
+        message: display_form(&username, &text),
+        room: row.get(0)?,
+        id: row.get(1)?,
+        username,
+        text,
+        sent_at_ms: row.get(4)?,
+    })
+}

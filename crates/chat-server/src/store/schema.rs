@@ -1,0 +1,130 @@
+//! The database layout, and how each connection is set up.
+//!
+//! Messages are keyed by (room, id) in a WITHOUT ROWID table, so a room's messages sit
+//! together in id order and every read is one range scan of the primary key. `rooms` is
+//! kept apart so a room outlives a restart before its first message, and so finding each
+//! room's newest id at open is one index probe per room, not a scan of every message.
+use std::{path::Path, time::Duration};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use super::{Durability, StoreError};
+
+/// Bumped when the layout changes; a database from a newer server is refused rather than
+/// misread.
+pub(super) const VERSION: i64 = 1;
+
+/// How long a connection waits on another's lock (a checkpoint, a second process) before
+/// reporting an error instead.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const CREATE: &str = "
+    CREATE TABLE IF NOT EXISTS meta (
+        key TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS rooms (
+        name TEXT PRIMARY KEY
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS messages (
+        room TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        username TEXT NOT NULL,
+        text TEXT NOT NULL,
+        sent_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (room, id)
+    ) WITHOUT ROWID;
+";
+
+/// The write connection, ready, with what the store reads once at open.
+pub(super) struct Opened {
+    pub conn: Connection,
+    pub epoch: u64,
+    pub rooms: Vec<(String, u64)>,
+}
+
+pub(super) fn open(path: &Path, durability: Durability) -> Result<Opened, StoreError> {
+    let failed = |source| StoreError::Open {
+        path: path.to_owned(),
+        source: std::sync::Arc::new(source),
+    };
+    let mut conn = Connection::open(path).map_err(failed)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
+    // WAL: readers never wait for the writer, and a commit is one append to the log.
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))
+        .map_err(failed)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::NoWal {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let synchronous = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(failed)?;
+
+    // IMMEDIATE: two servers opening a new file at once agree on one epoch.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(failed)?;
+    let version: i64 = tx
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(failed)?;
+    if version > VERSION {
+        return Err(StoreError::NewerSchema(version));
+    }
+    tx.execute_batch(CREATE).map_err(failed)?;
+    tx.pragma_update(None, "user_version", VERSION)
+        .map_err(failed)?;
+    let epoch = epoch(&tx).map_err(failed)?;
+    let rooms = rooms(&tx).map_err(failed)?;
+    tx.commit().map_err(failed)?;
+    Ok(Opened { conn, epoch, rooms })
+}
+
+/// A connection for reads only; `query_only` makes a slip into writing an error.
+pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
+/// The database's epoch, chosen at random (never 0, which clients send for "unknown")
+/// the first time and read back ever after.
+fn epoch(conn: &Connection) -> rusqlite::Result<u64> {
+    let stored: Option<i64> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    if let Some(epoch) = stored {
+        // Stored as the same 64 bits in SQLite's signed integer.
+        return Ok(epoch as u64);
+    }
+    let epoch = rand::random_range(1..=u64::MAX);
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('epoch', ?1)",
+        [epoch as i64],
+    )?;
+    Ok(epoch)
+}
+
+fn rooms(conn: &Connection) -> rusqlite::Result<Vec<(String, u64)>> {
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM rooms ORDER BY name")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut last_id = conn.prepare("SELECT max(id) FROM messages WHERE room = ?1")?;
+    names
+        .into_iter()
+        .map(|name| {
+            let last: Option<u64> = last_id.query_row([&name], |row| row.get(0))?;
+            Ok((name, last.unwrap_or(0)))
+        })
+        .collect()
+}

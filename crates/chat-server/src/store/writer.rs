@@ -1,0 +1,187 @@
+//! The writer thread: the only connection that writes, committing whatever is queued as
+//! one transaction.
+//!
+//! A plain std thread, because SQLite blocks (a commit waits for the disk) and tokio's
+//! workers must not. Group commit needs no timer: while one commit is on its way to disk
+//! the next appends queue up, and the next transaction takes them all, so batches grow
+//! exactly as fast as the load does and a lone message never waits for company.
+use std::{
+    collections::HashSet,
+    panic::{self, AssertUnwindSafe},
+    sync::{atomic::Ordering, mpsc, Arc},
+};
+
+use chat_proto::MessageResponse;
+use rusqlite::{params, Connection};
+use tokio::sync::oneshot;
+
+use super::{display_form, Committed, Counters, StoreError};
+
+/// Most messages in one transaction, so one commit (and the wait of its first message)
+/// stays bounded however deep the queue gets.
+pub(super) const MAX_BATCH: usize = 1024;
+
+pub(super) type OnCommit = Box<dyn Fn(&[Committed]) + Send>;
+
+pub(super) enum Command {
+    Append(
+        MessageResponse,
+        oneshot::Sender<Result<Committed, StoreError>>,
+    ),
+    CreateRoom(String, oneshot::Sender<Result<(), StoreError>>),
+    /// Commit what was queued before this, then stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// A queued write, kept with the append waiting for it.
+enum Item {
+    Message(Committed, oneshot::Sender<Result<Committed, StoreError>>),
+    Room(String, oneshot::Sender<Result<(), StoreError>>),
+}
+
+pub(super) struct Writer {
+    conn: Connection,
+    /// Rooms already in the `rooms` table, so a message costs no extra insert.
+    known_rooms: HashSet<String>,
+    on_commit: OnCommit,
+    counters: Arc<Counters>,
+}
+
+impl Writer {
+    pub fn new(
+        conn: Connection,
+        rooms: &[(String, u64)],
+        on_commit: OnCommit,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Writer {
+            conn,
+            known_rooms: rooms.iter().map(|(name, _)| name.clone()).collect(),
+            on_commit,
+            counters,
+        }
+    }
+
+    /// Runs until `Close` or until every handle is gone; either way everything queued
+    /// before that is committed first (a channel delivers what it holds before it ends).
+    pub fn run(mut self, commands: mpsc::Receiver<Command>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while let Ok(first) = commands.recv() {
+            let mut next = Some(first);
+            let mut closing = None;
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Command::Append(mut msg, done) => {
+                        msg.message = display_form(&msg.username, &msg.text);
+                        batch.push(Item::Message(Arc::new(msg), done));
+                    }
+                    Command::CreateRoom(name, done) => batch.push(Item::Room(name, done)),
+                    Command::Close(done) => {
+                        closing = Some(done);
+                        break;
+                    }
+                }
+                if batch.len() < MAX_BATCH {
+                    next = commands.try_recv().ok();
+                }
+            }
+            if !batch.is_empty() {
+                self.commit(&mut batch);
+            }
+            if let Some(done) = closing {
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+
+    /// Writes `batch` as one transaction, tells `on_commit`, then answers every item:
+    /// all succeed or all get the same error, and a failed batch is never fanned out.
+    fn commit(&mut self, batch: &mut Vec<Item>) {
+        match write(&mut self.conn, &self.known_rooms, batch) {
+            Ok(new_rooms) => {
+                self.known_rooms.extend(new_rooms);
+                let messages: Vec<Committed> = batch
+                    .iter()
+                    .filter_map(|item| match item {
+                        Item::Message(msg, _) => Some(Arc::clone(msg)),
+                        Item::Room(..) => None,
+                    })
+                    .collect();
+                self.counters.batches.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .messages
+                    .fetch_add(messages.len() as u64, Ordering::Relaxed);
+                if !messages.is_empty() {
+                    // The messages are durable whatever the callback does; a panic in it
+                    // must not take the writer, and every later message, down with it.
+                    let fan_out = AssertUnwindSafe(|| (self.on_commit)(&messages));
+                    if panic::catch_unwind(fan_out).is_err() {
+                        tracing::error!("on_commit panicked; the batch is saved but some subscribers may have missed it");
+                    }
+                }
+                for item in batch.drain(..) {
+                    // A dropped receiver is a caller that stopped waiting; nothing to do.
+                    match item {
+                        Item::Message(msg, done) => drop(done.send(Ok(msg))),
+                        Item::Room(_, done) => drop(done.send(Ok(()))),
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, items = batch.len(), "could not commit a batch of messages; every one of them was refused");
+                self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+                let err = Arc::new(err);
+                for item in batch.drain(..) {
+                    let failed = StoreError::Sqlite(Arc::clone(&err));
+                    match item {
+                        Item::Message(_, done) => drop(done.send(Err(failed))),
+                        Item::Room(_, done) => drop(done.send(Err(failed))),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for the whole batch; returns the rooms it added. Dropping the
+/// transaction on an error rolls it back, so a failed batch leaves no trace.
+fn write(
+    conn: &mut Connection,
+    known_rooms: &HashSet<String>,
+    batch: &[Item],
+) -> rusqlite::Result<Vec<String>> {
+    let tx = conn.transaction()?;
+    let mut new_rooms: Vec<String> = Vec::new();
+    {
+        let mut insert_room =
+            tx.prepare_cached("INSERT OR IGNORE INTO rooms (name) VALUES (?1)")?;
+        let mut insert_message = tx.prepare_cached(
+            "INSERT INTO messages (room, id, username, text, sent_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for item in batch {
+            let room = match item {
+                Item::Message(msg, _) => &msg.room,
+                Item::Room(name, _) => name,
+            };
+            // New rooms are rare, so a linear look through this batch's is cheap.
+            if !known_rooms.contains(room) && !new_rooms.contains(room) {
+                insert_room.execute([room])?;
+                new_rooms.push(room.clone());
+            }
+            if let Item::Message(msg, _) = item {
+                // Plain INSERT: a repeated id is the caller's bug, and must fail loudly
+                // rather than silently keep the older message.
+                insert_message.execute(params![
+                    msg.room,
+                    msg.id,
+                    msg.username,
+                    msg.text,
+                    msg.sent_at_ms
+                ])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(new_rooms)
+}

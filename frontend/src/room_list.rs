@@ -1,0 +1,158 @@
+//! The rooms, each with its unread count, and the box to open a new one. The list comes
+//! from ListRooms, polled every few seconds and whenever the window regains focus (cheap,
+//! and no stream per room needed); counts come from `Unread`, with the room on screen
+//! marked read as its messages arrive. Rooms are links to `#name`, so switching is a hash
+//! change: no reload, and Back goes to the previous room.
+
+use chat_proto::RoomInfo;
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::client::ChatClient;
+use crate::feed::Feed;
+use crate::room_name;
+use crate::timer::sleep_ms;
+use crate::unread::Unread;
+
+const POLL_MS: u32 = 3_000;
+
+#[component]
+pub fn RoomList(client: ChatClient, feed: Feed, on_pick: Callback<String>) -> impl IntoView {
+    let rooms = RwSignal::new(Vec::<RoomInfo>::new());
+    let unread = RwSignal::new(Unread::load());
+    let current = feed.room();
+    let client = StoredValue::new_local(client);
+
+    let refresh = move || {
+        let client = client.get_value();
+        spawn_local(async move {
+            let Ok(list) = client.list_rooms().await else {
+                return; // the badge already says when the server is away
+            };
+            let room = current.get_untracked();
+            let names = list.rooms.iter().map(|r| (r.name.as_str(), r.last_id));
+            // try_: the list may have been unmounted (signed out) while the call ran.
+            unread.try_update(|u| {
+                u.observe(list.epoch, names, &room);
+                u.save();
+            });
+            rooms.try_set(list.rooms);
+        });
+    };
+    // Lives as long as the list: `alive` is disposed with it, which ends the loop.
+    let alive = StoredValue::new(());
+    spawn_local(async move {
+        while alive.try_get_value().is_some() {
+            refresh();
+            sleep_ms(POLL_MS).await;
+        }
+    });
+    let focus = window_event_listener(leptos::ev::focus, move |_| refresh());
+    on_cleanup(move || focus.remove());
+
+    // What is on screen is read.
+    Effect::new(move || {
+        let (epoch, last_id) = feed.seen().get();
+        let room = current.get();
+        unread.update(|u| {
+            u.mark_read(epoch, &room, last_id);
+            u.save();
+        });
+    });
+
+    // The server's list, plus the room on screen if it is too new to be listed yet. Rows
+    // are keyed by (name, count), so a changed count redraws its row.
+    let shown = move || {
+        let mut list: Vec<(String, u64)> = rooms.with(|rooms| {
+            unread.with(|u| {
+                rooms
+                    .iter()
+                    .map(|r| (r.name.clone(), u.count(&r.name, r.last_id)))
+                    .collect()
+            })
+        });
+        current.with(|room| {
+            if !room.is_empty() && !list.iter().any(|(name, _)| name == room) {
+                list.push((room.clone(), 0));
+                list.sort();
+            }
+        });
+        list
+    };
+
+    view! {
+        <nav class="rooms" aria-label="Rooms">
+            <h2>"Rooms"</h2>
+            <ul data-testid="rooms">
+                <For each=shown key=Clone::clone let:room>
+                    <RoomItem name=room.0 unread=room.1 current />
+                </For>
+            </ul>
+            <NewRoom on_pick />
+        </nav>
+    }
+}
+
+#[component]
+fn RoomItem(name: String, unread: u64, current: Signal<String>) -> impl IntoView {
+    let here = {
+        let name = name.clone();
+        Memo::new(move |_| current.with(|c| *c == name))
+    };
+    let badge = match unread {
+        0 => None,
+        1..=99 => Some(unread.to_string()),
+        _ => Some("99+".to_owned()),
+    }
+    .map(|n| {
+        let label = format!("{n} unread");
+        view! { <span class="unread" data-testid="unread" aria-label=label>{n}</span> }
+    });
+    let href = format!("#{name}");
+    let data_room = name.clone();
+    view! {
+        <li data-testid="room" data-room=data_room class:current=here>
+            <a href=href aria-current=move || here.get().then_some("page")>"#"{name}</a>
+            {badge}
+        </li>
+    }
+}
+
+/// Opens a room by name; the server creates it on first use.
+#[component]
+fn NewRoom(on_pick: Callback<String>) -> impl IntoView {
+    let (value, set_value) = signal(String::new());
+    let (error, set_error) = signal(None::<String>);
+    let on_submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        match room_name::validate(&value.get_untracked()) {
+            Ok(room) => {
+                set_value.set(String::new());
+                on_pick.run(room);
+            }
+            Err(message) => set_error.set(Some(message)),
+        }
+    };
+    view! {
+        <form class="new-room" on:submit=on_submit>
+            <input
+                data-testid="new-room-input"
+                type="text"
+                placeholder="new-room"
+                aria-label="Open or create a room"
+                prop:value=value
+                on:input=move |ev| {
+                    set_value.set(event_target_value(&ev));
+                    set_error.set(None);
+                }
+            />
+            <button type="submit" data-testid="new-room-submit">"Go"</button>
+            <Show when=move || error.with(Option::is_some)>
+                <p class="error" role="alert" data-testid="new-room-error">
+                    {move || error.get().unwrap_or_default()}
+                </p>
+            </Show>
+        </form>
+    }
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# What the browser downloads for the app: the wasm, the JS glue and the CSS that trunk
+# emits, each raw, gzip -9 and brotli at quality 11 (what frontend/compress.mjs writes and
+# the server sends), and the total. Every figure in BENCHMARKS.md comes from this script.
+#
+#   bash scripts/frontend-size.sh            # builds a release dist into a temp dir first
+#   bash scripts/frontend-size.sh DIST_DIR   # measures an existing dist (e.g. dist/)
+#
+# Sizes are computed from the uncompressed files with node's zlib (always installed),
+# not read from the .br/.gz next to them, so a dist without them measures the same.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="$HOME/.cargo/bin:$ROOT/frontend/node_modules/.bin:$PATH"
+
+dist="${1:-}"
+if [ -z "$dist" ]; then
+  dist="$(mktemp -d)"
+  trap 'rm -rf "$dist"' EXIT
+  (cd "$ROOT" && trunk build --release --dist "$dist" >&2)
+fi
+
+node - "$dist" <<'EOF'
+const fs = require("fs");
+const path = require("path");
+const zlib = require("zlib");
+
+const dist = process.argv[2];
+const files = fs
+  .readdirSync(dist)
+  .filter((f) => /\.(wasm|js|css)$/.test(f))
+  .sort((a, b) => order(a) - order(b) || a.localeCompare(b));
+if (files.length === 0) {
+  console.error(`no .wasm/.js/.css in ${dist}: is it a trunk dist?`);
+  process.exit(1);
+}
+
+function order(f) {
+  return [".wasm", ".js", ".css"].indexOf(path.extname(f));
+}
+
+function sizes(buf) {
+  return {
+    raw: buf.length,
+    gzip: zlib.gzipSync(buf, { level: 9 }).length,
+    brotli: zlib.brotliCompressSync(buf, {
+      params: {
+        [zlib.constants.BROTLI_PARAM_QUALITY]: 11,
+        [zlib.constants.BROTLI_PARAM_SIZE_HINT]: buf.length,
+      },
+    }).length,
+  };
+}
+
+const rows = files.map((f) => ({
+  // trunk's content hash changes every build; the kind of file is what compares.
+  name: f.replace(/-[0-9a-f]{16}(?=[._])/, "-<hash>"),
+  ...sizes(fs.readFileSync(path.join(dist, f))),
+}));
+const total = { name: "total", raw: 0, gzip: 0, brotli: 0 };
+for (const r of rows) for (const k of ["raw", "gzip", "brotli"]) total[k] += r[k];
+
+console.log("| file | raw | gzip | brotli |");
+console.log("|---|---:|---:|---:|");
+for (const r of [...rows, total]) {
+  const b = r === total ? "**" : "";
+  console.log(`| ${b}${r.name}${b} | ${b}${r.raw}${b} | ${b}${r.gzip}${b} | ${b}${r.brotli}${b} |`);
+}
+EOF
