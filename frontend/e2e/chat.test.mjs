@@ -25,8 +25,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  ChatCli, ChatServer, FreezingProxy, HEARTBEAT_MS, Person, TIMEOUT, freePort, launchBrowser, postMessages, sleep,
-  until,
+  ChatCli, ChatServer, FreezingProxy, HEARTBEAT_MS, Person, TIMEOUT, freePort, grpcWebCall, launchBrowser, postMessages,
+  sleep, until,
 } from './harness.mjs';
 
 const XSS = '<img src=x onerror=alert(1)>';
@@ -313,7 +313,7 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
 
     // Back to the previous room through the browser's Back button (the hash), then a
     // reload comes back to the last room.
-    await alice.page.goBack();
+    await alice.page.evaluate(() => history.back());
     await alice.page.locator('[data-testid=room-title]', { hasText: `#${room}` }).waitFor();
     await alice.page.reload();
     await alice.page.locator('[data-testid=room-title]', { hasText: `#${room}` }).waitFor();
@@ -383,6 +383,26 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     assert.deepEqual(shown, texts);
     await assertNoDuplicates();
     await alice.goTo('general');
+  });
+
+  step('a page whose session ended and whose name was taken meanwhile asks for a name, saying why', {}, async () => {
+    const henry = await open('henry');
+    try {
+      await henry.join('henry');
+      // The session ends behind the page's back (as if it idled out) and someone else
+      // takes the name before the page's next call finds out.
+      const token = await henry.page.evaluate(() => localStorage.getItem('chat.token'));
+      assert.equal((await grpcWebCall(server.url, 'Leave', {}, token)).code, 0);
+      assert.equal((await grpcWebCall(server.url, 'Join', { 1: 'henry' })).code, 0);
+      const error = henry.page.locator('[data-testid=name-error]');
+      await error.waitFor();
+      assert.match(await error.textContent(), /henry/);
+      assert.equal(await henry.page.locator('[data-testid=name-input]').inputValue(), 'henry');
+      await henry.join('henry.2');
+    } finally {
+      await henry.close();
+      people.splice(people.indexOf(henry), 1);
+    }
   });
 
   step('no page threw (a Rust panic shows up as a page error)', {}, async () => {

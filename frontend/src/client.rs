@@ -1,26 +1,29 @@
-//! The one place that knows about the generated grpc-web client. Components and the feed
+//! The one place that knows about the wire: the proto types and tonic's grpc-web client
+//! (`tonic-web-wasm-client` underneath). Components and the feed
 //! call these methods and get plain proto messages or an [`ApiError`] with text fit for
 //! a person, so no other module depends on tonic or the transport.
 //!
 //! It also owns the session: the token from Join rides on every call as
-//! `authorization: Bearer ...` (an interceptor adds it, so no call can forget it), and a
-//! call refused as UNAUTHENTICATED (server restarted, session idled out) joins again under
+//! `authorization: Bearer ...` (one function sends every unary call, so none can forget
+//! it), and a call refused as UNAUTHENTICATED (server restarted, session idled out) joins again under
 //! the same name and is retried once. Only when that name is now taken does the person
 //! hear about it, through the `on_signed_out` hook.
 
 use std::cell::RefCell;
-use std::future::Future;
 use std::rc::Rc;
 
-use chat_proto::chat_service_client::ChatServiceClient;
+use bytes::{Buf, BufMut, Bytes};
 use chat_proto::{
-    chat_event, ChatEvent, HistoryRequest, HistoryResponse, JoinRequest, LeaveRequest,
-    ListRoomsRequest, ListRoomsResponse, MessageRequest, MessageResponse, Presence,
+    chat_event, ChatEvent, HistoryRequest, HistoryResponse, JoinRequest, JoinResponse,
+    LeaveRequest, ListRoomsRequest, ListRoomsResponse, MessageRequest, MessageResponse, Presence,
     SubscribeRequest, TypingEvent, TypingRequest, Welcome,
 };
+use prost::Message;
+use tonic::client::Grpc;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::MetadataValue;
-use tonic::service::interceptor::InterceptedService;
-use tonic::{Code, Request, Response, Status, Streaming};
+use tonic::{Code, Request, Status, Streaming};
 use tonic_web_wasm_client::Client;
 
 use crate::session::{self, Identity};
@@ -74,16 +77,17 @@ pub enum FeedEvent {
 }
 
 /// An open Subscribe stream.
-pub struct EventStream(Streaming<ChatEvent>);
+pub struct EventStream(Streaming<Bytes>);
 
 impl EventStream {
     /// The next event; `Ok(None)` when the server ended the stream.
     pub async fn next(&mut self) -> Result<Option<FeedEvent>, ApiError> {
         use chat_event::Event;
         loop {
-            let Some(ChatEvent { event }) = self.0.message().await? else {
+            let Some(bytes) = self.0.message().await? else {
                 return Ok(None);
             };
+            let ChatEvent { event } = decode(bytes)?;
             return Ok(Some(match event {
                 Some(Event::Welcome(w)) => FeedEvent::Welcome(w),
                 Some(Event::Message(m)) => FeedEvent::Message(m),
@@ -97,6 +101,64 @@ impl EventStream {
     }
 }
 
+fn decode<T: Message + Default>(bytes: Bytes) -> Result<T, ApiError> {
+    T::decode(bytes).map_err(|_| ApiError {
+        kind: ErrorKind::Refused,
+        message: "the server sent a reply this page cannot read; reload the page".into(),
+    })
+}
+
+/// Requests and replies pass through tonic as bytes, encoded and decoded with prost
+/// here. Then tonic's call path is compiled once for all unary methods and once for the
+/// stream, not once per method as the generated stub does (several KB of wasm each).
+#[derive(Clone, Copy, Default)]
+struct Raw;
+
+impl Codec for Raw {
+    type Encode = Vec<u8>;
+    type Decode = Bytes;
+    type Encoder = Raw;
+    type Decoder = Raw;
+
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl Encoder for Raw {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for Raw {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+/// The methods' gRPC paths (package grpcchat, service ChatService).
+mod path {
+    pub const SEND: &str = "/grpcchat.ChatService/SendMessage";
+    pub const SUBSCRIBE: &str = "/grpcchat.ChatService/Subscribe";
+    pub const HISTORY: &str = "/grpcchat.ChatService/History";
+    pub const JOIN: &str = "/grpcchat.ChatService/Join";
+    pub const LEAVE: &str = "/grpcchat.ChatService/Leave";
+    pub const LIST_ROOMS: &str = "/grpcchat.ChatService/ListRooms";
+    pub const TYPING: &str = "/grpcchat.ChatService/Typing";
+}
+
 /// Who this page speaks as, shared by every clone of the client.
 #[derive(Default)]
 struct Session {
@@ -106,33 +168,11 @@ struct Session {
     rejoining: bool,
 }
 
-type Shared = Rc<RefCell<Session>>;
-
-/// Adds the session token to every call that does not carry one already.
-#[derive(Clone)]
-struct BearerToken(Shared);
-
-impl tonic::service::Interceptor for BearerToken {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let token = self.0.borrow().identity.as_ref().map(|i| i.token.clone());
-        if let Some(token) = token {
-            if !request.metadata().contains_key("authorization") {
-                if let Ok(value) = MetadataValue::try_from(format!("Bearer {token}")) {
-                    request.metadata_mut().insert("authorization", value);
-                }
-            }
-        }
-        Ok(request)
-    }
-}
-
-type Inner = ChatServiceClient<InterceptedService<Client, BearerToken>>;
-
 /// Cheap to clone: the transport is a base URL plus fetch options; the session is shared.
 #[derive(Clone)]
 pub struct ChatClient {
-    inner: Inner,
-    session: Shared,
+    grpc: Grpc<Client>,
+    session: Rc<RefCell<Session>>,
     on_signed_out: Rc<dyn Fn(String)>,
 }
 
@@ -147,16 +187,12 @@ impl ChatClient {
                 .and_then(|w| w.location().origin().ok())
                 .unwrap_or_default(),
         };
-        let session = Rc::new(RefCell::new(Session {
-            identity: session::load(),
-            rejoining: false,
-        }));
         ChatClient {
-            inner: ChatServiceClient::with_interceptor(
-                Client::new(base),
-                BearerToken(session.clone()),
-            ),
-            session,
+            grpc: Grpc::new(Client::new(base)),
+            session: Rc::new(RefCell::new(Session {
+                identity: session::load(),
+                rejoining: false,
+            })),
             on_signed_out: Rc::new(on_signed_out),
         }
     }
@@ -167,12 +203,18 @@ impl ChatClient {
         session.identity.as_ref().map(|i| i.name.clone())
     }
 
+    fn token(&self) -> Option<String> {
+        let session = self.session.borrow();
+        session.identity.as_ref().map(|i| i.token.clone())
+    }
+
     /// Takes `name` and keeps the session (here and in localStorage).
     pub async fn join(&self, name: &str) -> Result<String, ApiError> {
         let request = JoinRequest {
             username: name.to_owned(),
         };
-        let joined = self.inner.clone().join(request).await?.into_inner();
+        let reply = self.unary(path::JOIN, &request, None).await?;
+        let joined: JoinResponse = decode(reply)?;
         let identity = Identity {
             name: joined.username,
             token: joined.token,
@@ -188,11 +230,7 @@ impl ChatClient {
         let gone = self.session.borrow_mut().identity.take();
         session::forget_token();
         if let Some(Identity { token, .. }) = gone {
-            let mut request = Request::new(LeaveRequest {});
-            if let Ok(value) = MetadataValue::try_from(format!("Bearer {token}")) {
-                request.metadata_mut().insert("authorization", value);
-            }
-            let _ = self.inner.clone().leave(request).await;
+            let _ = self.unary(path::LEAVE, &LeaveRequest {}, Some(token)).await;
         }
     }
 
@@ -207,11 +245,29 @@ impl ChatClient {
             before_id,
             limit,
         };
-        self.authed(move |mut c| {
-            let r = request.clone();
-            async move { c.history(r).await }
-        })
-        .await
+        decode(self.authed(path::HISTORY, &request).await?)
+    }
+
+    /// Posts as the session's name (the server takes it from the token; a re-join keeps
+    /// the same name, so the one sent along stays right).
+    pub async fn send(&self, message: &str, room: &str) -> Result<MessageResponse, ApiError> {
+        let request = MessageRequest {
+            username: self.name().unwrap_or_default(),
+            message: message.to_owned(),
+            room: room.to_owned(),
+        };
+        decode(self.authed(path::SEND, &request).await?)
+    }
+
+    pub async fn list_rooms(&self) -> Result<ListRoomsResponse, ApiError> {
+        decode(self.authed(path::LIST_ROOMS, &ListRoomsRequest {}).await?)
+    }
+
+    pub async fn typing(&self, room: &str) -> Result<(), ApiError> {
+        let request = TypingRequest {
+            room: room.to_owned(),
+        };
+        self.authed(path::TYPING, &request).await.map(|_| ())
     }
 
     pub async fn subscribe(
@@ -220,72 +276,70 @@ impl ChatClient {
         after_id: u64,
         epoch: u64,
     ) -> Result<EventStream, ApiError> {
-        let request = SubscribeRequest {
+        let body = SubscribeRequest {
             room: room.to_owned(),
             after_id,
             epoch,
-        };
-        let stream = self
-            .authed(move |mut c| {
-                let r = request.clone();
-                async move { c.subscribe(r).await }
-            })
-            .await?;
-        Ok(EventStream(stream))
-    }
-
-    /// Posts as the session's name (the server takes it from the token).
-    pub async fn send(&self, message: &str, room: &str) -> Result<MessageResponse, ApiError> {
-        let request = MessageRequest {
-            username: self.name().unwrap_or_default(),
-            message: message.to_owned(),
-            room: room.to_owned(),
-        };
-        self.authed(move |mut c| {
-            let mut r = request.clone();
-            // After a re-join the name may differ from the one captured above.
-            r.username = String::new();
-            async move { c.send_message(r).await }
-        })
-        .await
-    }
-
-    pub async fn list_rooms(&self) -> Result<ListRoomsResponse, ApiError> {
-        self.authed(|mut c| async move { c.list_rooms(ListRoomsRequest {}).await })
-            .await
-    }
-
-    pub async fn typing(&self, room: &str) -> Result<(), ApiError> {
-        let request = TypingRequest {
-            room: room.to_owned(),
-        };
-        self.authed(move |mut c| {
-            let r = request.clone();
-            async move { c.typing(r).await }
-        })
-        .await
-        .map(|_| ())
-    }
-
-    /// Runs `call` with the session's token; on UNAUTHENTICATED joins again and retries once.
-    async fn authed<T, F, Fut>(&self, call: F) -> Result<T, ApiError>
-    where
-        F: Fn(Inner) -> Fut,
-        Fut: Future<Output = Result<Response<T>, Status>>,
-    {
-        let used = self.token();
-        match call(self.inner.clone()).await {
-            Err(status) if status.code() == Code::Unauthenticated => {
-                self.rejoin(used).await?;
-                Ok(call(self.inner.clone()).await?.into_inner())
+        }
+        .encode_to_vec();
+        let mut retried = false;
+        loop {
+            let token = self.token();
+            let request = bearer(Request::new(body.clone()), token.clone());
+            let path = PathAndQuery::from_static(path::SUBSCRIBE);
+            match self.grpc.clone().server_streaming(request, path, Raw).await {
+                Err(status) if status.code() == Code::Unauthenticated && !retried => {
+                    retried = true;
+                    self.rejoin(token).await?;
+                }
+                result => return Ok(EventStream(result?.into_inner())),
             }
-            result => Ok(result?.into_inner()),
         }
     }
 
-    fn token(&self) -> Option<String> {
-        let session = self.session.borrow();
-        session.identity.as_ref().map(|i| i.token.clone())
+    /// A unary call with the session's token; on UNAUTHENTICATED joins again and retries
+    /// once.
+    async fn authed(&self, path: &'static str, request: &impl Message) -> Result<Bytes, ApiError> {
+        let body = request.encode_to_vec();
+        let mut retried = false;
+        loop {
+            let token = self.token();
+            match self.send_bytes(path, body.clone(), token.clone()).await {
+                Err(status) if status.code() == Code::Unauthenticated && !retried => {
+                    retried = true;
+                    self.rejoin(token).await?;
+                }
+                result => return Ok(result?),
+            }
+        }
+    }
+
+    /// A unary call with an explicit token (or none), no retry.
+    async fn unary(
+        &self,
+        path: &'static str,
+        request: &impl Message,
+        token: Option<String>,
+    ) -> Result<Bytes, ApiError> {
+        Ok(self
+            .send_bytes(path, request.encode_to_vec(), token)
+            .await?)
+    }
+
+    async fn send_bytes(
+        &self,
+        path: &'static str,
+        body: Vec<u8>,
+        token: Option<String>,
+    ) -> Result<Bytes, Status> {
+        let request = bearer(Request::new(body), token);
+        let path = PathAndQuery::from_static(path);
+        Ok(self
+            .grpc
+            .clone()
+            .unary(request, path, Raw)
+            .await?
+            .into_inner())
     }
 
     /// Replaces the session whose token was `stale` by a new one under the same name,
@@ -321,4 +375,12 @@ impl ChatClient {
             }
         }
     }
+}
+
+/// Adds `authorization: Bearer <token>` when there is a token.
+fn bearer<T>(mut request: Request<T>, token: Option<String>) -> Request<T> {
+    if let Some(value) = token.and_then(|t| MetadataValue::try_from(format!("Bearer {t}")).ok()) {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
 }

@@ -294,3 +294,25 @@ async fn native(addr: std::net::SocketAddr, room: &str, feed: &mut Feed) -> Resu
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aborted_is_a_cut_off_and_anything_else_a_closed_stream() {
+        assert_eq!(
+            status_end(Some("10"), Some("fell behind".into())),
+            End::CutOff("fell behind".into())
+        );
+        assert_eq!(
+            status_end(Some("14"), Some("shutting down".into())),
+            End::Closed("grpc-status 14: shutting down".into())
+        );
+        assert_eq!(
+            status_end(Some("0"), None),
+            End::Closed("grpc-status 0: ".into())
+        );
+        assert!(matches!(status_end(None, None), End::Closed(_)));
+    }
+}
