@@ -124,7 +124,10 @@ mod tests {
             sent_at_ms: 1_700_000_000_000,
         };
         let (event, response) = encode_message(&msg);
-        assert_eq!(MessageResponse::decode(response.bytes().clone()).unwrap(), msg);
+        assert_eq!(
+            MessageResponse::decode(response.bytes().clone()).unwrap(),
+            msg
+        );
         assert_eq!(
             ChatEvent::decode(event.bytes().clone()).unwrap(),
             ChatEvent {

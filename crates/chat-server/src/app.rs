@@ -85,7 +85,11 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) ->
     })
     .map_err(io::Error::other)?;
     let sessions = Sessions::new(config.limits());
-    tokio::spawn(sessions.clone().sweep_every(SESSION_SWEEP, shutdown.clone()));
+    tokio::spawn(
+        sessions
+            .clone()
+            .sweep_every(SESSION_SWEEP, shutdown.clone()),
+    );
     let app = router(&config, hub.clone(), sessions, shutdown.clone()).await?;
     {
         let (hub, shutdown) = (hub.clone(), shutdown.clone());

@@ -36,11 +36,15 @@ pub enum ChatError {
     TooManyRooms(usize),
     #[error("there is no room named {0:?}")]
     NoSuchRoom(String),
-    #[error("{0} needs a session: call Join and send its token as `authorization: Bearer <token>`")]
+    #[error(
+        "{0} needs a session: call Join and send its token as `authorization: Bearer <token>`"
+    )]
     SignInRequired(&'static str),
     #[error("you are signed in as {signed_in:?}; you cannot send as {asked:?}")]
     NameMismatch { signed_in: String, asked: String },
-    #[error("could not save or read messages ({0}); a message you were sending was not sent, try again")]
+    #[error(
+        "could not save or read messages ({0}); a message you were sending was not sent, try again"
+    )]
     Store(#[from] StoreError),
     #[error("the server is shutting down; reconnect in a moment")]
     ShuttingDown,

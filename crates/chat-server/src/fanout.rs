@@ -39,14 +39,21 @@ struct Ring {
     /// Sequence number of `entries[0]`; sequence numbers never repeat.
     base: u64,
     entries: VecDeque<Arc<Entry>>,
-    /// Readers parked until the next publish, each at most once (see `Reader::park`).
+    /// Readers parked until the next publish, each at most once (see `Reader::refill`).
     waiters: Vec<Waker>,
+    /// Bumped whenever `waiters` is emptied, so a reader knows its slot there is gone.
+    waiters_generation: u64,
     closed: bool,
 }
 
 impl Ring {
     fn head(&self) -> u64 {
         self.base + self.entries.len() as u64
+    }
+
+    fn take_waiters(&mut self) -> Vec<Waker> {
+        self.waiters_generation += 1;
+        std::mem::take(&mut self.waiters)
     }
 }
 
@@ -65,6 +72,7 @@ impl Fanout {
                 base: 0,
                 entries: VecDeque::with_capacity(capacity.min(1024)),
                 waiters: Vec::new(),
+                waiters_generation: 0,
                 closed: false,
             }),
             capacity,
@@ -86,7 +94,7 @@ impl Fanout {
                 }
                 ring.entries.push_back(Arc::new(entry));
             }
-            std::mem::take(&mut ring.waiters)
+            ring.take_waiters()
         };
         // Woken outside the lock, so a woken reader never contends with us for it.
         for waker in waiters {
@@ -99,7 +107,7 @@ impl Fanout {
         let waiters = {
             let mut ring = self.ring.lock().unwrap();
             ring.closed = true;
-            std::mem::take(&mut ring.waiters)
+            ring.take_waiters()
         };
         waiters.into_iter().for_each(Waker::wake);
     }
@@ -135,7 +143,7 @@ impl Fanout {
             next,
             live_from: next,
             local: VecDeque::new(),
-            parked_at: None,
+            parked: None,
         }
     }
 }
@@ -150,8 +158,8 @@ pub struct Reader {
     live_from: u64,
     /// Taken from the ring, not yet handed out.
     local: VecDeque<(u64, Arc<Entry>)>,
-    /// The ring head at which this reader's waker was registered, if it is parked.
-    parked_at: Option<u64>,
+    /// Where this reader's waker sits in `waiters` (generation, index), if parked.
+    parked: Option<(u64, usize)>,
 }
 
 /// Most entries a reader copies out per lock, so a reader far behind does not hold the
@@ -169,15 +177,22 @@ impl Reader {
             if ring.closed {
                 return Poll::Ready(None);
             }
-            // Register once per head: a reader polled again without anything new (a
-            // heartbeat tick, say) must not pile up copies of its waker.
-            if self.parked_at != Some(head) {
-                ring.waiters.push(cx.waker().clone());
-                self.parked_at = Some(head);
+            // Register once until the next wake-up: a reader polled again without
+            // anything new (a heartbeat tick, say) must not pile up copies of its waker,
+            // but must swap in the new one if the polling task changed.
+            match self.parked {
+                Some((generation, index)) if generation == ring.waiters_generation => {
+                    if !ring.waiters[index].will_wake(cx.waker()) {
+                        ring.waiters[index] = cx.waker().clone();
+                    }
+                }
+                _ => {
+                    ring.waiters.push(cx.waker().clone());
+                    self.parked = Some((ring.waiters_generation, ring.waiters.len() - 1));
+                }
             }
             return Poll::Pending;
         }
-        self.parked_at = None;
         let from = (self.next - ring.base) as usize;
         let until = (from + BATCH).min(ring.entries.len());
         for (offset, entry) in ring.entries.range(from..until).enumerate() {

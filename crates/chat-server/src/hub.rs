@@ -122,7 +122,12 @@ impl RoomHub {
     }
 
     /// Commits the message, then it is fanned out; resolves with it as stored.
-    pub async fn post(&self, room: &str, username: &str, text: &str) -> Result<Committed, ChatError> {
+    pub async fn post(
+        &self,
+        room: &str,
+        username: &str,
+        text: &str,
+    ) -> Result<Committed, ChatError> {
         let posted = self.room(room)?.post(&self.inner.store, username, text);
         Ok(posted.await?)
     }
@@ -162,7 +167,11 @@ impl RoomHub {
     /// Opens a Subscribe stream. Ids from another epoch, or beyond anything this history
     /// issued, cannot be trusted: the client is told to reset and gets the newest page
     /// (`reset_page` messages) instead, and pages further back through History.
-    pub fn subscribe(&self, req: SubscribeRequest<'_>, reset_page: u64) -> Result<Subscription, ChatError> {
+    pub fn subscribe(
+        &self,
+        req: SubscribeRequest<'_>,
+        reset_page: u64,
+    ) -> Result<Subscription, ChatError> {
         let room = self.room(req.room)?;
         let newest = room.last_id();
         let reset = (req.epoch != 0 && req.epoch != self.epoch()) || req.after_id > newest;
@@ -171,7 +180,10 @@ impl RoomHub {
             (false, 0) => None,
             (false, after) => Some(after),
         };
-        let member_name = req.member.as_ref().map(|slot| slot.session().name().to_owned());
+        let member_name = req
+            .member
+            .as_ref()
+            .map(|slot| slot.session().name().to_owned());
         let opened = room.open(member_name.as_deref(), after_id);
         let welcome = Encoded::<ChatEvent>::event(Event::Welcome(Welcome {
             room: room.name().to_owned(),
@@ -194,7 +206,7 @@ impl RoomHub {
             after_id,
             catch_up_to,
             store: self.inner.store.clone(),
-            room: room.name().to_owned(),
+            room: room.clone(),
             heartbeat: req.heartbeat,
             member: opened.guard,
             slot: req.member,
@@ -220,7 +232,11 @@ fn publish(rooms: &Rooms, batch: &[Committed]) {
     let mut start = 0;
     while start < batch.len() {
         let name = &batch[start].room;
-        let end = start + batch[start..].iter().take_while(|m| &m.room == name).count();
+        let end = start
+            + batch[start..]
+                .iter()
+                .take_while(|m| &m.room == name)
+                .count();
         match rooms.get(name) {
             Some(room) => room.publish_committed(&batch[start..end]),
             None => tracing::error!(room = %name, "committed a message for an unknown room"),

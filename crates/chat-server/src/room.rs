@@ -100,6 +100,11 @@ impl Room {
         self.fanout.capacity()
     }
 
+    /// See [`Fanout::reader_after`].
+    pub fn reader_after(&self, after_id: u64) -> (Reader, Option<u64>) {
+        self.fanout.reader_after(after_id)
+    }
+
     /// Opens a stream on the room: its reader (live only, or resuming after an id), the
     /// member list, and, for a signed-in `member`, their membership while it lasts (their
     /// first stream announces them). Done under the members lock, so the list and the
@@ -242,7 +247,11 @@ mod tests {
             presence_events(&mut watcher),
             [
                 ("ann".to_owned(), true, vec!["ann".to_owned()]),
-                ("bob".to_owned(), true, vec!["ann".to_owned(), "bob".to_owned()]),
+                (
+                    "bob".to_owned(),
+                    true,
+                    vec!["ann".to_owned(), "bob".to_owned()]
+                ),
                 ("ann".to_owned(), false, vec!["bob".to_owned()]),
                 ("bob".to_owned(), false, vec![]),
             ]
@@ -259,7 +268,11 @@ mod tests {
         let _cy = room.open(Some("cy"), None);
         assert_eq!(
             presence_events(&mut bob.reader),
-            [("cy".to_owned(), true, vec!["ann".into(), "bob".into(), "cy".into()])]
+            [(
+                "cy".to_owned(),
+                true,
+                vec!["ann".into(), "bob".into(), "cy".into()]
+            )]
         );
     }
 }

@@ -222,7 +222,10 @@ impl ChatService for ChatApi {
         }))
     }
 
-    async fn leave(&self, request: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
+    async fn leave(
+        &self,
+        request: Request<LeaveRequest>,
+    ) -> Result<Response<LeaveResponse>, Status> {
         let session = self.signed_in(&request, "Leave")?;
         self.sessions.leave(&session);
         tracing::info!(name = session.name(), "left");
@@ -240,7 +243,10 @@ impl ChatService for ChatApi {
         }))
     }
 
-    async fn typing(&self, request: Request<TypingRequest>) -> Result<Response<TypingResponse>, Status> {
+    async fn typing(
+        &self,
+        request: Request<TypingRequest>,
+    ) -> Result<Response<TypingResponse>, Status> {
         let session = self.signed_in(&request, "Typing")?;
         let room = validate::room(&request.get_ref().room)?;
         let room = self
@@ -265,7 +271,11 @@ fn broadcast_text<'a>(
 ) -> Result<Option<&'a str>, ChatError> {
     if !req.username.is_empty() || !req.message.is_empty() {
         // A signed-in stream may leave the name out; a bare one repeats it.
-        let asked = if req.username.is_empty() { name } else { validate::username(&req.username)? };
+        let asked = if req.username.is_empty() {
+            name
+        } else {
+            validate::username(&req.username)?
+        };
         if asked != name {
             return Err(ChatError::BroadcastNameChanged {
                 joined: name.to_owned(),

@@ -13,6 +13,7 @@
 use std::{
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
@@ -24,7 +25,7 @@ use tokio::time::{Instant, Sleep};
 use crate::{
     error::ChatError,
     fanout::{ReadError, Reader},
-    room::MemberGuard,
+    room::{MemberGuard, Room},
     sessions::StreamGuard,
     store::{Committed, MessageStore, StoreError},
 };
@@ -35,7 +36,13 @@ const CATCH_UP_PAGE: usize = 500;
 pub struct Subscription {
     welcome: Option<Encoded<ChatEvent>>,
     catch_up: Option<BoxStream<'static, Result<Committed, StoreError>>>,
+    /// False until the first event after a catch-up came from the ring: a reader that
+    /// lags while the store replay runs is moved on and catches up again, since the
+    /// client is not slow, the replay is just long.
+    caught_up: bool,
     reader: Reader,
+    room: Arc<Room>,
+    store: MessageStore,
     queue_len: usize,
     /// The newest message id sent on this stream.
     last_id: u64,
@@ -56,7 +63,7 @@ pub struct SubscriptionParts {
     /// Messages up to this id come from the store (0 = none needed).
     pub catch_up_to: u64,
     pub store: MessageStore,
-    pub room: String,
+    pub room: Arc<Room>,
     pub heartbeat: Option<Duration>,
     pub member: Option<MemberGuard>,
     pub slot: Option<StreamGuard>,
@@ -65,12 +72,21 @@ pub struct SubscriptionParts {
 impl Subscription {
     pub fn new(parts: SubscriptionParts) -> Self {
         let catch_up = (parts.catch_up_to > parts.after_id).then(|| {
-            catch_up(parts.store, parts.room, parts.after_id, parts.catch_up_to).boxed()
+            catch_up(
+                parts.store.clone(),
+                parts.room.name().to_owned(),
+                parts.after_id,
+                parts.catch_up_to,
+            )
+            .boxed()
         });
         Subscription {
             welcome: Some(parts.welcome),
+            caught_up: catch_up.is_none(),
             catch_up,
             reader: parts.reader,
+            room: parts.room,
+            store: parts.store,
             queue_len: parts.queue_len,
             last_id: parts.after_id,
             heartbeat: parts.heartbeat.map(HeartbeatTimer::new),
@@ -80,7 +96,10 @@ impl Subscription {
         }
     }
 
-    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Encoded<ChatEvent>, ChatError>>> {
+    fn poll_event(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Encoded<ChatEvent>, ChatError>>> {
         if let Some(welcome) = self.welcome.take() {
             return Poll::Ready(Some(Ok(welcome)));
         }
@@ -98,6 +117,7 @@ impl Subscription {
         loop {
             match self.reader.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(entry))) => {
+                    self.caught_up = true;
                     if entry.id != 0 {
                         if entry.id <= self.last_id {
                             continue; // already sent by the store replay
@@ -105,6 +125,10 @@ impl Subscription {
                         self.last_id = entry.id;
                     }
                     return Poll::Ready(Some(Ok(entry.event.clone())));
+                }
+                Poll::Ready(Some(Err(ReadError::Lagged))) if !self.caught_up => {
+                    self.catch_up_again();
+                    return self.poll_event(cx);
                 }
                 Poll::Ready(Some(Err(ReadError::Lagged))) => {
                     return Poll::Ready(Some(Err(ChatError::SubscriberLagged {
@@ -155,6 +179,26 @@ impl Stream for Subscription {
     }
 }
 
+impl Subscription {
+    /// Moves the reader to the ring's oldest message past what was sent, and fills the
+    /// stretch before it from the store. Presence and typing events published meanwhile
+    /// are skipped: they left the ring unseen.
+    fn catch_up_again(&mut self) {
+        let (reader, first_queued) = self.room.reader_after(self.last_id);
+        let until = first_queued.map_or_else(|| self.room.last_id(), |first| first - 1);
+        self.reader = reader;
+        self.catch_up = Some(
+            catch_up(
+                self.store.clone(),
+                self.room.name().to_owned(),
+                self.last_id,
+                until,
+            )
+            .boxed(),
+        );
+    }
+}
+
 /// The store part of a replay: messages in (after_id, until], oldest first.
 fn catch_up(
     store: MessageStore,
@@ -174,7 +218,7 @@ fn catch_up(
                     return;
                 }
                 last = msg.id;
-                yield std::sync::Arc::new(msg);
+                yield Arc::new(msg);
             }
         }
     }

@@ -58,9 +58,17 @@ async fn open_streams_per_session_are_limited() {
     };
     let server = TestServer::start_with(config).await;
     let (mut ann, _) = server.join("ann").await;
-    let mut first = ann.subscribe(subscribe_req("a", 0)).await.unwrap().into_inner();
+    let mut first = ann
+        .subscribe(subscribe_req("a", 0))
+        .await
+        .unwrap()
+        .into_inner();
     welcome(&mut first).await;
-    let mut second = ann.subscribe(subscribe_req("b", 0)).await.unwrap().into_inner();
+    let mut second = ann
+        .subscribe(subscribe_req("b", 0))
+        .await
+        .unwrap()
+        .into_inner();
     welcome(&mut second).await;
     let err = ann.subscribe(subscribe_req("c", 0)).await.unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
@@ -85,6 +93,10 @@ async fn open_streams_per_session_are_limited() {
     welcome(third.as_mut().expect("a slot frees up")).await;
     // Someone else is not affected at all.
     let (mut bob, _) = server.join("bob").await;
-    let mut bobs = bob.subscribe(subscribe_req("a", 0)).await.unwrap().into_inner();
+    let mut bobs = bob
+        .subscribe(subscribe_req("a", 0))
+        .await
+        .unwrap()
+        .into_inner();
     welcome(&mut bobs).await;
 }

@@ -22,22 +22,38 @@ async fn members_join_and_leave_with_their_streams() {
     let (mut ann, _) = server.join("ann").await;
     let (mut bob, _) = server.join("bob").await;
 
-    let mut ann_feed = ann.subscribe(subscribe_req("", 0)).await.unwrap().into_inner();
+    let mut ann_feed = ann
+        .subscribe(subscribe_req("", 0))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(welcome(&mut ann_feed).await.members, ["ann"]);
 
-    let mut bob_feed = bob.subscribe(subscribe_req("", 0)).await.unwrap().into_inner();
+    let mut bob_feed = bob
+        .subscribe(subscribe_req("", 0))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(welcome(&mut bob_feed).await.members, ["ann", "bob"]);
     let joined = next_presence(&mut ann_feed).await;
     assert_eq!((joined.username.as_str(), joined.joined), ("bob", true));
     assert_eq!(joined.members, ["ann", "bob"]);
 
     // A second stream of bob's is no news; closing one of two is not leaving.
-    let mut bob_again = bob.subscribe(subscribe_req("", 0)).await.unwrap().into_inner();
+    let mut bob_again = bob
+        .subscribe(subscribe_req("", 0))
+        .await
+        .unwrap()
+        .into_inner();
     welcome(&mut bob_again).await;
     drop(bob_again);
     // Anonymous subscribers watch but are not members.
     let mut lurker = server.client().await;
-    let mut lurking = lurker.subscribe(subscribe_req("", 0)).await.unwrap().into_inner();
+    let mut lurking = lurker
+        .subscribe(subscribe_req("", 0))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(welcome(&mut lurking).await.members, ["ann", "bob"]);
 
     // bob's client goes away (its connection closes): he leaves.
@@ -46,7 +62,6 @@ async fn members_join_and_leave_with_their_streams() {
     let left = next_presence(&mut ann_feed).await;
     assert_eq!((left.username.as_str(), left.joined), ("bob", false));
     assert_eq!(left.members, ["ann"]);
-    assert_eq!(next_presence(&mut lurking).await.members, ["ann", "bob"]);
     assert_eq!(next_presence(&mut lurking).await.members, ["ann"]);
 }
 
@@ -55,7 +70,11 @@ async fn a_grpc_web_tab_that_closes_leaves() {
     let server = TestServer::start().await;
     let (mut ann, _) = server.join("ann").await;
     let (_bob, bob_token) = server.join("bob").await;
-    let mut ann_feed = ann.subscribe(subscribe_req("", 0)).await.unwrap().into_inner();
+    let mut ann_feed = ann
+        .subscribe(subscribe_req("", 0))
+        .await
+        .unwrap()
+        .into_inner();
     welcome(&mut ann_feed).await;
 
     let mut tab = server
@@ -75,10 +94,18 @@ async fn typing_reaches_the_room_is_limited_and_never_stored() {
     let server = TestServer::start().await;
     let (mut ann, _) = server.join("ann").await;
     let (mut bob, _) = server.join("bob").await;
-    let mut ann_feed = ann.subscribe(subscribe_req("", 0)).await.unwrap().into_inner();
+    let mut ann_feed = ann
+        .subscribe(subscribe_req("", 0))
+        .await
+        .unwrap()
+        .into_inner();
     welcome(&mut ann_feed).await;
 
-    bob.typing(TypingRequest { room: "general".into() }).await.unwrap();
+    bob.typing(TypingRequest {
+        room: "general".into(),
+    })
+    .await
+    .unwrap();
     let typing = loop {
         match next_event(&mut ann_feed).await {
             Event::Typing(t) => break t,
@@ -92,7 +119,12 @@ async fn typing_reaches_the_room_is_limited_and_never_stored() {
     // A burst is allowed, then the session is told to slow down; others are unaffected.
     let mut refused = None;
     for _ in 0..20 {
-        if let Err(err) = bob.typing(TypingRequest { room: "general".into() }).await {
+        if let Err(err) = bob
+            .typing(TypingRequest {
+                room: "general".into(),
+            })
+            .await
+        {
             refused = Some(err);
             break;
         }
@@ -100,16 +132,24 @@ async fn typing_reaches_the_room_is_limited_and_never_stored() {
     let err = refused.expect("typing is rate-limited");
     assert_eq!(err.code(), Code::ResourceExhausted);
     assert!(err.message().contains("try again in"), "{}", err.message());
-    ann.typing(TypingRequest { room: "general".into() }).await.unwrap();
+    ann.typing(TypingRequest {
+        room: "general".into(),
+    })
+    .await
+    .unwrap();
 
     let mut anonymous = server.client().await;
     let err = anonymous
-        .typing(TypingRequest { room: "general".into() })
+        .typing(TypingRequest {
+            room: "general".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
     let err = ann
-        .typing(TypingRequest { room: "nowhere".into() })
+        .typing(TypingRequest {
+            room: "nowhere".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);

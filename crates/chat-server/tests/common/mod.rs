@@ -211,7 +211,12 @@ impl GrpcWeb {
     }
 
     /// The same, signed in with a session token, as the browser sends it.
-    pub async fn call_with_token(&self, method: &str, msg: &impl Message, token: &str) -> WebResponse {
+    pub async fn call_with_token(
+        &self,
+        method: &str,
+        msg: &impl Message,
+        token: &str,
+    ) -> WebResponse {
         self.call_as(method, msg, Some(token)).await
     }
 
