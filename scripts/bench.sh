@@ -100,6 +100,11 @@ scenario() {
 
 echo "# fan-out benchmark, $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates proto || echo '+uncommitted'), $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "# server flags: ${SERVER_FLAGS[*]:-(none)}"
+LOAD="$(cut -d' ' -f1 /proc/loadavg)"
+if awk -v l="$LOAD" 'BEGIN { exit !(l > 1.0) }'; then
+  echo "# WARNING: load average $LOAD before starting: other work shares the cores, so"
+  echo "# throughput and latency will read low; CPU per delivery and the CPU-bound ceiling hold up better"
+fi
 echo
 
 # Memory first, on a fresh server, so nothing earlier has grown its heap.

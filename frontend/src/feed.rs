@@ -373,23 +373,21 @@ impl Stop {
         }
     }
 
-    fn guard(self, task: impl Future<Output = ()>) -> impl Future<Output = ()> {
-        async move {
-            let mut task = pin!(task);
-            poll_fn(|cx| {
-                if self.0.stopped.get() {
-                    return Poll::Ready(());
-                }
-                if task.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(());
-                }
-                let mut wakers = self.0.wakers.borrow_mut();
-                if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                    wakers.push(cx.waker().clone());
-                }
-                Poll::Pending
-            })
-            .await
-        }
+    async fn guard(self, task: impl Future<Output = ()>) {
+        let mut task = pin!(task);
+        poll_fn(|cx| {
+            if self.0.stopped.get() {
+                return Poll::Ready(());
+            }
+            if task.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            let mut wakers = self.0.wakers.borrow_mut();
+            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
     }
 }

@@ -58,12 +58,14 @@ pub async fn serve(listener: TcpListener) -> io::Result<()> {
 }
 
 async fn connection(mut sock: TcpStream, rooms: Rooms) -> io::Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
+    // Small until the side is known: an idle subscriber should cost what a minimal
+    // server's connection costs, so the memory figures compare too.
+    let mut buf = vec![0u8; 1024];
     let mut frames = FrameBuf::default();
     // The first byte says which side this is; a sender's frames stay in the buffer.
     loop {
         match frames.peek_flag() {
-            Some(POST) => return sender(sock, frames, buf, rooms).await,
+            Some(POST) => return sender(sock, frames, rooms).await,
             Some(SUBSCRIBE) => {
                 if let Some((_, room)) = frames.next_frame() {
                     let room = String::from_utf8_lossy(room).into_owned();
@@ -98,8 +100,7 @@ async fn subscriber(mut sock: TcpStream, room: String, rooms: Rooms) -> io::Resu
     };
     sock.write_all(&wire::frame(wire::DATA, &welcome.encode_to_vec()))
         .await?;
-    let mut batch = Vec::with_capacity(COALESCE);
-    let mut out = Vec::new();
+    let (mut batch, mut out) = (Vec::new(), Vec::new());
     while rx.recv_many(&mut batch, COALESCE).await > 0 {
         out.clear();
         for frame in batch.drain(..) {
@@ -110,12 +111,8 @@ async fn subscriber(mut sock: TcpStream, room: String, rooms: Rooms) -> io::Resu
     Ok(())
 }
 
-async fn sender(
-    mut sock: TcpStream,
-    mut frames: FrameBuf,
-    mut buf: Vec<u8>,
-    rooms: Rooms,
-) -> io::Result<()> {
+async fn sender(mut sock: TcpStream, mut frames: FrameBuf, rooms: Rooms) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
     let mut acks = Vec::new();
     loop {
         while let Some((_, payload)) = frames.next_frame() {

@@ -15,6 +15,7 @@ pub mod http1;
 pub mod latency;
 pub mod proc_stats;
 pub mod progress;
+pub mod raw_codec;
 pub mod report;
 pub mod run;
 pub mod sender;

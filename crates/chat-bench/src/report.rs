@@ -44,6 +44,8 @@ pub struct Measurement {
     pub server_cpu_s: Option<f64>,
     pub server_peak_rss_kib: Option<u64>,
     pub bench_cpu_s: f64,
+    /// Cores of the machine, shared by the server and the load generator.
+    pub cores: usize,
 }
 
 /// Send-to-receive latency, microseconds.
@@ -76,6 +78,19 @@ impl Measurement {
         let cpu = self.server_cpu_s?;
         (self.received > 0).then(|| cpu * 1e6 / self.received as f64)
     }
+
+    pub fn bench_us_per_delivery(&self) -> Option<f64> {
+        (self.received > 0).then(|| self.bench_cpu_s * 1e6 / self.received as f64)
+    }
+
+    /// Deliveries per second the machine could make if the server and the load generator
+    /// had every core to themselves at this CPU cost per delivery. A busy machine lowers
+    /// the measured rate far more than the cost per delivery, so this tells what the
+    /// code would do on a quiet one (an upper bound: it ignores waiting and contention).
+    pub fn cpu_bound_per_s(&self) -> Option<f64> {
+        let us = self.server_us_per_delivery()? + self.bench_us_per_delivery()?;
+        (us > 0.0 && self.cores > 0).then(|| self.cores as f64 * 1e6 / us)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -107,7 +122,7 @@ pub fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -221,7 +236,26 @@ impl fmt::Display for Measurement {
         if let Some(peak) = self.server_peak_rss_kib {
             line(f, "server peak RSS", format!("{} KiB", grouped(peak)))?;
         }
-        line(f, "bench CPU", format!("{:.2} s", self.bench_cpu_s))?;
+        line(
+            f,
+            "bench CPU",
+            format!(
+                "{:.2} s ({:.3} us per delivery)",
+                self.bench_cpu_s,
+                self.bench_us_per_delivery().unwrap_or(0.0)
+            ),
+        )?;
+        if let Some(bound) = self.cpu_bound_per_s() {
+            line(
+                f,
+                "CPU-bound ceiling",
+                format!(
+                    "{}/s with {} cores all ours (server + bench CPU per delivery)",
+                    grouped(bound as u64),
+                    self.cores
+                ),
+            )?;
+        }
         line(
             f,
             "verdict",
@@ -293,6 +327,23 @@ mod tests {
             assert!(!dirty.is_clean());
             assert!(dirty.to_string().contains("NOT CLEAN"));
         }
+    }
+
+    #[test]
+    fn ceiling_from_cpu_per_delivery() {
+        let m = Measurement {
+            received: 1_000_000,
+            server_cpu_s: Some(0.75),
+            bench_cpu_s: 0.25,
+            cores: 2,
+            ..Default::default()
+        };
+        assert_eq!(m.cpu_bound_per_s(), Some(2_000_000.0));
+        let unknown_server = Measurement {
+            server_cpu_s: None,
+            ..m
+        };
+        assert_eq!(unknown_server.cpu_bound_per_s(), None);
     }
 
     #[test]

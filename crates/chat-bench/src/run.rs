@@ -88,6 +88,7 @@ impl Run<'_> {
             senders: cfg.senders,
             size: cfg.size,
             offered_msgs_per_s: cfg.rate,
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
             ..Default::default()
         };
         m.server_rss_before_kib = self.server("before")?.map(|s| s.rss_kib);

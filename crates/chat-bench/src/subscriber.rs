@@ -7,19 +7,21 @@
 //! buffer, take every complete frame out, stamp them all with one clock reading.
 use std::sync::{atomic::Ordering::Relaxed, Arc};
 
-use chat_proto::{chat_event, chat_service_client::ChatServiceClient, SubscribeRequest};
+use chat_proto::SubscribeRequest;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
     sync::mpsc,
 };
 use tokio_util::sync::CancellationToken;
+use tonic::codegen::http::uri::PathAndQuery;
 
 use crate::{
     baseline,
     checker::StreamCheck,
     http1::{self, Dechunker, HeadError},
     latency::Recorder,
+    raw_codec::RawCodec,
     stamp::Clock,
     tally::Tally,
     wire::{self, Event, FrameBuf},
@@ -262,29 +264,36 @@ fn status_end(status: Option<&str>, message: Option<String>) -> End {
 }
 
 /// Native gRPC over HTTP/2, through tonic: one connection per subscriber, as separate
-/// clients would have.
+/// clients would have. Messages come undecoded (`RawCodec`) and are read like grpc-web's.
 async fn native(addr: std::net::SocketAddr, room: &str, feed: &mut Feed) -> Result<End, String> {
-    let mut client = ChatServiceClient::new(crate::sender::channel(addr).await?);
-    let mut stream = client
-        .subscribe(SubscribeRequest {
-            room: room.to_owned(),
-            after_id: 0,
-            epoch: 0,
-        })
+    let mut grpc = tonic::client::Grpc::new(crate::sender::channel(addr).await?);
+    grpc.ready().await.map_err(|e| format!("connect: {e}"))?;
+    let request = SubscribeRequest {
+        room: room.to_owned(),
+        after_id: 0,
+        epoch: 0,
+    };
+    let mut stream = grpc
+        .server_streaming(
+            tonic::Request::new(request),
+            PathAndQuery::from_static("/grpcchat.ChatService/Subscribe"),
+            RawCodec::<SubscribeRequest>::default(),
+        )
         .await
         .map_err(|s| format!("Subscribe: {:?}: {}", s.code(), s.message()))?
         .into_inner();
     loop {
         match stream.message().await {
-            Ok(Some(event)) => match event.event {
-                Some(chat_event::Event::Welcome(_)) => feed.welcome().await,
-                Some(chat_event::Event::Message(msg)) => {
+            Ok(Some(event)) => match wire::decode_event(&event) {
+                Ok(Event::Message { id, text }) => {
                     let now = feed.clock.now_ns();
-                    if feed.message(msg.id, msg.text.as_bytes(), now) {
+                    if feed.message(id, text, now) {
                         feed.tally.add_delivered(1);
                     }
                 }
-                _ => {}
+                Ok(Event::Welcome { .. }) => feed.welcome().await,
+                Ok(Event::Other) => {}
+                Err(_) => return Err("malformed ChatEvent".into()),
             },
             Ok(None) => return Ok(End::Closed("the server ended the stream".into())),
             Err(s) if s.code() == tonic::Code::Aborted => {
