@@ -4,21 +4,18 @@
 //! Only gRPC requests go through the grpc-web layer: tonic-web answers 400 to any plain
 //! HTTP/1.1 request, which would break static files. So requests are dispatched on their
 //! content type first; CORS wraps both, because preflights carry no gRPC content type.
-use std::{io, path::Path};
+use std::io;
 
 use axum::{
     extract::{Request, State},
-    response::{IntoResponse, Response},
+    response::Response,
     Router,
 };
 use chat_proto::{server::chat_service_server::ChatServiceServer, FILE_DESCRIPTOR_SET};
-use http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use http::{header, HeaderName, HeaderValue, Method};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
-use tower_http::{
-    cors::{AllowOrigin, CorsLayer},
-    services::{ServeDir, ServeFile},
-};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     config::Config,
@@ -26,6 +23,7 @@ use crate::{
     service::ChatApi,
     sessions::Sessions,
     shutdown::Shutdown,
+    static_files,
 };
 
 #[derive(Clone)]
@@ -65,7 +63,7 @@ pub async fn router(
 
     let app = Router::new().fallback(dispatch).with_state(Dispatch {
         grpc,
-        files: static_files(config.static_dir.as_deref()),
+        files: static_files::router(config.static_dir.as_deref()),
     });
     Ok(match cors(&config.allowed_origins) {
         Some(cors) => app.layer(cors),
@@ -123,21 +121,6 @@ async fn dispatch(State(to): State<Dispatch>, req: Request) -> Response {
         Ok(res) => res,
         Err(never) => match never {},
     }
-}
-
-/// The built frontend; unknown paths get index.html so client-side routes survive reloads.
-fn static_files(dir: Option<&Path>) -> Router {
-    let Some(dir) = dir.filter(|d| d.join("index.html").is_file()) else {
-        if let Some(dir) = dir {
-            tracing::warn!(dir = %dir.display(), "no index.html here: the frontend is not built (run trunk build)");
-        }
-        return Router::new().fallback(|| async {
-            (StatusCode::NOT_FOUND, "The frontend is not built: run `trunk build --release` and start the server with --static-dir dist.\n")
-                .into_response()
-        });
-    };
-    let index = ServeFile::new(dir.join("index.html"));
-    Router::new().fallback_service(ServeDir::new(dir).fallback(index))
 }
 
 /// CORS for a frontend hosted on another origin. None when only the same origin may call.

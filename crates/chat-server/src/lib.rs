@@ -14,6 +14,7 @@ pub mod room;
 pub mod service;
 pub mod sessions;
 pub mod shutdown;
+pub mod static_files;
 pub mod store;
 pub mod subscription;
 pub mod validate;
