@@ -4,23 +4,27 @@
 //! Only gRPC requests go through the grpc-web layer: tonic-web answers 400 to any plain
 //! HTTP/1.1 request, which would break static files. So requests are dispatched on their
 //! content type first; CORS wraps both, because preflights carry no gRPC content type.
-use std::{io, path::Path};
+use std::io;
 
 use axum::{
     extract::{Request, State},
-    response::{IntoResponse, Response},
+    response::Response,
     Router,
 };
-use chat_proto::{chat_service_server::ChatServiceServer, FILE_DESCRIPTOR_SET};
-use http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use chat_proto::{server::chat_service_server::ChatServiceServer, FILE_DESCRIPTOR_SET};
+use http::{header, HeaderName, HeaderValue, Method};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
-use tower_http::{
-    cors::{AllowOrigin, CorsLayer},
-    services::{ServeDir, ServeFile},
-};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::{config::Config, hub::RoomHub, service::ChatApi, shutdown::Shutdown};
+use crate::{
+    config::Config,
+    hub::{HubSettings, RoomHub},
+    service::ChatApi,
+    sessions::Sessions,
+    shutdown::Shutdown,
+    static_files,
+};
 
 #[derive(Clone)]
 struct Dispatch {
@@ -29,8 +33,13 @@ struct Dispatch {
 }
 
 /// Builds the whole application. Health reports SERVING until shutdown starts.
-pub async fn router(config: &Config, hub: RoomHub, shutdown: Shutdown) -> io::Result<Router> {
-    let chat = ChatServiceServer::new(ChatApi::new(hub, shutdown.clone(), config.heartbeat_ms))
+pub async fn router(
+    config: &Config,
+    hub: RoomHub,
+    sessions: Sessions,
+    shutdown: Shutdown,
+) -> io::Result<Router> {
+    let chat = ChatServiceServer::new(ChatApi::new(hub, sessions, config.heartbeat_ms))
         .max_decoding_message_size(config.max_request_bytes);
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -54,7 +63,7 @@ pub async fn router(config: &Config, hub: RoomHub, shutdown: Shutdown) -> io::Re
 
     let app = Router::new().fallback(dispatch).with_state(Dispatch {
         grpc,
-        files: static_files(config.static_dir.as_deref()),
+        files: static_files::router(config.static_dir.as_deref()),
     });
     Ok(match cors(&config.allowed_origins) {
         Some(cors) => app.layer(cors),
@@ -62,19 +71,44 @@ pub async fn router(config: &Config, hub: RoomHub, shutdown: Shutdown) -> io::Re
     })
 }
 
-/// Serves until `shutdown` fires, then lets open requests finish (streams end on their own
-/// when shutdown fires, with UNAVAILABLE).
+/// Serves until `shutdown` fires, then lets open requests finish (streams end with
+/// UNAVAILABLE once they sent what was queued), and commits every accepted message
+/// before returning.
 pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Result<()> {
-    let hub = RoomHub::new(config.history_per_room, config.subscriber_queue);
-    let app = router(&config, hub, shutdown.clone()).await?;
+    let hub = RoomHub::open(HubSettings {
+        db: &config.db,
+        durability: config.db_sync.into(),
+        max_rooms: config.max_rooms,
+        queue_len: config.subscriber_queue,
+    })
+    .map_err(io::Error::other)?;
+    let sessions = Sessions::new(config.limits());
+    tokio::spawn(
+        sessions
+            .clone()
+            .sweep_every(SESSION_SWEEP, shutdown.clone()),
+    );
+    let app = router(&config, hub.clone(), sessions, shutdown.clone()).await?;
+    {
+        let (hub, shutdown) = (hub.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.wait().await;
+            hub.end_streams();
+        });
+    }
     // Chat messages are small and latency matters more than packet count.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.wait_owned())
-        .await
+        .await;
+    hub.close().await;
+    served
 }
+
+/// How often idle sessions are looked for; expiry is also checked on every use.
+const SESSION_SWEEP: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn dispatch(State(to): State<Dispatch>, req: Request) -> Response {
     let is_grpc = req
@@ -87,21 +121,6 @@ async fn dispatch(State(to): State<Dispatch>, req: Request) -> Response {
         Ok(res) => res,
         Err(never) => match never {},
     }
-}
-
-/// The built frontend; unknown paths get index.html so client-side routes survive reloads.
-fn static_files(dir: Option<&Path>) -> Router {
-    let Some(dir) = dir.filter(|d| d.join("index.html").is_file()) else {
-        if let Some(dir) = dir {
-            tracing::warn!(dir = %dir.display(), "no index.html here: the frontend is not built (run trunk build)");
-        }
-        return Router::new().fallback(|| async {
-            (StatusCode::NOT_FOUND, "The frontend is not built: run `trunk build --release` and start the server with --static-dir dist.\n")
-                .into_response()
-        });
-    };
-    let index = ServeFile::new(dir.join("index.html"));
-    Router::new().fallback_service(ServeDir::new(dir).fallback(index))
 }
 
 /// CORS for a frontend hosted on another origin. None when only the same origin may call.

@@ -1,8 +1,15 @@
 //! Every knob of the server in one struct, parsed by clap with env-var fallbacks, and
 //! passed down explicitly: nothing reads the environment anywhere else.
-use std::{net::SocketAddr, path::PathBuf};
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
 use clap::Parser;
+
+use crate::{limits::Limits, store::Durability};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -28,14 +35,42 @@ pub struct Config {
     )]
     pub allowed_origins: Vec<String>,
 
-    /// Messages kept in memory per room, for History and for resuming subscribers.
-    #[arg(long, env = "CHAT_HISTORY_PER_ROOM", default_value_t = 1000)]
-    pub history_per_room: usize,
+    /// The SQLite database holding every room and message (created if missing; WAL mode,
+    /// so expect PATH-wal and PATH-shm beside it).
+    #[arg(long, env = "CHAT_DB", default_value = "chat.db")]
+    pub db: PathBuf,
 
-    /// Messages a subscriber may fall behind before it is cut off (it then resumes from
-    /// its last id). Bounds the memory a stalled client can hold.
-    #[arg(long, env = "CHAT_SUBSCRIBER_QUEUE", default_value_t = 1024)]
+    /// When a commit counts as durable: `full` survives power loss (fsync per group
+    /// commit), `normal` survives a crash or SIGKILL of the server but not of the machine.
+    #[arg(long, env = "CHAT_DB_SYNC", default_value = "full")]
+    pub db_sync: DbSync,
+
+    /// Events (messages, presence, typing) a subscriber may fall behind before it is cut
+    /// off; it then resumes from its last id. Each room keeps this many, shared by all its
+    /// subscribers, so a stalled client holds no memory of its own.
+    #[arg(long, env = "CHAT_SUBSCRIBER_QUEUE", default_value_t = 4096)]
     pub subscriber_queue: usize,
+
+    /// Most rooms that may exist; creating one more is refused (RESOURCE_EXHAUSTED).
+    #[arg(long, env = "CHAT_MAX_ROOMS", default_value_t = 1000)]
+    pub max_rooms: usize,
+
+    /// Messages per second one session (or one token-less name) may post, on average;
+    /// 0 = unlimited (benchmarks).
+    #[arg(long, env = "CHAT_MAX_MESSAGES_PER_SEC", default_value_t = 10)]
+    pub max_messages_per_sec: u32,
+
+    /// Messages a sender may post in a burst above that rate.
+    #[arg(long, env = "CHAT_MESSAGE_BURST", default_value_t = 20)]
+    pub message_burst: u32,
+
+    /// Streams (Subscribe, Broadcast) one session may have open at once.
+    #[arg(long, env = "CHAT_MAX_STREAMS_PER_SESSION", default_value_t = 8)]
+    pub max_streams_per_session: usize,
+
+    /// A session with no call and no open stream for this long ends, freeing its name.
+    #[arg(long, env = "CHAT_SESSION_IDLE_SECS", default_value_t = 1800)]
+    pub session_idle_secs: u64,
 
     /// A Subscribe stream quiet for this long gets a heartbeat, so clients can tell a quiet
     /// room from a dead connection and idle proxies keep it open. 0 turns them off.
@@ -47,12 +82,55 @@ pub struct Config {
     pub max_request_bytes: usize,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DbSync {
+    Full,
+    Normal,
+}
+
+impl From<DbSync> for Durability {
+    fn from(sync: DbSync) -> Self {
+        match sync {
+            DbSync::Full => Durability::Full,
+            DbSync::Normal => Durability::Normal,
+        }
+    }
+}
+
 impl Config {
-    /// Defaults for tests and embedding: loopback on an OS-chosen port, no static files.
+    /// Defaults for tests and embedding: loopback on an OS-chosen port, no static files,
+    /// and a fresh database file of its own under the system temp dir.
     pub fn for_tests() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let db = std::env::temp_dir().join(format!(
+            "chat-test-{}-{}-{}.db",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            rand::random::<u32>()
+        ));
         Config {
             static_dir: None,
-            ..Config::parse_from(["chat-server", "--addr", "127.0.0.1:0"])
+            db,
+            // Tests post hundreds of messages as one name; the rate limit has tests of its own.
+            ..Config::parse_from([
+                "chat-server",
+                "--addr",
+                "127.0.0.1:0",
+                "--db-sync",
+                "normal",
+                "--max-messages-per-sec",
+                "0",
+            ])
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_messages_per_sec: self.max_messages_per_sec,
+            message_burst: self.message_burst,
+            max_streams_per_session: self.max_streams_per_session,
+            session_idle: Duration::from_secs(self.session_idle_secs),
+            ..Limits::default()
         }
     }
 }

@@ -4,6 +4,7 @@ use tonic::Status;
 
 use crate::{
     limits::{Action, RetryAfter},
+    store::StoreError,
     validate::{MAX_NAME_CHARS, MAX_ROOM_CHARS, MAX_TEXT_BYTES},
 };
 
@@ -29,10 +30,22 @@ pub enum ChatError {
     BroadcastRoomChanged { joined: String, asked: String },
     #[error("a Broadcast stream keeps the username it joined with ({joined:?}), got {asked:?}")]
     BroadcastNameChanged { joined: String, asked: String },
-    #[error("you fell more than {0} messages behind and were disconnected; subscribe again with after_id set to the last id you received")]
-    SubscriberLagged(usize),
-    #[error("could not save or read messages ({0}); a message you were sending was not sent, try again")]
-    Store(#[from] crate::store::StoreError),
+    #[error("you fell more than {queue_len} events behind and were disconnected; subscribe again with after_id = {last_id} (the last id you received) to get the rest")]
+    SubscriberLagged { queue_len: usize, last_id: u64 },
+    #[error("there are already {0} rooms, the most this server allows; use an existing room")]
+    TooManyRooms(usize),
+    #[error("there is no room named {0:?}")]
+    NoSuchRoom(String),
+    #[error(
+        "{0} needs a session: call Join and send its token as `authorization: Bearer <token>`"
+    )]
+    SignInRequired(&'static str),
+    #[error("you are signed in as {signed_in:?}; you cannot send as {asked:?}")]
+    NameMismatch { signed_in: String, asked: String },
+    #[error(
+        "could not save or read messages ({0}); a message you were sending was not sent, try again"
+    )]
+    Store(#[from] StoreError),
     #[error("the server is shutting down; reconnect in a moment")]
     ShuttingDown,
     #[error("the name {0:?} is in use by someone signed in; pick another")]
@@ -64,7 +77,11 @@ impl From<ChatError> for Status {
             }
             // ABORTED: the operation was cut short and the client should retry it (from
             // its last id), which is exactly what resuming means.
-            SubscriberLagged(_) => Status::aborted(msg),
+            SubscriberLagged { .. } => Status::aborted(msg),
+            TooManyRooms(_) => Status::resource_exhausted(msg),
+            NoSuchRoom(_) => Status::not_found(msg),
+            SignInRequired(_) => Status::unauthenticated(msg),
+            NameMismatch { .. } => Status::permission_denied(msg),
             // The disk or the store's writer failed, or is closing: nothing was saved,
             // and trying again later is exactly right.
             Store(_) => Status::unavailable(msg),

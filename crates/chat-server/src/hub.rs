@@ -1,11 +1,31 @@
-//! `RoomHub`: the rooms by name, and the history epoch they share. A cheap-to-clone
-//! handle; the map lock is taken only to find or create a room, never to send.
+//! `RoomHub`: the rooms by name, over the message store they share. A cheap-to-clone
+//! handle; the map lock is taken only to find or create a room, never to send, so rooms
+//! never wait on each other.
+//!
+//! The store's writer thread calls back into the rooms after each commit (the hook set
+//! up in `open`); that is the only way a message reaches subscribers, so whatever they
+//! see is already on disk.
 use std::{
     collections::HashMap,
+    path::Path,
     sync::{Arc, RwLock},
+    time::Duration,
 };
 
-use crate::room::{HistoryPage, Message, Room, Subscription};
+use chat_proto::{chat_event::Event, ChatEvent, Encoded, RoomInfo, Welcome};
+
+use crate::{
+    error::ChatError,
+    room::Room,
+    sessions::StreamGuard,
+    store::{Committed, Durability, MessageStore},
+    subscription::{Subscription, SubscriptionParts},
+};
+
+/// The room every server has, whatever else exists.
+pub const DEFAULT_ROOM: &str = "general";
+
+type Rooms = RwLock<HashMap<String, Arc<Room>>>;
 
 #[derive(Clone)]
 pub struct RoomHub {
@@ -13,131 +33,214 @@ pub struct RoomHub {
 }
 
 struct HubInner {
-    rooms: RwLock<HashMap<String, Arc<Room>>>,
-    /// Identifies this history. Memory-only history starts anew with every process, so
-    /// the epoch is random per start; clients holding ids of another epoch are told.
-    epoch: u64,
-    history_per_room: usize,
-    subscriber_queue: usize,
+    rooms: Arc<Rooms>,
+    store: MessageStore,
+    max_rooms: usize,
+    queue_len: usize,
 }
 
-/// A subscription plus what the client must know before it reads: whether the ids it
-/// resumes from still mean anything here.
-pub struct Joined {
+pub struct HubSettings<'a> {
+    pub db: &'a Path,
+    pub durability: Durability,
+    pub max_rooms: usize,
+    /// Events a subscriber may fall behind before it is cut off.
+    pub queue_len: usize,
+}
+
+/// Who opens a Subscribe stream and from where.
+pub struct SubscribeRequest<'a> {
+    pub room: &'a str,
+    /// Resume after this id (0 = live only).
+    pub after_id: u64,
+    /// The history epoch `after_id` belongs to (0 = unknown).
     pub epoch: u64,
-    pub reset: bool,
-    pub subscription: Subscription,
+    /// The signed-in member, who is then present in the room while the stream lasts.
+    pub member: Option<StreamGuard>,
+    pub heartbeat: Option<Duration>,
 }
 
 impl RoomHub {
-    pub fn new(history_per_room: usize, subscriber_queue: usize) -> Self {
-        RoomHub {
-            inner: Arc::new(HubInner {
-                rooms: RwLock::default(),
-                // Never 0: 0 means "unknown" on the wire.
-                epoch: rand::random::<u64>().max(1),
-                history_per_room,
-                subscriber_queue,
-            }),
+    pub fn open(settings: HubSettings<'_>) -> Result<Self, ChatError> {
+        let rooms: Arc<Rooms> = Arc::default();
+        let hook_rooms = Arc::clone(&rooms);
+        let store = MessageStore::open(settings.db, settings.durability, move |batch| {
+            publish(&hook_rooms, batch)
+        })?;
+        {
+            let mut map = rooms.write().unwrap();
+            for (name, last_id) in store.rooms() {
+                map.insert(
+                    name.clone(),
+                    Arc::new(Room::new(name, *last_id, settings.queue_len)),
+                );
+            }
         }
+        let hub = RoomHub {
+            inner: Arc::new(HubInner {
+                rooms,
+                store,
+                max_rooms: settings.max_rooms.max(1),
+                queue_len: settings.queue_len,
+            }),
+        };
+        hub.room(DEFAULT_ROOM)?;
+        Ok(hub)
     }
 
+    /// Identifies this database's history; see `Welcome.epoch`.
     pub fn epoch(&self) -> u64 {
-        self.inner.epoch
+        self.inner.store.epoch()
     }
 
-    /// The room, created on first use.
-    pub fn room(&self, name: &str) -> Arc<Room> {
-        if let Some(room) = self.inner.rooms.read().unwrap().get(name) {
-            return room.clone();
+    pub fn store(&self) -> &MessageStore {
+        &self.inner.store
+    }
+
+    /// The room, created (and recorded in the store) on first use, up to the room cap.
+    pub fn room(&self, name: &str) -> Result<Arc<Room>, ChatError> {
+        if let Some(room) = self.existing(name) {
+            return Ok(room);
         }
         let mut rooms = self.inner.rooms.write().unwrap();
-        rooms
-            .entry(name.to_owned())
-            .or_insert_with(|| {
-                tracing::info!(room = name, "room created");
-                Arc::new(Room::new(
-                    name,
-                    self.inner.history_per_room,
-                    self.inner.subscriber_queue,
-                ))
-            })
-            .clone()
+        if let Some(room) = rooms.get(name) {
+            return Ok(room.clone());
+        }
+        if rooms.len() >= self.inner.max_rooms {
+            return Err(ChatError::TooManyRooms(self.inner.max_rooms));
+        }
+        let room = Arc::new(Room::new(name, 0, self.inner.queue_len));
+        rooms.insert(name.to_owned(), room.clone());
+        // Queued now, ahead of any message to the room; a failure to record it shows up
+        // as that first message failing, so nothing waits for it here.
+        drop(self.inner.store.create_room(name));
+        tracing::info!(room = name, "room created");
+        Ok(room)
     }
 
-    fn existing(&self, name: &str) -> Option<Arc<Room>> {
+    pub fn existing(&self, name: &str) -> Option<Arc<Room>> {
         self.inner.rooms.read().unwrap().get(name).cloned()
     }
 
-    pub fn post(&self, room: &str, username: &str, text: &str) -> Message {
-        self.room(room).post(username, text)
+    /// Commits the message, then it is fanned out; resolves with it as stored.
+    pub async fn post(
+        &self,
+        room: &str,
+        username: &str,
+        text: &str,
+    ) -> Result<Committed, ChatError> {
+        let posted = self.room(room)?.post(&self.inner.store, username, text);
+        Ok(posted.await?)
     }
 
-    /// Subscribes to `room` resuming after `after_id` of history `epoch` (0 = unknown);
-    /// `after_id` 0 means live only. Ids from another epoch, or beyond anything this
-    /// history issued, cannot be trusted: the client is told to reset and gets the whole
-    /// buffer instead.
-    pub fn subscribe(&self, room: &str, after_id: u64, epoch: u64) -> Joined {
-        let room = self.room(room);
-        let stale_epoch = epoch != 0 && epoch != self.inner.epoch;
-        let from_future = after_id > room.last_id();
-        let reset = stale_epoch || from_future;
-        let replay_after = match (reset, after_id) {
-            (true, _) => Some(0),
+    /// A page of history, oldest first, and whether older messages exist. A room nobody
+    /// has used is simply empty (and not created).
+    pub async fn history(
+        &self,
+        room: &str,
+        before_id: u64,
+        limit: usize,
+    ) -> Result<(Vec<chat_proto::MessageResponse>, bool), ChatError> {
+        if self.existing(room).is_none() {
+            return Ok((Vec::new(), false));
+        }
+        Ok(self.inner.store.history(room, before_id, limit).await?)
+    }
+
+    /// Every room, sorted by name.
+    pub fn list(&self) -> Vec<RoomInfo> {
+        let mut rooms: Vec<RoomInfo> = self
+            .inner
+            .rooms
+            .read()
+            .unwrap()
+            .values()
+            .map(|room| RoomInfo {
+                name: room.name().to_owned(),
+                members: room.member_count() as u32,
+                last_id: room.last_id(),
+            })
+            .collect();
+        rooms.sort_by(|a, b| a.name.cmp(&b.name));
+        rooms
+    }
+
+    /// Opens a Subscribe stream. Ids from another epoch, or beyond anything this history
+    /// issued, cannot be trusted: the client is told to reset and gets the newest page
+    /// (`reset_page` messages) instead, and pages further back through History.
+    pub fn subscribe(
+        &self,
+        req: SubscribeRequest<'_>,
+        reset_page: u64,
+    ) -> Result<Subscription, ChatError> {
+        let room = self.room(req.room)?;
+        let newest = room.last_id();
+        let reset = (req.epoch != 0 && req.epoch != self.epoch()) || req.after_id > newest;
+        let after_id = match (reset, req.after_id) {
+            (true, _) => Some(newest.saturating_sub(reset_page)),
             (false, 0) => None,
             (false, after) => Some(after),
         };
-        let subscription = room.subscribe(replay_after);
-        Joined {
-            epoch: self.inner.epoch,
+        let member_name = req
+            .member
+            .as_ref()
+            .map(|slot| slot.session().name().to_owned());
+        let opened = room.open(member_name.as_deref(), after_id);
+        let welcome = Encoded::<ChatEvent>::event(Event::Welcome(Welcome {
+            room: room.name().to_owned(),
+            epoch: self.epoch(),
+            last_id: opened.last_id,
             reset,
-            subscription,
+            heartbeat_ms: req.heartbeat.map_or(0, |d| d.as_millis() as u32),
+            members: opened.members,
+        }));
+        let after_id = after_id.unwrap_or(opened.last_id);
+        // The store fills whatever lies between the resume point and the ring.
+        let catch_up_to = match opened.first_queued {
+            Some(first) => first - 1,
+            None => opened.last_id,
+        };
+        Ok(Subscription::new(SubscriptionParts {
+            welcome,
+            reader: opened.reader,
+            queue_len: room.queue_len(),
+            after_id,
+            catch_up_to,
+            store: self.inner.store.clone(),
+            room: room.clone(),
+            heartbeat: req.heartbeat,
+            member: opened.guard,
+            slot: req.member,
+        }))
+    }
+
+    /// Ends every stream, each with "shutting down", once it has sent what is queued.
+    pub fn end_streams(&self) {
+        for room in self.inner.rooms.read().unwrap().values() {
+            room.close();
         }
     }
 
-    /// A page of history; a room nobody has used yet is simply empty (and not created).
-    pub fn history(&self, room: &str, before_id: u64, limit: usize) -> HistoryPage {
-        match self.existing(room) {
-            Some(room) => room.history(before_id, limit),
-            None => HistoryPage {
-                messages: Vec::new(),
-                has_more: false,
-            },
-        }
+    /// Commits whatever is queued and stops the store; later posts fail.
+    pub async fn close(&self) {
+        self.inner.store.close().await;
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rooms_are_independent() {
-        let hub = RoomHub::new(10, 10);
-        assert_eq!(hub.post("a", "x", "1").id, 1);
-        assert_eq!(hub.post("b", "x", "1").id, 1);
-        assert_eq!(hub.post("a", "x", "2").id, 2);
-        assert_eq!(hub.history("a", 0, 10).messages.len(), 2);
-        assert!(hub.history("nobody-here", 0, 10).messages.is_empty());
-    }
-
-    #[test]
-    fn foreign_epoch_or_future_id_resets() {
-        let hub = RoomHub::new(10, 10);
-        hub.post("a", "x", "1");
-        hub.post("a", "x", "2");
-        let same = hub.subscribe("a", 1, hub.epoch());
-        assert!(!same.reset);
-        assert_eq!(same.subscription.replay.len(), 1);
-        let other = hub.subscribe("a", 1, hub.epoch().wrapping_add(1).max(1));
-        assert!(other.reset);
-        assert_eq!(other.subscription.replay.len(), 2);
-        let future = hub.subscribe("a", 99, 0);
-        assert!(future.reset);
-        assert_eq!(future.subscription.replay.len(), 2);
-        let unknown_epoch = hub.subscribe("a", 2, 0);
-        assert!(!unknown_epoch.reset && unknown_epoch.subscription.replay.is_empty());
-        let live_only = hub.subscribe("a", 0, hub.epoch());
-        assert!(!live_only.reset && live_only.subscription.replay.is_empty());
+/// The store's commit hook: hands each room its messages of the batch, in order.
+fn publish(rooms: &Rooms, batch: &[Committed]) {
+    let rooms = rooms.read().unwrap();
+    let mut start = 0;
+    while start < batch.len() {
+        let name = &batch[start].room;
+        let end = start
+            + batch[start..]
+                .iter()
+                .take_while(|m| &m.room == name)
+                .count();
+        match rooms.get(name) {
+            Some(room) => room.publish_committed(&batch[start..end]),
+            None => tracing::error!(room = %name, "committed a message for an unknown room"),
+        }
+        start = end;
     }
 }

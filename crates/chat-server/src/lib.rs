@@ -1,18 +1,22 @@
 //! The chat server as a library, so integration tests and benchmarks start the real thing
 //! on an ephemeral port. One message's path through it:
 //! `app` (HTTP: grpc-web layer, CORS, static files) -> `service` (gRPC handlers) ->
-//! `hub` (rooms by name) -> `room` (ids, history buffer, fan-out) -> subscribers.
+//! `hub` (rooms by name) -> `room` (ids, presence) -> `store` (SQLite, group commit) ->
+//! `fanout` (the room's ring of encoded events) -> `subscription` (one subscriber's stream).
 
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod fanout;
 pub mod hub;
 pub mod limits;
 pub mod room;
 pub mod service;
 pub mod sessions;
 pub mod shutdown;
+pub mod static_files;
 pub mod store;
+pub mod subscription;
 pub mod validate;
 
 pub use config::Config;

@@ -1,258 +1,278 @@
-//! One chat room: assigns ids, keeps a bounded buffer of recent messages, and fans new
-//! messages out to subscribers.
+//! One chat room: assigns message ids, hands messages to the store, fans out what the
+//! store committed, and knows who is here.
 //!
-//! Posting and subscribing take the same short std-mutex section, so a subscriber's
-//! replay snapshot and its live receiver meet exactly: no gap, no duplicate. The lock is
-//! per room (never global) and never held across an await. Fan-out goes through a tokio
-//! broadcast channel: one shared ring of `Arc`ed messages, so a slow subscriber costs no
-//! memory of its own and never blocks the sender; when it falls a full ring behind it is
-//! told so and cut off, and resumes from its last id.
+//! A message's path: `post` takes the room's id lock, assigns the next id and queues the
+//! message for the store's writer while still holding it, so queue order is id order.
+//! Once committed, the writer calls `publish_committed`, which encodes each message once
+//! and appends it to the room's fan-out ring: nothing reaches a subscriber, and nothing
+//! is acknowledged, before it is on disk. The locks are per room and never held across
+//! an await.
 use std::{
-    collections::VecDeque,
-    sync::{Arc, Mutex},
+    collections::BTreeMap,
+    future::Future,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use chat_proto::MessageResponse;
-use futures::Stream;
-use tokio::sync::broadcast;
+use chat_proto::{chat_event::Event, encode_message, Encoded, MessageResponse, Presence};
 
-use crate::{error::ChatError, shutdown::Shutdown};
-
-/// A posted message, shared by the history buffer and every subscriber.
-pub type Message = Arc<MessageResponse>;
+use crate::{
+    fanout::{Entry, Fanout, Reader},
+    store::{display_form, Committed, MessageStore, StoreError},
+};
 
 pub struct Room {
     name: Arc<str>,
-    state: Mutex<RoomState>,
-    live: broadcast::Sender<Message>,
-    queue_len: usize,
-}
-
-struct RoomState {
-    last_id: u64,
-    history: VecDeque<Message>,
-    history_cap: usize,
-}
-
-/// What a new subscriber gets: the messages it missed, then the live feed.
-pub struct Subscription {
-    /// Newest id in the room when the subscription started.
-    pub last_id: u64,
-    pub replay: Vec<Message>,
-    live: broadcast::Receiver<Message>,
-    queue_len: usize,
-}
-
-/// A page of history, oldest first.
-pub struct HistoryPage {
-    pub messages: Vec<Message>,
-    pub has_more: bool,
+    /// The last id handed out (committed or still in the writer's queue).
+    assigned: Mutex<u64>,
+    /// The last id committed and published.
+    published: AtomicU64,
+    fanout: Arc<Fanout>,
+    /// Open streams per member name. A BTreeMap, so member lists come out sorted.
+    members: Mutex<BTreeMap<String, usize>>,
 }
 
 impl Room {
-    pub fn new(name: &str, history_cap: usize, queue_len: usize) -> Self {
-        let (live, _) = broadcast::channel(queue_len.max(1));
+    pub fn new(name: &str, last_id: u64, queue_len: usize) -> Self {
         Room {
             name: name.into(),
-            state: Mutex::new(RoomState {
-                last_id: 0,
-                history: VecDeque::with_capacity(history_cap.min(1024)),
-                history_cap: history_cap.max(1),
-            }),
-            live,
-            queue_len: queue_len.max(1),
+            assigned: Mutex::new(last_id),
+            published: AtomicU64::new(last_id),
+            fanout: Fanout::new(queue_len),
+            members: Mutex::default(),
         }
     }
 
-    /// Assigns the next id, records the message and fans it out. Text and name must
-    /// already be validated.
-    pub fn post(&self, username: &str, text: &str) -> Message {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Assigns the next id and queues the message for commit; resolves once it is
+    /// committed and fanned out. Name and text must already be validated.
+    pub fn post(
+        &self,
+        store: &MessageStore,
+        username: &str,
+        text: &str,
+    ) -> impl Future<Output = Result<Committed, StoreError>> + Send + 'static {
         let sent_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or_default();
-        let mut state = self.state.lock().unwrap();
-        state.last_id += 1;
-        let msg = Arc::new(MessageResponse {
-            message: format!("[{username}]: {text}"),
-            id: state.last_id,
+        let mut assigned = self.assigned.lock().unwrap();
+        *assigned += 1;
+        store.append(MessageResponse {
+            message: display_form(username, text),
+            id: *assigned,
             username: username.to_owned(),
             room: self.name.to_string(),
             text: text.to_owned(),
             sent_at_ms,
-        });
-        if state.history.len() == state.history_cap {
-            state.history.pop_front();
-        }
-        state.history.push_back(msg.clone());
-        // Sent under the lock so ids reach the channel in order. An error only means
-        // nobody is listening right now.
-        let _ = self.live.send(msg.clone());
-        msg
+        })
     }
 
-    /// Live feed, preceded by every buffered message with id > `replay_after` if given.
-    pub fn subscribe(&self, replay_after: Option<u64>) -> Subscription {
-        let state = self.state.lock().unwrap();
-        let replay = match replay_after {
-            Some(after) => state
-                .history
-                .iter()
-                .filter(|m| m.id > after)
-                .cloned()
-                .collect(),
-            None => Vec::new(),
-        };
-        Subscription {
-            last_id: state.last_id,
-            replay,
-            live: self.live.subscribe(),
-            queue_len: self.queue_len,
-        }
+    /// Called by the store's writer after a commit, with this room's messages in id order.
+    pub fn publish_committed(&self, messages: &[Committed]) {
+        let Some(last) = messages.last() else { return };
+        // Raised before the ring gets them: a stream opened in between reports them in
+        // Welcome.last_id and also reads them live, a duplicate clients drop by id;
+        // the other order could leave a gap.
+        self.published.fetch_max(last.id, Ordering::AcqRel);
+        self.fanout.publish(messages.iter().map(|msg| {
+            let (event, response) = encode_message(msg);
+            Entry {
+                id: msg.id,
+                event,
+                response: Some(response),
+            }
+        }));
     }
 
+    /// The newest id subscribers can have seen.
     pub fn last_id(&self) -> u64 {
-        self.state.lock().unwrap().last_id
+        self.published.load(Ordering::Acquire)
     }
 
-    /// Up to `limit` messages with id < `before_id` (0 = newest), oldest first.
-    pub fn history(&self, before_id: u64, limit: usize) -> HistoryPage {
-        let state = self.state.lock().unwrap();
-        let end = match before_id {
-            0 => state.history.len(),
-            b => state.history.partition_point(|m| m.id < b),
+    pub fn queue_len(&self) -> usize {
+        self.fanout.capacity()
+    }
+
+    /// See [`Fanout::reader_after`].
+    pub fn reader_after(&self, after_id: u64) -> (Reader, Option<u64>) {
+        self.fanout.reader_after(after_id)
+    }
+
+    /// Opens a stream on the room: its reader (live only, or resuming after an id), the
+    /// member list, and, for a signed-in `member`, their membership while it lasts (their
+    /// first stream announces them). Done under the members lock, so the list and the
+    /// reader's presence events line up exactly: the newcomer sees every change after the
+    /// list and none before it, its own announcement included.
+    pub fn open(self: &Arc<Self>, member: Option<&str>, after_id: Option<u64>) -> Opened {
+        let mut members = self.members.lock().unwrap();
+        let guard = member.map(|name| {
+            let streams = members.entry(name.to_owned()).or_default();
+            *streams += 1;
+            if *streams == 1 {
+                self.announce(&members, name, true);
+            }
+            MemberGuard {
+                room: self.clone(),
+                name: name.to_owned(),
+            }
+        });
+        let (reader, first_queued) = match after_id {
+            Some(after) => self.fanout.reader_after(after),
+            None => (self.fanout.reader(), None),
         };
-        let start = end.saturating_sub(limit);
-        HistoryPage {
-            messages: state.history.range(start..end).cloned().collect(),
-            has_more: start > 0 || state.history.front().is_some_and(|m| m.id > 1),
+        Opened {
+            reader,
+            first_queued,
+            // Read after the reader exists: anything newer reaches it live, so `last_id`
+            // plus the reader cover everything (see `publish_committed`).
+            last_id: self.last_id(),
+            members: members.keys().cloned().collect(),
+            guard,
         }
+    }
+
+    fn leave(&self, name: &str) {
+        let mut members = self.members.lock().unwrap();
+        let Some(streams) = members.get_mut(name) else {
+            return;
+        };
+        *streams -= 1;
+        if *streams == 0 {
+            members.remove(name);
+            self.announce(&members, name, false);
+        }
+    }
+
+    /// Published with the members lock held, so announcements go out in the order the
+    /// member list changed.
+    fn announce(&self, members: &BTreeMap<String, usize>, name: &str, joined: bool) {
+        self.fanout.publish([Entry {
+            id: 0,
+            event: Encoded::event(Event::Presence(Presence {
+                username: name.to_owned(),
+                joined,
+                members: members.keys().cloned().collect(),
+            })),
+            response: None,
+        }]);
+    }
+
+    pub fn members(&self) -> Vec<String> {
+        self.members.lock().unwrap().keys().cloned().collect()
+    }
+
+    pub fn member_count(&self) -> usize {
+        self.members.lock().unwrap().len()
+    }
+
+    /// An ephemeral event for everyone in the room (typing): never stored or replayed.
+    pub fn publish_ephemeral(&self, event: Event) {
+        self.fanout.publish([Entry {
+            id: 0,
+            event: Encoded::event(event),
+            response: None,
+        }]);
+    }
+
+    /// Ends every stream of the room (after it drained), e.g. at shutdown.
+    pub fn close(&self) {
+        self.fanout.close();
     }
 }
 
-impl Subscription {
-    /// The replay, then live messages, until the room goes away or shutdown. A subscriber
-    /// that lagged past the queue gets `SubscriberLagged` and the stream ends.
-    pub fn into_stream(
-        self,
-        shutdown: Shutdown,
-    ) -> impl Stream<Item = Result<Message, ChatError>> + Send + 'static {
-        let Subscription {
-            replay,
-            mut live,
-            queue_len,
-            ..
-        } = self;
-        async_stream::stream! {
-            for msg in replay {
-                yield Ok(msg);
-            }
-            let stop = shutdown.wait_owned();
-            tokio::pin!(stop);
-            loop {
-                // `yield` cannot sit inside select!'s arms, so pick first, then act.
-                let received = tokio::select! {
-                    biased;
-                    received = live.recv() => Some(received),
-                    _ = &mut stop => None,
-                };
-                match received {
-                    Some(Ok(msg)) => yield Ok(msg),
-                    Some(Err(broadcast::error::RecvError::Lagged(_))) => {
-                        yield Err(ChatError::SubscriberLagged(queue_len));
-                        break;
-                    }
-                    Some(Err(broadcast::error::RecvError::Closed)) => break,
-                    None => {
-                        yield Err(ChatError::ShuttingDown);
-                        break;
-                    }
-                }
-            }
-        }
+/// What a new stream starts from.
+pub struct Opened {
+    pub reader: Reader,
+    /// The oldest message id still in the ring after the resume point (see
+    /// `Fanout::reader_after`); older ones must come from the store.
+    pub first_queued: Option<u64>,
+    pub last_id: u64,
+    pub members: Vec<String>,
+    pub guard: Option<MemberGuard>,
+}
+
+/// One open stream's membership; dropping it (the stream ended, however) leaves.
+pub struct MemberGuard {
+    room: Arc<Room>,
+    name: String,
+}
+
+impl Drop for MemberGuard {
+    fn drop(&mut self) {
+        self.room.leave(&self.name);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::StreamExt;
+    use chat_proto::ChatEvent;
+    use futures::{FutureExt, StreamExt};
+    use prost::Message;
 
-    #[test]
-    fn ids_increase_and_history_is_bounded() {
-        let room = Room::new("general", 3, 16);
-        for i in 1..=5 {
-            assert_eq!(room.post("a", &format!("m{i}")).id, i);
+    fn presence_events(reader: &mut Reader) -> Vec<(String, bool, Vec<String>)> {
+        let mut out = Vec::new();
+        while let Some(Some(Ok(entry))) = reader.next().now_or_never() {
+            if let Some(Event::Presence(p)) = ChatEvent::decode(entry.event.bytes().clone())
+                .unwrap()
+                .event
+            {
+                out.push((p.username, p.joined, p.members));
+            }
         }
-        let page = room.history(0, 10);
-        assert_eq!(
-            page.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
-            [3, 4, 5]
-        );
-        assert!(
-            page.has_more,
-            "ids 1-2 were evicted, so older messages exist"
-        );
-        let page = room.history(5, 1);
-        assert_eq!(page.messages.iter().map(|m| m.id).collect::<Vec<_>>(), [4]);
-        assert_eq!(room.history(0, 10).messages[0].message, "[a]: m3");
+        out
     }
 
     #[test]
-    fn history_has_more_is_false_at_the_start() {
-        let room = Room::new("general", 10, 16);
-        room.post("a", "x");
-        room.post("a", "y");
-        assert!(!room.history(0, 10).has_more);
-        assert!(room.history(0, 1).has_more);
-        assert!(room.history(3, 2).messages.len() == 2);
-    }
-
-    #[tokio::test]
-    async fn replay_then_live_without_gap_or_duplicate() {
-        let room = Room::new("general", 100, 16);
-        room.post("a", "1");
-        room.post("a", "2");
-        let sub = room.subscribe(Some(1));
-        assert_eq!(sub.last_id, 2);
-        room.post("b", "3");
-        let mut stream = Box::pin(sub.into_stream(Shutdown::new()));
-        let mut ids = Vec::new();
-        for _ in 0..2 {
-            ids.push(stream.next().await.unwrap().unwrap().id);
-        }
-        assert_eq!(ids, [2, 3]);
-    }
-
-    #[tokio::test]
-    async fn lagging_subscriber_is_cut_off_and_others_are_not() {
-        let room = Room::new("general", 100, 4);
-        let slow = room.subscribe(None);
-        let fast = room.subscribe(None);
-        let mut fast = Box::pin(fast.into_stream(Shutdown::new()));
-        for i in 0..10 {
-            room.post("a", &i.to_string());
-            assert_eq!(fast.next().await.unwrap().unwrap().id, i + 1);
-        }
-        let mut slow = Box::pin(slow.into_stream(Shutdown::new()));
+    fn presence_counts_streams_per_name() {
+        let room = Arc::new(Room::new("general", 0, 64));
+        let mut watcher = room.open(None, None).reader;
+        let ann1 = room.open(Some("ann"), None);
+        assert_eq!(ann1.members, ["ann"]);
+        let ann2 = room.open(Some("ann"), None);
+        let bob = room.open(Some("bob"), None);
+        assert_eq!(bob.members, ["ann", "bob"]);
+        drop(ann1);
+        assert_eq!(room.member_count(), 2, "ann still has a stream open");
+        drop(ann2);
+        drop(bob);
         assert_eq!(
-            slow.next().await.unwrap(),
-            Err(ChatError::SubscriberLagged(4))
+            presence_events(&mut watcher),
+            [
+                ("ann".to_owned(), true, vec!["ann".to_owned()]),
+                (
+                    "bob".to_owned(),
+                    true,
+                    vec!["ann".to_owned(), "bob".to_owned()]
+                ),
+                ("ann".to_owned(), false, vec!["bob".to_owned()]),
+                ("bob".to_owned(), false, vec![]),
+            ]
         );
-        assert!(slow.next().await.is_none());
-        // Resuming from the last id it saw (none) replays everything still buffered.
-        let resumed = room.subscribe(Some(0));
-        assert_eq!(resumed.replay.len(), 10);
     }
 
-    #[tokio::test]
-    async fn shutdown_ends_streams() {
-        let room = Room::new("general", 10, 4);
-        let shutdown = Shutdown::new();
-        let mut stream = Box::pin(room.subscribe(None).into_stream(shutdown.clone()));
-        shutdown.trigger();
-        assert_eq!(stream.next().await.unwrap(), Err(ChatError::ShuttingDown));
-        assert!(stream.next().await.is_none());
+    #[test]
+    fn a_newcomer_does_not_see_its_own_or_older_announcements() {
+        let room = Arc::new(Room::new("general", 0, 64));
+        let _ann = room.open(Some("ann"), None);
+        let mut bob = room.open(Some("bob"), Some(0));
+        assert_eq!(bob.members, ["ann", "bob"]);
+        assert!(presence_events(&mut bob.reader).is_empty());
+        let _cy = room.open(Some("cy"), None);
+        assert_eq!(
+            presence_events(&mut bob.reader),
+            [(
+                "cy".to_owned(),
+                true,
+                vec!["ann".into(), "bob".into(), "cy".into()]
+            )]
+        );
     }
 }

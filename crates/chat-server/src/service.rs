@@ -1,46 +1,84 @@
-//! The gRPC handlers of `grpcchat.ChatService`. Thin on purpose: validate the request,
-//! call the hub, turn its result into protobuf. Rules live in `validate`, behaviour in
-//! `hub`/`room`, status codes in `error`.
+//! The gRPC handlers of `grpcchat.ChatService`. Thin on purpose: find out who is calling
+//! (`sessions`), validate the request, call the hub, shape the answer. Rules live in
+//! `validate` and `limits`, behaviour in `hub`/`room`, status codes in `error`.
+//!
+//! Fanned-out answers are `Encoded` (see chat-proto): each message was encoded once when
+//! it was committed, and these handlers only pass the bytes along.
 use std::{pin::Pin, time::Duration};
 
 use chat_proto::{
-    chat_event::Event, chat_service_server::ChatService, ChatEvent, Heartbeat, HistoryRequest,
-    HistoryResponse, JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest,
-    ListRoomsResponse, MessageRequest, MessageResponse, SubscribeRequest, TypingRequest,
-    TypingResponse, Welcome,
+    chat_event::Event,
+    server::chat_service_server::ChatService,
+    server_wire::{ChatEvent, MessageResponse},
+    Encoded, HistoryRequest, HistoryResponse, JoinRequest, JoinResponse, LeaveRequest,
+    LeaveResponse, ListRoomsRequest, ListRoomsResponse, MessageRequest, SubscribeRequest,
+    TypingEvent, TypingRequest, TypingResponse,
 };
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::{error::ChatError, hub::RoomHub, room::Message, shutdown::Shutdown, validate};
+use crate::{
+    error::ChatError,
+    hub::{self, RoomHub},
+    sessions::{Session, Sessions},
+    validate,
+};
 
 pub const DEFAULT_HISTORY_PAGE: usize = 50;
 pub const MAX_HISTORY_PAGE: usize = 200;
+/// How long others show "NAME is typing..." after one Typing call.
+pub const TYPING_SHOWN_MS: u32 = 5_000;
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 pub struct ChatApi {
     hub: RoomHub,
-    shutdown: Shutdown,
-    heartbeat_ms: u32,
+    sessions: Sessions,
+    heartbeat: Option<Duration>,
 }
 
 impl ChatApi {
-    pub fn new(hub: RoomHub, shutdown: Shutdown, heartbeat_ms: u32) -> Self {
+    pub fn new(hub: RoomHub, sessions: Sessions, heartbeat_ms: u32) -> Self {
         ChatApi {
             hub,
-            shutdown,
-            heartbeat_ms,
+            sessions,
+            heartbeat: (heartbeat_ms > 0).then(|| Duration::from_millis(heartbeat_ms.into())),
         }
     }
-}
 
-fn event(event: Event) -> ChatEvent {
-    ChatEvent { event: Some(event) }
-}
+    /// The sender's name for a post: the session's when a token came with the call (a
+    /// different name in the body is refused), else the body's, if no session holds it.
+    /// Takes one message from the sender's rate allowance.
+    fn sender<'a>(
+        &self,
+        session: Option<&'a Session>,
+        body_name: &'a str,
+    ) -> Result<&'a str, ChatError> {
+        let name = match session {
+            Some(session) => {
+                if !body_name.is_empty() && body_name != session.name() {
+                    return Err(ChatError::NameMismatch {
+                        signed_in: session.name().to_owned(),
+                        asked: body_name.to_owned(),
+                    });
+                }
+                session.name()
+            }
+            None => {
+                let name = validate::username(body_name)?;
+                self.sessions.check_bare_name(name)?;
+                name
+            }
+        };
+        self.sessions.check_message_rate(session, name)?;
+        Ok(name)
+    }
 
-fn to_response(msg: Message) -> MessageResponse {
-    Message::unwrap_or_clone(msg)
+    fn signed_in<T>(&self, request: &Request<T>, what: &'static str) -> Result<Session, ChatError> {
+        self.sessions
+            .authenticate(request.metadata())?
+            .ok_or(ChatError::SignInRequired(what))
+    }
 }
 
 #[tonic::async_trait]
@@ -49,11 +87,13 @@ impl ChatService for ChatApi {
         &self,
         request: Request<MessageRequest>,
     ) -> Result<Response<MessageResponse>, Status> {
+        let session = self.sessions.authenticate(request.metadata())?;
         let req = request.into_inner();
-        let name = validate::username(&req.username)?;
         let room = validate::room(&req.room)?;
         let text = validate::text(&req.message)?;
-        Ok(Response::new(to_response(self.hub.post(room, name, text))))
+        let name = self.sender(session.as_ref(), &req.username)?;
+        let msg = self.hub.post(room, name, text).await?;
+        Ok(Response::new(Encoded::new(&*msg)))
     }
 
     type BroadcastStream = ResponseStream<MessageResponse>;
@@ -65,32 +105,59 @@ impl ChatService for ChatApi {
         &self,
         request: Request<Streaming<MessageRequest>>,
     ) -> Result<Response<Self::BroadcastStream>, Status> {
+        let session = self.sessions.authenticate(request.metadata())?;
+        let slot = match &session {
+            Some(session) => Some(self.sessions.open_stream(session)?),
+            None => None,
+        };
         let mut inbound = request.into_inner();
         let hub = self.hub.clone();
-        let shutdown = self.shutdown.clone();
+        let sessions = self.sessions.clone();
+        let api = ChatApi {
+            hub: hub.clone(),
+            sessions,
+            heartbeat: None,
+        };
         let stream = async_stream::try_stream! {
+            let _slot = slot;
             let Some(first) = inbound.message().await? else { return };
-            let name = validate::username(&first.username)?.to_owned();
-            let room = validate::room(&first.room)?.to_owned();
-            // Subscribe before posting, so the sender sees its own first message.
-            let mut live = Box::pin(hub.subscribe(&room, 0, 0).subscription.into_stream(shutdown));
-            tracing::debug!(%name, %room, "broadcast stream joined");
+            let name = match &session {
+                Some(session) => session.name().to_owned(),
+                None => validate::username(&first.username)?.to_owned(),
+            };
+            let room = hub.room(validate::room(&first.room)?)?;
+            // Open before posting, so the sender sees its own first message.
+            let opened = room.open(session.as_ref().map(|s| s.name()), None);
+            let _member = opened.guard;
+            let mut live = opened.reader;
+            let mut last_id = 0;
+            tracing::debug!(%name, room = room.name(), "broadcast stream joined");
             let mut next_request = Some(first);
             let mut inbound_open = true;
             loop {
                 if let Some(req) = next_request.take() {
-                    if let Some(text) = broadcast_text(&req, &name, &room)? {
-                        hub.post(&room, &name, text);
+                    if let Some(text) = broadcast_text(&req, &name, room.name())? {
+                        let sender = api.sender(session.as_ref(), &req.username)?;
+                        hub.post(room.name(), sender, text).await?;
                     }
                 }
                 // A client that half-closes still gets the room's messages until it goes.
                 let step = tokio::select! {
-                    msg = live.next() => Step::Live(msg),
+                    entry = live.next() => Step::Live(entry),
                     req = inbound.message(), if inbound_open => Step::Request(req),
                 };
                 match step {
-                    Step::Live(Some(msg)) => yield to_response(msg?),
-                    Step::Live(None) => break,
+                    Step::Live(Some(Ok(entry))) => {
+                        if let Some(response) = &entry.response {
+                            last_id = entry.id;
+                            yield response.clone();
+                        }
+                    }
+                    Step::Live(Some(Err(_lagged))) => Err(ChatError::SubscriberLagged {
+                        queue_len: room.queue_len(),
+                        last_id,
+                    })?,
+                    Step::Live(None) => Err(ChatError::ShuttingDown)?,
                     Step::Request(Ok(Some(req))) => next_request = Some(req),
                     Step::Request(Ok(None)) => inbound_open = false,
                     Step::Request(Err(status)) => Err(status)?,
@@ -106,88 +173,92 @@ impl ChatService for ChatApi {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let slot = match self.sessions.authenticate(request.metadata())? {
+            Some(session) => Some(self.sessions.open_stream(&session)?),
+            None => None,
+        };
         let req = request.into_inner();
         let room = validate::room(&req.room)?;
-        let joined = self.hub.subscribe(room, req.after_id, req.epoch);
-        let welcome = event(Event::Welcome(Welcome {
-            room: room.to_owned(),
-            epoch: joined.epoch,
-            last_id: joined.subscription.last_id,
-            reset: joined.reset,
-            heartbeat_ms: self.heartbeat_ms,
-            members: Vec::new(),
-        }));
-        let messages = joined
-            .subscription
-            .into_stream(self.shutdown.clone())
-            .map(|item| {
-                item.map(|msg| event(Event::Message(to_response(msg))))
-                    .map_err(Status::from)
-            });
-        let events = futures::stream::once(async { Ok(welcome) }).chain(messages);
-        Ok(Response::new(match self.heartbeat_ms {
-            0 => Box::pin(events),
-            ms => Box::pin(with_heartbeats(events, Duration::from_millis(ms.into()))),
-        }))
+        let subscription = self.hub.subscribe(
+            hub::SubscribeRequest {
+                room,
+                after_id: req.after_id,
+                epoch: req.epoch,
+                member: slot,
+                heartbeat: self.heartbeat,
+            },
+            DEFAULT_HISTORY_PAGE as u64,
+        )?;
+        Ok(Response::new(Box::pin(subscription)))
     }
 
     async fn history(
         &self,
         request: Request<HistoryRequest>,
     ) -> Result<Response<HistoryResponse>, Status> {
+        self.sessions.authenticate(request.metadata())?;
         let req = request.into_inner();
         let room = validate::room(&req.room)?;
         let limit = match req.limit as usize {
             0 => DEFAULT_HISTORY_PAGE,
             n => n.min(MAX_HISTORY_PAGE),
         };
-        let page = self.hub.history(room, req.before_id, limit);
+        let (messages, has_more) = self.hub.history(room, req.before_id, limit).await?;
         Ok(Response::new(HistoryResponse {
-            messages: page.messages.into_iter().map(to_response).collect(),
+            messages,
             epoch: self.hub.epoch(),
-            has_more: page.has_more,
+            has_more,
         }))
     }
 
-    async fn join(&self, _: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
-        Err(Status::unimplemented("Join is coming"))
+    async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        let name = validate::username(&request.get_ref().username)?;
+        let session = self.sessions.join(name)?;
+        tracing::info!(name, "joined");
+        Ok(Response::new(JoinResponse {
+            token: session.token().to_owned(),
+            username: session.name().to_owned(),
+            idle_timeout_ms: self.sessions.limits().session_idle.as_millis() as u64,
+        }))
     }
 
-    async fn leave(&self, _: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
-        Err(Status::unimplemented("Leave is coming"))
+    async fn leave(
+        &self,
+        request: Request<LeaveRequest>,
+    ) -> Result<Response<LeaveResponse>, Status> {
+        let session = self.signed_in(&request, "Leave")?;
+        self.sessions.leave(&session);
+        tracing::info!(name = session.name(), "left");
+        Ok(Response::new(LeaveResponse {}))
     }
 
     async fn list_rooms(
         &self,
-        _: Request<ListRoomsRequest>,
+        request: Request<ListRoomsRequest>,
     ) -> Result<Response<ListRoomsResponse>, Status> {
-        Err(Status::unimplemented("ListRooms is coming"))
+        self.sessions.authenticate(request.metadata())?;
+        Ok(Response::new(ListRoomsResponse {
+            rooms: self.hub.list(),
+            epoch: self.hub.epoch(),
+        }))
     }
 
-    async fn typing(&self, _: Request<TypingRequest>) -> Result<Response<TypingResponse>, Status> {
-        Err(Status::unimplemented("Typing is coming"))
-    }
-}
-
-/// Passes `events` through, adding a Heartbeat whenever it has been quiet for `every`.
-/// Waiting on the next item with a timeout is safe: the room stream's receiver is
-/// cancel-safe, so a timed-out wait loses nothing.
-fn with_heartbeats<S>(
-    events: S,
-    every: Duration,
-) -> impl Stream<Item = Result<ChatEvent, Status>> + Send + 'static
-where
-    S: Stream<Item = Result<ChatEvent, Status>> + Send + 'static,
-{
-    async_stream::stream! {
-        let mut events = Box::pin(events);
-        loop {
-            match tokio::time::timeout(every, events.next()).await {
-                Ok(Some(item)) => yield item,
-                Ok(None) => break,
-                Err(_) => yield Ok(event(Event::Heartbeat(Heartbeat {}))),
-            }
-        }
+    async fn typing(
+        &self,
+        request: Request<TypingRequest>,
+    ) -> Result<Response<TypingResponse>, Status> {
+        let session = self.signed_in(&request, "Typing")?;
+        let room = validate::room(&request.get_ref().room)?;
+        let room = self
+            .hub
+            .existing(room)
+            .ok_or_else(|| ChatError::NoSuchRoom(room.to_owned()))?;
+        session.check_typing_rate()?;
+        room.publish_ephemeral(Event::Typing(TypingEvent {
+            username: session.name().to_owned(),
+            expires_ms: TYPING_SHOWN_MS,
+        }));
+        Ok(Response::new(TypingResponse {}))
     }
 }
 
@@ -198,11 +269,19 @@ fn broadcast_text<'a>(
     name: &str,
     room: &str,
 ) -> Result<Option<&'a str>, ChatError> {
-    if validate::username(&req.username)? != name {
-        return Err(ChatError::BroadcastNameChanged {
-            joined: name.to_owned(),
-            asked: req.username.clone(),
-        });
+    if !req.username.is_empty() || !req.message.is_empty() {
+        // A signed-in stream may leave the name out; a bare one repeats it.
+        let asked = if req.username.is_empty() {
+            name
+        } else {
+            validate::username(&req.username)?
+        };
+        if asked != name {
+            return Err(ChatError::BroadcastNameChanged {
+                joined: name.to_owned(),
+                asked: req.username.clone(),
+            });
+        }
     }
     if validate::room(&req.room)? != room {
         return Err(ChatError::BroadcastRoomChanged {

@@ -1,35 +1,11 @@
 //! The API over native gRPC (HTTP/2), as chat-cli and the original Go client use it.
 mod common;
 
-use chat_proto::{chat_event::Event, ChatEvent, HistoryRequest, MessageRequest, SubscribeRequest};
-use common::{post_numbered, req, within, TestServer};
+use chat_proto::{chat_event::Event, HistoryRequest, MessageRequest, SubscribeRequest};
+use common::{next_event, next_message, post_numbered, req, welcome, within, TestServer};
 use tokio::sync::mpsc;
 use tokio_stream::{wrappers::ReceiverStream, StreamExt};
-use tonic::{Code, Streaming};
-
-/// The next event of a Subscribe stream, failing the test on an error, an end or a wait
-/// past `WAIT`.
-async fn next_event(stream: &mut Streaming<ChatEvent>) -> Event {
-    let event = within(stream.message())
-        .await
-        .unwrap()
-        .expect("stream ended");
-    event.event.expect("event set")
-}
-
-async fn next_message(stream: &mut Streaming<ChatEvent>) -> chat_proto::MessageResponse {
-    match next_event(stream).await {
-        Event::Message(m) => m,
-        other => panic!("expected a message, got {other:?}"),
-    }
-}
-
-async fn welcome(stream: &mut Streaming<ChatEvent>) -> chat_proto::Welcome {
-    match next_event(stream).await {
-        Event::Welcome(w) => w,
-        other => panic!("expected Welcome first, got {other:?}"),
-    }
-}
+use tonic::Code;
 
 #[tokio::test]
 async fn send_message_answers_like_the_original_server() {

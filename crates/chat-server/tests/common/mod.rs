@@ -5,14 +5,22 @@
 use std::{net::SocketAddr, time::Duration};
 
 use bytes::{Buf, Bytes, BytesMut};
-use chat_proto::{chat_service_client::ChatServiceClient, MessageRequest};
+use chat_proto::{
+    chat_event::Event, chat_service_client::ChatServiceClient, ChatEvent, JoinRequest,
+    MessageRequest, MessageResponse, SubscribeRequest, Welcome,
+};
 use chat_server::{app, Config, Shutdown};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use prost::Message;
 use tokio::{net::TcpListener, task::JoinHandle};
-use tonic::transport::Channel;
+use tonic::{
+    metadata::{Ascii, MetadataValue},
+    service::{interceptor::InterceptedService, Interceptor},
+    transport::Channel,
+    Streaming,
+};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -20,6 +28,34 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub shutdown: Shutdown,
     pub task: JoinHandle<std::io::Result<()>>,
+    pub db: DbFile,
+}
+
+/// The test server's database, removed with its WAL files when the test ends.
+pub struct DbFile(pub std::path::PathBuf);
+
+impl Drop for DbFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.0.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// A client that sends `authorization: Bearer <token>` on every call, as the browser and
+/// the CLI do after Join.
+pub type SignedIn = ChatServiceClient<InterceptedService<Channel, Bearer>>;
+
+#[derive(Clone)]
+pub struct Bearer(pub MetadataValue<Ascii>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
 }
 
 impl TestServer {
@@ -31,12 +67,30 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = Shutdown::new();
+        let db = DbFile(config.db.clone());
         let task = tokio::spawn(app::serve(listener, config, shutdown.clone()));
         TestServer {
             addr,
             shutdown,
             task,
+            db,
         }
+    }
+
+    /// Joins as `name` and returns a client carrying the session's token.
+    pub async fn join(&self, name: &str) -> (SignedIn, String) {
+        let joined = within(self.client().await.join(JoinRequest {
+            username: name.into(),
+        }))
+        .await
+        .unwrap_or_else(|status| panic!("join {name}: {status}"))
+        .into_inner();
+        (self.with_token(&joined.token).await, joined.token)
+    }
+
+    pub async fn with_token(&self, token: &str) -> SignedIn {
+        let bearer = Bearer(format!("Bearer {token}").parse().unwrap());
+        ChatServiceClient::with_interceptor(self.channel().await, bearer)
     }
 
     pub fn url(&self) -> String {
@@ -94,6 +148,42 @@ pub async fn post_numbered(
     }
 }
 
+/// The next event of a Subscribe stream, failing the test on an error, an end or a wait
+/// past `WAIT`.
+pub async fn next_event(stream: &mut Streaming<ChatEvent>) -> Event {
+    let event = within(stream.message())
+        .await
+        .unwrap()
+        .expect("stream ended");
+    event.event.expect("event set")
+}
+
+/// The next chat message, skipping heartbeats, presence and typing.
+pub async fn next_message(stream: &mut Streaming<ChatEvent>) -> MessageResponse {
+    loop {
+        match next_event(stream).await {
+            Event::Message(m) => return m,
+            Event::Heartbeat(_) | Event::Presence(_) | Event::Typing(_) => continue,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+}
+
+pub async fn welcome(stream: &mut Streaming<ChatEvent>) -> Welcome {
+    match next_event(stream).await {
+        Event::Welcome(w) => w,
+        other => panic!("expected Welcome first, got {other:?}"),
+    }
+}
+
+pub fn subscribe_req(room: &str, after_id: u64) -> SubscribeRequest {
+    SubscribeRequest {
+        room: room.into(),
+        after_id,
+        epoch: 0,
+    }
+}
+
 /// Awaits `fut` or fails the test after `WAIT`.
 pub async fn within<F: std::future::Future>(fut: F) -> F::Output {
     tokio::time::timeout(WAIT, fut).await.expect("timed out")
@@ -117,6 +207,20 @@ pub struct WebResponse {
 impl GrpcWeb {
     /// Sends one request message to `/grpcchat.ChatService/{method}`.
     pub async fn call(&self, method: &str, msg: &impl Message) -> WebResponse {
+        self.call_as(method, msg, None).await
+    }
+
+    /// The same, signed in with a session token, as the browser sends it.
+    pub async fn call_with_token(
+        &self,
+        method: &str,
+        msg: &impl Message,
+        token: &str,
+    ) -> WebResponse {
+        self.call_as(method, msg, Some(token)).await
+    }
+
+    async fn call_as(&self, method: &str, msg: &impl Message, token: Option<&str>) -> WebResponse {
         let mut body = BytesMut::new();
         let payload = msg.encode_to_vec();
         body.extend_from_slice(&[0]);
@@ -128,7 +232,11 @@ impl GrpcWeb {
         ))
         .header("content-type", "application/grpc-web+proto")
         .header("x-grpc-web", "1")
-        .header("accept", "application/grpc-web+proto")
+        .header("accept", "application/grpc-web+proto");
+        let req = match token {
+            Some(token) => req.header("authorization", format!("Bearer {token}")),
+            None => req,
+        }
         .body(Full::new(body.freeze()))
         .unwrap();
         let res = self.send(req).await;

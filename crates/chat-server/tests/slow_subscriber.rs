@@ -1,0 +1,171 @@
+//! A subscriber that stops reading never slows the others, is cut off once it is a whole
+//! queue behind (with a status that says where to resume), and resumes without a gap.
+mod common;
+
+use bytes::{Buf, BytesMut};
+use chat_proto::{chat_event::Event, ChatEvent, SubscribeRequest};
+use common::{next_message, req, subscribe_req, welcome, within, TestServer};
+use prost::Message;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpSocket, TcpStream},
+};
+
+const QUEUE: usize = 64;
+const MESSAGES: u64 = 3000;
+
+#[tokio::test]
+async fn a_stalled_subscriber_is_cut_off_at_its_bound_and_resumes_without_a_gap() {
+    let config = chat_server::Config {
+        subscriber_queue: QUEUE,
+        ..chat_server::Config::for_tests()
+    };
+    let server = TestServer::start_with(config).await;
+
+    // A browser tab that subscribes, reads nothing, and has a tiny receive buffer, so
+    // the server's writes back up almost at once.
+    let mut stalled = StalledWebClient::subscribe(&server, &subscribe_req("", 0)).await;
+    let mut client = server.client().await;
+    let mut fast = client
+        .subscribe(subscribe_req("", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    welcome(&mut fast).await;
+    let fast_reader = tokio::spawn(async move {
+        for expected in 1..=MESSAGES {
+            assert_eq!(next_message(&mut fast).await.id, expected);
+        }
+    });
+
+    let text = "x".repeat(3000);
+    for i in 1..=MESSAGES {
+        within(client.send_message(req("a", "", &format!("{i} {text}"))))
+            .await
+            .unwrap();
+    }
+    // Everyone else got everything while the stalled one was stalled.
+    within(fast_reader).await.unwrap();
+
+    // Now it reads: what was in flight, then the cut-off, with its resume point.
+    let (ids, status, message) = within(stalled.read_to_end()).await;
+    assert_eq!(status, "10", "ABORTED: {message}");
+    let last = *ids.last().unwrap_or(&0);
+    assert_eq!(
+        ids,
+        (1..=last).collect::<Vec<_>>(),
+        "in order, no gap, before the cut"
+    );
+    assert!(last < MESSAGES, "it was cut off, not served everything");
+    assert!(
+        message.contains(&format!("after_id = {last}")),
+        "the status says where to resume: {message}"
+    );
+
+    // Resuming from there gets exactly the rest.
+    let mut resumed = client
+        .subscribe(SubscribeRequest {
+            room: String::new(),
+            after_id: last,
+            epoch: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    welcome(&mut resumed).await;
+    for expected in last + 1..=MESSAGES {
+        assert_eq!(next_message(&mut resumed).await.id, expected);
+    }
+}
+
+/// grpc-web over HTTP/1.1 on a raw socket, so the test decides when bytes are read.
+struct StalledWebClient {
+    tcp: TcpStream,
+}
+
+impl StalledWebClient {
+    async fn subscribe(server: &TestServer, request: &SubscribeRequest) -> Self {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut tcp = socket.connect(server.addr).await.unwrap();
+        let payload = request.encode_to_vec();
+        let mut body = vec![0u8];
+        body.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        body.extend_from_slice(&payload);
+        let head = format!(
+            "POST /grpcchat.ChatService/Subscribe HTTP/1.1\r\nhost: {}\r\n\
+             content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n\
+             content-length: {}\r\n\r\n",
+            server.addr,
+            body.len()
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        tcp.write_all(&body).await.unwrap();
+        StalledWebClient { tcp }
+    }
+
+    /// Reads the response to its trailer frame: the message ids, grpc-status and
+    /// grpc-message.
+    async fn read_to_end(&mut self) -> (Vec<u64>, String, String) {
+        let mut raw = BytesMut::new();
+        // Response head.
+        let body_start = loop {
+            self.read_more(&mut raw).await;
+            if let Some(pos) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break pos + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&raw[..body_start]).to_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+        raw.advance(body_start);
+
+        // Chunked body -> grpc-web frames.
+        let mut frames = BytesMut::new();
+        let mut ids = Vec::new();
+        loop {
+            let Some(line_end) = raw.windows(2).position(|w| w == b"\r\n") else {
+                self.read_more(&mut raw).await;
+                continue;
+            };
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).unwrap(), 16).unwrap();
+            while raw.len() < line_end + 2 + size + 2 {
+                self.read_more(&mut raw).await;
+            }
+            raw.advance(line_end + 2);
+            frames.extend_from_slice(&raw[..size]);
+            raw.advance(size + 2);
+            while frames.len() >= 5 {
+                let len = u32::from_be_bytes(frames[1..5].try_into().unwrap()) as usize;
+                if frames.len() < 5 + len {
+                    break;
+                }
+                let flag = frames[0];
+                frames.advance(5);
+                let frame = frames.split_to(len);
+                if flag & 0x80 != 0 {
+                    let trailers = String::from_utf8_lossy(&frame).into_owned();
+                    let field = |name: &str| {
+                        trailers
+                            .lines()
+                            .find_map(|l| l.strip_prefix(name))
+                            .map(|v| v.trim().replace("%20", " ").replace("%3D", "="))
+                            .unwrap_or_default()
+                    };
+                    return (ids, field("grpc-status:"), field("grpc-message:"));
+                }
+                if let Some(Event::Message(m)) = ChatEvent::decode(frame).unwrap().event {
+                    ids.push(m.id);
+                }
+            }
+        }
+    }
+
+    async fn read_more(&mut self, raw: &mut BytesMut) {
+        let mut buf = [0u8; 64 * 1024];
+        let n = self.tcp.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed before the trailers");
+        raw.extend_from_slice(&buf[..n]);
+    }
+}
