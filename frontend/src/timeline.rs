@@ -6,7 +6,8 @@
 
 use chat_proto::MessageResponse;
 
-/// Older messages are dropped past this so a long-open tab does not grow without bound.
+/// Older messages are dropped past this many (or this many live arrivals after the
+/// reader last paged back), so a long-open tab does not grow without bound.
 const MAX_SHOWN: usize = 500;
 
 #[derive(Clone, Debug, Default)]
@@ -16,6 +17,9 @@ pub struct Timeline {
     messages: Vec<MessageResponse>,
     /// The server holds messages older than the first one shown.
     has_older: bool,
+    /// The bound on what is kept, raised when the reader pages back: a page the reader
+    /// asked for is not dropped again by the next live arrivals. 0 = `MAX_SHOWN`.
+    cap: usize,
 }
 
 impl Timeline {
@@ -56,11 +60,15 @@ impl Timeline {
         if reaches_below {
             self.has_older = has_more;
         }
+        let older_page = reaches_below && !self.messages.is_empty();
         for message in page {
             if let Err(at) = self.messages.binary_search_by_key(&message.id, |m| m.id) {
                 self.last_id = self.last_id.max(message.id);
                 self.messages.insert(at, message);
             }
+        }
+        if older_page {
+            self.cap = self.messages.len() + MAX_SHOWN;
         }
     }
 
@@ -82,11 +90,11 @@ impl Timeline {
         true
     }
 
-    /// Drops the oldest past `MAX_SHOWN` (they can be paged in again). Only live arrivals
-    /// trim, so a page the reader just scrolled up for is never dropped as it lands.
+    /// Drops the oldest past the bound (they can be paged in again).
     fn trim(&mut self) {
-        if self.messages.len() > MAX_SHOWN {
-            let excess = self.messages.len() - MAX_SHOWN;
+        let keep = self.cap.max(MAX_SHOWN);
+        if self.messages.len() > keep {
+            let excess = self.messages.len() - keep;
             self.messages.drain(..excess);
             self.has_older = true;
         }
@@ -97,6 +105,7 @@ impl Timeline {
         self.last_id = 0;
         self.messages.clear();
         self.has_older = false;
+        self.cap = 0;
     }
 }
 
@@ -180,9 +189,26 @@ mod tests {
         assert!(!t.has_older());
         assert_eq!(ids(&t), (1..=151).collect::<Vec<_>>());
         assert_eq!(t.last_id(), 151);
-        // Older pages are never trimmed away under the reader.
+        // Reloading a page adds nothing.
         t.load_history(7, (1..=50).map(msg).collect(), false);
         assert_eq!(t.messages().len(), 151);
+    }
+
+    #[test]
+    fn paged_in_messages_are_not_trimmed_by_live_ones() {
+        let mut t = Timeline::default();
+        let newest = MAX_SHOWN as u64 + 100;
+        t.load_history(7, (101..=newest).map(msg).collect(), true);
+        assert_eq!(t.messages().len(), MAX_SHOWN);
+        t.load_history(7, (51..=100).map(msg).collect(), true);
+        t.push(msg(newest + 1));
+        assert_eq!(t.oldest_id(), 51, "the page just read stays");
+        // The bound still holds for what keeps arriving.
+        for id in newest + 2..=newest + 1000 {
+            t.push(msg(id));
+        }
+        assert_eq!(t.messages().len(), MAX_SHOWN + 550);
+        assert!(t.has_older());
     }
 
     #[test]
