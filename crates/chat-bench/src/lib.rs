@@ -24,10 +24,7 @@ pub mod subscriber;
 pub mod tally;
 pub mod wire;
 
-use std::{
-    path::Path,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::path::Path;
 
 pub use config::{BenchConfig, Transport};
 pub use report::{Measurement, Report};
@@ -81,13 +78,10 @@ pub async fn run(cfg: &BenchConfig, baseline_exe: Option<&Path>) -> Result<Repor
     Ok(Report { main, baseline })
 }
 
-/// Rooms no one else uses, so every message in them is the bench's own and their ids
-/// start fresh: `b<run>-<n>`, well within the server's 32-character limit.
+/// The same names every run (`bench-0`, `bench-1`, ...): the server keeps rooms (and caps
+/// how many exist), so fresh names per run would use them up on a long-lived server.
+/// Reusing them is safe: subscribers start live-only (after_id 0), so nothing from an
+/// earlier run reaches them. Two runs at once against one server would mix, though.
 fn room_names(rooms: usize) -> Vec<String> {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    let run = (std::process::id() << 12) ^ nanos;
-    (0..rooms).map(|i| format!("b{run:08x}-{i}")).collect()
+    (0..rooms).map(|i| format!("bench-{i}")).collect()
 }
