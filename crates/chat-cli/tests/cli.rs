@@ -1,13 +1,16 @@
 //! chat-cli as a person uses it: lines in, the room's messages out.
 use std::{process::Stdio, time::Duration};
 
-use chat_proto::{chat_service_client::ChatServiceClient, HistoryRequest, MessageRequest};
+use chat_proto::{
+    chat_service_client::ChatServiceClient, HistoryRequest, JoinRequest, MessageRequest,
+};
 use chat_server::{app, Config, Shutdown};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::TcpListener,
     process::Command,
 };
+use tonic::{Code, Status};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -171,4 +174,195 @@ async fn an_unreachable_server_is_explained() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+async fn client(url: &str) -> ChatServiceClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Channel::from_shared(url.to_owned())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    ChatServiceClient::new(channel)
+}
+
+async fn join(
+    client: &mut ChatServiceClient<tonic::transport::Channel>,
+    name: &str,
+) -> Result<String, Status> {
+    let joined = client
+        .join(JoinRequest {
+            username: name.into(),
+        })
+        .await?;
+    Ok(joined.into_inner().token)
+}
+
+fn legacy_post(name: &str, text: &str) -> MessageRequest {
+    MessageRequest {
+        username: name.into(),
+        message: text.into(),
+        room: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn the_cli_holds_its_name_posts_with_its_token_and_leaves_on_ctrl_c() {
+    let url = start_server().await;
+    let mut carol = cli(&url, "carol").spawn().unwrap();
+    let mut out = BufReader::new(carol.stdout.take().unwrap()).lines();
+    let mut client = client(&url).await;
+
+    // Carol's stream is open once she prints something: post until she does.
+    tokio::time::timeout(WAIT, async {
+        loop {
+            client
+                .send_message(legacy_post("web", "ping"))
+                .await
+                .unwrap();
+            if let Ok(line) =
+                tokio::time::timeout(Duration::from_millis(300), out.next_line()).await
+            {
+                break line.unwrap().unwrap();
+            }
+        }
+    })
+    .await
+    .unwrap();
+
+    // The name is hers: nobody can join as her or post as her without her token.
+    let taken = join(&mut client, "carol").await.unwrap_err();
+    assert_eq!(taken.code(), Code::AlreadyExists, "{taken:?}");
+    let impostor = client
+        .send_message(legacy_post("carol", "it is me, honest"))
+        .await
+        .unwrap_err();
+    assert_eq!(impostor.code(), Code::PermissionDenied, "{impostor:?}");
+
+    // Her own lines go through, so her stream carries the token.
+    let mut stdin = carol.stdin.take().unwrap();
+    stdin.write_all(b"it is really me\n").await.unwrap();
+    let line = loop {
+        let line = tokio::time::timeout(WAIT, out.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if !line.ends_with("[web]: ping") {
+            break line;
+        }
+    };
+    assert!(line.ends_with("[carol]: it is really me"), "{line}");
+
+    // Ctrl-C: she leaves, so the name is free at once, not after the idle timeout.
+    let pid = carol.id().unwrap().to_string();
+    let kill = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(kill.success());
+    let done = tokio::time::timeout(WAIT, carol.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    join(&mut client, "carol").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_one_shot_sender_leaves_when_stdin_ends() {
+    let url = start_server().await;
+    let mut erin = cli(&url, "erin").spawn().unwrap();
+    let mut stdin = erin.stdin.take().unwrap();
+    stdin.write_all(b"bye\n").await.unwrap();
+    drop(stdin);
+    let done = tokio::time::timeout(WAIT, erin.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let mut client = client(&url).await;
+    join(&mut client, "erin").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_taken_name_is_explained_and_exits_non_zero() {
+    let url = start_server().await;
+    let mut client = client(&url).await;
+    join(&mut client, "ann").await.unwrap();
+
+    let out = tokio::time::timeout(WAIT, cli(&url, "ann").output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("AlreadyExists") && err.contains("in use by someone signed in"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn no_join_speaks_the_original_protocol() {
+    let url = start_server().await;
+    let mut client = client(&url).await;
+    join(&mut client, "fay").await.unwrap();
+
+    let legacy = |name: &str| {
+        let mut cmd = cli(&url, name);
+        cmd.arg("--no-join");
+        cmd
+    };
+    // Without a token, a name someone has joined as is not ours to use...
+    let mut fay = legacy("fay").spawn().unwrap();
+    fay.stdin.take().unwrap().write_all(b"hi\n").await.unwrap();
+    let out = tokio::time::timeout(WAIT, fay.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PermissionDenied"), "{err}");
+
+    // ...and any other name works as it always did, without reserving it.
+    let mut gus = legacy("gus").spawn().unwrap();
+    gus.stdin
+        .take()
+        .unwrap()
+        .write_all(b"old school\n")
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(WAIT, gus.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let history = client
+        .history(HistoryRequest {
+            room: "general".into(),
+            before_id: 0,
+            limit: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let posted: Vec<_> = history
+        .messages
+        .iter()
+        .map(|m| (m.username.as_str(), m.text.as_str()))
+        .collect();
+    assert_eq!(posted, [("gus", "old school")]);
 }
