@@ -3,7 +3,7 @@
 use tonic::Status;
 
 use crate::{
-    limits::{Action, RetryAfter},
+    limits::{Action, RetryAfter, RETRY_AFTER_METADATA},
     store::StoreError,
     validate::{MAX_NAME_CHARS, MAX_ROOM_CHARS, MAX_TEXT_BYTES},
 };
@@ -90,7 +90,15 @@ impl From<ChatError> for Status {
             // The name exists and is fine; this caller is just not the one holding it.
             NameHeld(_) => Status::permission_denied(msg),
             Unauthenticated | AuthorizationMalformed => Status::unauthenticated(msg),
-            TooManyStreams { .. } | RateLimited { .. } => Status::resource_exhausted(msg),
+            TooManyStreams { .. } => Status::resource_exhausted(msg),
+            // The wait goes in metadata too, so a program can pause exactly that long.
+            RateLimited { retry_after, .. } => {
+                let mut status = Status::resource_exhausted(msg);
+                status
+                    .metadata_mut()
+                    .insert(RETRY_AFTER_METADATA, retry_after.as_millis_ceil().into());
+                status
+            }
         }
     }
 }

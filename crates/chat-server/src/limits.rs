@@ -57,10 +57,20 @@ impl fmt::Display for Action {
     }
 }
 
+/// Metadata on a rate-limit refusal: whole milliseconds to wait before retrying.
+pub const RETRY_AFTER_METADATA: &str = "retry-after-ms";
+
 /// How long to wait before trying again. Shown rounded *up* to a tenth of a second, so
 /// a client that waits what it was told is never refused again, and never told "0.0 s".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryAfter(pub Duration);
+
+impl RetryAfter {
+    /// Rounded up, for the same reason as the text.
+    pub fn as_millis_ceil(&self) -> u64 {
+        u64::try_from(self.0.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+    }
+}
 
 impl fmt::Display for RetryAfter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -237,6 +247,8 @@ mod tests {
         assert_eq!(shown(Duration::from_nanos(1)), "0.1 s");
         assert_eq!(shown(Duration::ZERO), "0.1 s");
         assert_eq!(shown(12_301 * MS), "12.4 s");
+        assert_eq!(RetryAfter(Duration::from_nanos(1)).as_millis_ceil(), 1);
+        assert_eq!(RetryAfter(1500 * MS).as_millis_ceil(), 1500);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use tokio::time::advance;
 use tonic::{metadata::MetadataMap, Code, Status};
 
 use super::*;
+use crate::limits::RETRY_AFTER_METADATA;
 
 const IDLE: Duration = Duration::from_secs(60);
 const MS: Duration = Duration::from_millis(1);
@@ -257,6 +258,9 @@ async fn message_rate_is_per_session_and_says_when_to_retry() {
         sessions.check_message_rate(Some(&ann), "ann").unwrap();
     }
     advance(60 * MS).await;
+    // A refusal takes nothing, so asking twice gets the same answer.
+    let retry = Status::from(sessions.check_message_rate(Some(&ann), "ann").unwrap_err());
+    assert_eq!(retry.metadata().get(RETRY_AFTER_METADATA).unwrap(), "40");
     let limited = sessions.check_message_rate(Some(&ann), "ann").unwrap_err();
     assert_eq!(
         status(limited),
