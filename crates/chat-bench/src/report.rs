@@ -227,9 +227,10 @@ impl fmt::Display for Measurement {
                 f,
                 "server CPU",
                 format!(
-                    "{cpu:.2} s ({:.2} cores; {:.3} us per delivery)",
+                    "{cpu:.2} s ({:.2} cores; {:.3} us per delivery, {:.1} us per message)",
                     cpu / self.delivery_s.max(self.send_s).max(1e-9),
-                    self.server_us_per_delivery().unwrap_or(0.0)
+                    self.server_us_per_delivery().unwrap_or(0.0),
+                    cpu * 1e6 / self.sent.max(1) as f64
                 ),
             )?;
         }
