@@ -1,8 +1,8 @@
 //! `chat-cli`: the seed's own usage, over native gRPC (HTTP/2). Joins (so the name is
-//! ours while we chat), opens a Broadcast stream, sends each stdin line as a message,
-//! prints every message of the room as `HH:MM:SS [name]: text` (local time). When stdin
-//! ends it waits until the server has echoed back everything it sent, then leaves and
-//! exits, so `echo hi | chat-cli --name me` posts once.
+//! ours while we chat), follows the room (see `room` for how), sends each stdin line as
+//! a message, prints every message of the room as `HH:MM:SS [name]: text` (local time).
+//! When stdin ends it waits until the server has echoed back everything it sent, then
+//! leaves and exits, so `echo hi | chat-cli --name me` posts once.
 use std::{process::ExitCode, time::Duration};
 
 use chat_proto::{MessageRequest, MessageResponse};
@@ -12,11 +12,12 @@ use tokio::{
     io::{AsyncBufReadExt, BufReader},
     sync::mpsc,
 };
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
 use crate::session::Session;
 
+mod room;
 mod session;
 
 /// Same bound as the server's, checked here so a long line is refused locally instead of
@@ -71,45 +72,30 @@ async fn run(args: Args) -> Result<(), String> {
         .connect()
         .await
         .map_err(|e| format!("cannot reach {}: {e}", args.server))?;
-    let mut session = match args.no_join {
+    let session = match args.no_join {
         true => Session::anonymous(channel, &args.name),
         false => Session::join(channel, &args.name).await?,
     };
-    let result = chat(&mut session, &args.room).await;
+    let result = chat(&session, &args.room).await;
     session.leave().await;
     result
 }
 
 /// The conversation: stdin lines out, the room's messages in, until stdin ends and what
-/// we sent is confirmed, or Ctrl-C, or the stream fails.
-async fn chat(session: &mut Session, room: &str) -> Result<(), String> {
+/// we sent is confirmed, or Ctrl-C, or the feed fails.
+async fn chat(session: &Session, room: &str) -> Result<(), String> {
     let (name, room) = (session.name.clone(), room.to_owned());
     let request = move |message: String| MessageRequest {
         username: name.clone(),
         message,
         room: room.clone(),
     };
-    let (outbound, rx) = mpsc::channel(64);
-    // The join: a request with our name and no message.
-    outbound
-        .send(request(String::new()))
-        .await
-        .expect("receiver alive");
-    let mut inbound = session
-        .client
-        .broadcast(ReceiverStream::new(rx))
-        .await
-        .map_err(|s| {
-            format!(
-                "could not open the room's stream: {:?}: {}",
-                s.code(),
-                s.message()
-            )
-        })?
-        .into_inner();
+    let (mut feed, mut poster) = room::open(session, request(String::new())).await?;
 
+    // Counted before each post: our echo can arrive before the post call returns.
     let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<()>();
-    let (eof_tx, mut eof_rx) = mpsc::channel::<()>(1);
+    // Ok at the end of stdin, Err when the server refused a line for good.
+    let (done_tx, mut done_rx) = mpsc::channel::<Result<(), String>>(1);
     let stdin_task = tokio::spawn(async move {
         let mut lines = BufReader::new(tokio::io::stdin()).lines();
         while let Ok(Some(line)) = lines.next_line().await {
@@ -120,14 +106,19 @@ async fn chat(session: &mut Session, room: &str) -> Result<(), String> {
                 eprintln!("chat-cli: not sent: the line is {} bytes, at most {MAX_TEXT_BYTES} are allowed", line.len());
                 continue;
             }
-            if outbound.send(request(line)).await.is_err() {
-                return;
-            }
             let _ = sent_tx.send(());
+            match poster.post(request(line)).await {
+                Ok(()) => {}
+                Err(Some(refused)) => {
+                    let _ = done_tx.send(Err(refused)).await;
+                    return;
+                }
+                Err(None) => return,
+            }
         }
-        let _ = eof_tx.send(()).await;
-        // Keep `outbound` open: closing it is fine for the server, but holding it keeps the
-        // stream's request side alive while we drain.
+        let _ = done_tx.send(Ok(())).await;
+        // Keep `poster` alive: for Broadcast it holds the stream's request side open
+        // while we drain.
         std::future::pending::<()>().await;
     });
 
@@ -141,8 +132,8 @@ async fn chat(session: &mut Session, room: &str) -> Result<(), String> {
     tokio::pin!(ctrl_c);
     let result = loop {
         tokio::select! {
-            msg = inbound.message() => match msg {
-                Ok(Some(msg)) => {
+            msg = feed.next() => match msg {
+                Some(Ok(msg)) => {
                     print_message(&msg);
                     while sent_rx.try_recv().is_ok() {
                         unconfirmed += 1;
@@ -154,10 +145,13 @@ async fn chat(session: &mut Session, room: &str) -> Result<(), String> {
                         break Ok(());
                     }
                 }
-                Ok(None) => break Err("the server closed the stream".to_owned()),
-                Err(status) => break Err(format!("{:?}: {}", status.code(), status.message())),
+                None => break Err("the server closed the stream".to_owned()),
+                Some(Err(status)) => break Err(room::describe(&status)),
             },
-            Some(()) = eof_rx.recv(), if !stdin_done => {
+            Some(done) = done_rx.recv(), if !stdin_done => {
+                if let Err(refused) = done {
+                    break Err(refused);
+                }
                 stdin_done = true;
                 while sent_rx.try_recv().is_ok() {
                     unconfirmed += 1;

@@ -87,6 +87,10 @@ impl Session {
         })
     }
 
+    pub fn signed_in(&self) -> bool {
+        self.signed_in
+    }
+
     /// Ends the session, if there is one. Failure is not reported: the server may be the
     /// reason we are exiting, and an unended session expires by itself.
     pub async fn leave(mut self) {

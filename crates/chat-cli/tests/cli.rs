@@ -15,9 +15,13 @@ use tonic::{Code, Status};
 const WAIT: Duration = Duration::from_secs(15);
 
 async fn start_server() -> String {
+    start_server_with(Config::for_tests()).await
+}
+
+async fn start_server_with(config: Config) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(app::serve(listener, Config::for_tests(), Shutdown::new()));
+    tokio::spawn(app::serve(listener, config, Shutdown::new()));
     url
 }
 
@@ -365,4 +369,43 @@ async fn no_join_speaks_the_original_protocol() {
         .map(|m| (m.username.as_str(), m.text.as_str()))
         .collect();
     assert_eq!(posted, [("gus", "old school")]);
+}
+
+#[tokio::test]
+async fn a_paste_faster_than_the_rate_limit_is_paced_not_cut_off() {
+    let url = start_server_with(Config {
+        max_messages_per_sec: 50,
+        message_burst: 2,
+        ..Config::for_tests()
+    })
+    .await;
+    let mut hal = cli(&url, "hal").spawn().unwrap();
+    let mut stdin = hal.stdin.take().unwrap();
+    let lines: Vec<String> = (1..=12).map(|i| format!("line {i}")).collect();
+    stdin
+        .write_all(format!("{}\n", lines.join("\n")).as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let done = tokio::time::timeout(WAIT, hal.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let history = client(&url)
+        .await
+        .history(HistoryRequest {
+            room: "general".into(),
+            before_id: 0,
+            limit: 50,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let texts: Vec<_> = history.messages.into_iter().map(|m| m.text).collect();
+    assert_eq!(texts, lines);
 }
