@@ -19,6 +19,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     config::Config,
+    connection,
     hub::{HubSettings, RoomHub},
     service::ChatApi,
     sessions::Sessions,
@@ -96,13 +97,11 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) ->
             hub.end_streams();
         });
     }
-    // Chat messages are small and latency matters more than packet count.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.wait_owned())
-        .await;
+    tokio::spawn(hub.clone().cut_off_stalled_every(
+        std::time::Duration::from_millis(config.stall_timeout_ms.max(1)),
+        shutdown.clone(),
+    ));
+    let served = connection::accept_loop(listener, app, shutdown).await;
     hub.close().await;
     served
 }

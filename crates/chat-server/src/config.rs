@@ -51,6 +51,12 @@ pub struct Config {
     #[arg(long, env = "CHAT_SUBSCRIBER_QUEUE", default_value_t = 4096)]
     pub subscriber_queue: usize,
 
+    /// A subscriber cut off for falling a whole queue behind that still has not read for
+    /// this long has its connection closed, freeing its socket buffers. One that reads
+    /// in time gets the cut-off status and resumes.
+    #[arg(long, env = "CHAT_STALL_TIMEOUT_MS", default_value_t = 10_000)]
+    pub stall_timeout_ms: u64,
+
     /// Most rooms that may exist; creating one more is refused (RESOURCE_EXHAUSTED).
     #[arg(long, env = "CHAT_MAX_ROOMS", default_value_t = 1000)]
     pub max_rooms: usize,

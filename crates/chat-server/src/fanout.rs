@@ -8,18 +8,27 @@
 //! is "the ring past its cursor", bounded by the ring's capacity: when the ring wraps past
 //! a cursor that subscriber is cut off and resumes from its last id.
 //!
+//! A subscriber that stopped reading is not polled, so it cannot notice by itself that it
+//! was cut off; `cut_off_stalled` runs periodically, finds cursors that stayed behind the
+//! ring across two sweeps, and closes their connections (see `connection`).
+//!
 //! A reader takes everything pending in one lock and hands it out from a local buffer, so
 //! a subscriber that fell behind catches up in one batch, which tonic then writes as one
 //! chunk: coalescing falls out of it.
 use std::{
     collections::VecDeque,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicU64, AtomicU8, Ordering},
+        Arc, Mutex, Weak,
+    },
     task::{Context, Poll, Waker},
 };
 
 use chat_proto::{ChatEvent, Encoded, MessageResponse};
 use futures::Stream;
+
+use crate::connection::Connection;
 
 /// One event as every subscriber receives it.
 pub struct Entry {
@@ -43,7 +52,17 @@ struct Ring {
     waiters: Vec<Waker>,
     /// Bumped whenever `waiters` is emptied, so a reader knows its slot there is gone.
     waiters_generation: u64,
+    /// Every live reader's position, for `cut_off_stalled`.
+    cursors: Vec<Weak<Cursor>>,
     closed: bool,
+}
+
+/// A reader's position as the sweeper sees it.
+struct Cursor {
+    next: AtomicU64,
+    /// Consecutive sweeps that found this cursor behind the ring.
+    strikes: AtomicU8,
+    connection: Option<Connection>,
 }
 
 impl Ring {
@@ -73,6 +92,7 @@ impl Fanout {
                 entries: VecDeque::with_capacity(capacity.min(1024)),
                 waiters: Vec::new(),
                 waiters_generation: 0,
+                cursors: Vec::new(),
                 closed: false,
             }),
             capacity,
@@ -113,16 +133,21 @@ impl Fanout {
     }
 
     /// A reader that sees only what is published from now on.
-    pub fn reader(self: &Arc<Self>) -> Reader {
-        let head = self.ring.lock().unwrap().head();
-        self.reader_at(head)
+    pub fn reader(self: &Arc<Self>, connection: Option<Connection>) -> Reader {
+        let mut ring = self.ring.lock().unwrap();
+        let head = ring.head();
+        self.reader_at(&mut ring, head, connection)
     }
 
     /// A reader starting at the oldest queued chat message with id > `after_id` (or at the
     /// head when there is none), plus the id of that message: everything before it has
     /// left the ring, and a resuming client gets it from the store instead.
-    pub fn reader_after(self: &Arc<Self>, after_id: u64) -> (Reader, Option<u64>) {
-        let ring = self.ring.lock().unwrap();
+    pub fn reader_after(
+        self: &Arc<Self>,
+        after_id: u64,
+        connection: Option<Connection>,
+    ) -> (Reader, Option<u64>) {
+        let mut ring = self.ring.lock().unwrap();
         let found = ring
             .entries
             .iter()
@@ -132,19 +157,63 @@ impl Fanout {
             Some((i, e)) => (ring.base + i as u64, Some(e.id)),
             None => (ring.head(), None),
         };
-        let mut reader = self.reader_at(start);
+        let mut reader = self.reader_at(&mut ring, start, connection);
         reader.live_from = ring.head();
         (reader, first_id)
     }
 
-    fn reader_at(self: &Arc<Self>, next: u64) -> Reader {
+    fn reader_at(
+        self: &Arc<Self>,
+        ring: &mut Ring,
+        next: u64,
+        connection: Option<Connection>,
+    ) -> Reader {
+        let cursor = Arc::new(Cursor {
+            next: AtomicU64::new(next),
+            strikes: AtomicU8::new(0),
+            connection,
+        });
+        ring.cursors.push(Arc::downgrade(&cursor));
         Reader {
             fanout: self.clone(),
             next,
             live_from: next,
             local: VecDeque::new(),
             parked: None,
+            cursor,
         }
+    }
+
+    /// Closes the connection of every reader that was behind the ring at this sweep and
+    /// the previous one: it was cut off and has not been polled since, so it will never
+    /// hear why. Called every stall timeout; returns how many were closed.
+    pub fn cut_off_stalled(&self) -> usize {
+        let stalled: Vec<Arc<Cursor>> = {
+            let mut ring = self.ring.lock().unwrap();
+            ring.cursors.retain(|c| c.strong_count() > 0);
+            let base = ring.base;
+            ring.cursors
+                .iter()
+                .filter_map(Weak::upgrade)
+                .filter(|c| {
+                    if c.next.load(Ordering::Relaxed) >= base {
+                        c.strikes.store(0, Ordering::Relaxed);
+                        return false;
+                    }
+                    c.strikes.fetch_add(1, Ordering::Relaxed) >= 1
+                })
+                .collect()
+        };
+        let mut closed = 0;
+        for cursor in stalled {
+            if let Some(connection) = &cursor.connection {
+                if !connection.is_killed() {
+                    connection.kill();
+                    closed += 1;
+                }
+            }
+        }
+        closed
     }
 }
 
@@ -160,6 +229,7 @@ pub struct Reader {
     local: VecDeque<(u64, Arc<Entry>)>,
     /// Where this reader's waker sits in `waiters` (generation, index), if parked.
     parked: Option<(u64, usize)>,
+    cursor: Arc<Cursor>,
 }
 
 /// Most entries a reader copies out per lock, so a reader far behind does not hold the
@@ -200,6 +270,7 @@ impl Reader {
                 .push_back((self.next + offset as u64, entry.clone()));
         }
         self.next += (until - from) as u64;
+        self.cursor.next.store(self.next, Ordering::Relaxed);
         Poll::Ready(Some(Ok(())))
     }
 }
@@ -263,7 +334,7 @@ mod tests {
     fn readers_see_what_is_published_after_they_start() {
         let fanout = Fanout::new(8);
         fanout.publish([message(1)]);
-        let mut reader = fanout.reader();
+        let mut reader = fanout.reader(None);
         fanout.publish([message(2), ephemeral(), message(3)]);
         assert_eq!(ready_ids(&mut reader), [2, 0, 3]);
     }
@@ -272,11 +343,11 @@ mod tests {
     fn resuming_replays_queued_messages_but_not_old_ephemeral_events() {
         let fanout = Fanout::new(8);
         fanout.publish([message(1), ephemeral(), message(2), message(3)]);
-        let (mut reader, first) = fanout.reader_after(1);
+        let (mut reader, first) = fanout.reader_after(1, None);
         assert_eq!(first, Some(2));
         fanout.publish([ephemeral()]);
         assert_eq!(ready_ids(&mut reader), [2, 3, 0]);
-        let (mut caught_up, first) = fanout.reader_after(3);
+        let (mut caught_up, first) = fanout.reader_after(3, None);
         assert_eq!(first, None);
         assert!(ready_ids(&mut caught_up).is_empty());
     }
@@ -284,8 +355,8 @@ mod tests {
     #[test]
     fn a_reader_past_its_bound_is_cut_off_and_others_are_not() {
         let fanout = Fanout::new(4);
-        let mut slow = fanout.reader();
-        let mut fast = fanout.reader();
+        let mut slow = fanout.reader(None);
+        let mut fast = fanout.reader(None);
         for id in 1..=10 {
             fanout.publish([message(id)]);
             assert_eq!(ready_ids(&mut fast), [id]);
@@ -295,15 +366,41 @@ mod tests {
             Some(Some(Err(ReadError::Lagged)))
         ));
         // What is still queued is exactly the newest `capacity` messages.
-        let (mut resumed, first) = fanout.reader_after(0);
+        let (mut resumed, first) = fanout.reader_after(0, None);
         assert_eq!(first, Some(7));
         assert_eq!(ready_ids(&mut resumed), [7, 8, 9, 10]);
+    }
+
+    #[test]
+    fn a_reader_left_behind_and_never_polled_has_its_connection_closed() {
+        let fanout = Fanout::new(4);
+        let (stalled, reading) = (Connection::default(), Connection::default());
+        let _stalled = fanout.reader(Some(stalled.clone()));
+        let mut active = fanout.reader(Some(reading.clone()));
+        let mut publish_and_read = |ids: std::ops::RangeInclusive<u64>| {
+            for id in ids {
+                fanout.publish([message(id)]);
+                assert_eq!(ready_ids(&mut active), [id]);
+            }
+        };
+        publish_and_read(1..=3);
+        assert_eq!(fanout.cut_off_stalled(), 0, "within its bound");
+        publish_and_read(4..=8);
+        assert_eq!(
+            fanout.cut_off_stalled(),
+            0,
+            "behind once: it may still read"
+        );
+        assert_eq!(fanout.cut_off_stalled(), 1, "behind twice, never polled");
+        assert!(stalled.is_killed());
+        assert!(!reading.is_killed());
+        assert_eq!(fanout.cut_off_stalled(), 0, "closed once");
     }
 
     #[tokio::test]
     async fn a_parked_reader_wakes_on_publish_and_registers_once() {
         let fanout = Fanout::new(4);
-        let mut reader = fanout.reader();
+        let mut reader = fanout.reader(None);
         for _ in 0..3 {
             assert!(reader.next().now_or_never().is_none());
         }

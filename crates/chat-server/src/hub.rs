@@ -15,6 +15,7 @@ use std::{
 use chat_proto::{chat_event::Event, ChatEvent, Encoded, RoomInfo, Welcome};
 
 use crate::{
+    connection::Connection,
     error::ChatError,
     room::Room,
     sessions::StreamGuard,
@@ -57,6 +58,8 @@ pub struct SubscribeRequest<'a> {
     /// The signed-in member, who is then present in the room while the stream lasts.
     pub member: Option<StreamGuard>,
     pub heartbeat: Option<Duration>,
+    /// The client's connection, closed if the stream is cut off and stops reading.
+    pub connection: Option<Connection>,
 }
 
 impl RoomHub {
@@ -184,7 +187,7 @@ impl RoomHub {
             .member
             .as_ref()
             .map(|slot| slot.session().name().to_owned());
-        let opened = room.open(member_name.as_deref(), after_id);
+        let opened = room.open(member_name.as_deref(), after_id, req.connection.clone());
         let welcome = Encoded::<ChatEvent>::event(Event::Welcome(Welcome {
             room: room.name().to_owned(),
             epoch: self.epoch(),
@@ -210,7 +213,30 @@ impl RoomHub {
             heartbeat: req.heartbeat,
             member: opened.guard,
             slot: req.member,
+            connection: req.connection,
         }))
+    }
+
+    /// Closes the connections of subscribers that were cut off and stopped reading, every
+    /// `every`, until shutdown.
+    pub async fn cut_off_stalled_every(self, every: Duration, shutdown: crate::Shutdown) {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = shutdown.wait() => return,
+            }
+            let rooms: Vec<Arc<Room>> =
+                self.inner.rooms.read().unwrap().values().cloned().collect();
+            let closed: usize = rooms.iter().map(|room| room.cut_off_stalled()).sum();
+            if closed > 0 {
+                tracing::info!(
+                    closed,
+                    "closed connections of subscribers that stopped reading"
+                );
+            }
+        }
     }
 
     /// Ends every stream, each with "shutting down", once it has sent what is queued.

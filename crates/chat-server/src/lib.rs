@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod fanout;
 pub mod hub;

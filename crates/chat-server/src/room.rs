@@ -20,6 +20,7 @@ use std::{
 use chat_proto::{chat_event::Event, encode_message, Encoded, MessageResponse, Presence};
 
 use crate::{
+    connection::Connection,
     fanout::{Entry, Fanout, Reader},
     store::{display_form, Committed, MessageStore, StoreError},
 };
@@ -101,8 +102,17 @@ impl Room {
     }
 
     /// See [`Fanout::reader_after`].
-    pub fn reader_after(&self, after_id: u64) -> (Reader, Option<u64>) {
-        self.fanout.reader_after(after_id)
+    pub fn reader_after(
+        &self,
+        after_id: u64,
+        connection: Option<Connection>,
+    ) -> (Reader, Option<u64>) {
+        self.fanout.reader_after(after_id, connection)
+    }
+
+    /// See [`Fanout::cut_off_stalled`].
+    pub fn cut_off_stalled(&self) -> usize {
+        self.fanout.cut_off_stalled()
     }
 
     /// Opens a stream on the room: its reader (live only, or resuming after an id), the
@@ -110,7 +120,12 @@ impl Room {
     /// first stream announces them). Done under the members lock, so the list and the
     /// reader's presence events line up exactly: the newcomer sees every change after the
     /// list and none before it, its own announcement included.
-    pub fn open(self: &Arc<Self>, member: Option<&str>, after_id: Option<u64>) -> Opened {
+    pub fn open(
+        self: &Arc<Self>,
+        member: Option<&str>,
+        after_id: Option<u64>,
+        connection: Option<Connection>,
+    ) -> Opened {
         let mut members = self.members.lock().unwrap();
         let guard = member.map(|name| {
             let streams = members.entry(name.to_owned()).or_default();
@@ -124,8 +139,8 @@ impl Room {
             }
         });
         let (reader, first_queued) = match after_id {
-            Some(after) => self.fanout.reader_after(after),
-            None => (self.fanout.reader(), None),
+            Some(after) => self.fanout.reader_after(after, connection),
+            None => (self.fanout.reader(connection), None),
         };
         Opened {
             reader,
@@ -233,11 +248,11 @@ mod tests {
     #[test]
     fn presence_counts_streams_per_name() {
         let room = Arc::new(Room::new("general", 0, 64));
-        let mut watcher = room.open(None, None).reader;
-        let ann1 = room.open(Some("ann"), None);
+        let mut watcher = room.open(None, None, None).reader;
+        let ann1 = room.open(Some("ann"), None, None);
         assert_eq!(ann1.members, ["ann"]);
-        let ann2 = room.open(Some("ann"), None);
-        let bob = room.open(Some("bob"), None);
+        let ann2 = room.open(Some("ann"), None, None);
+        let bob = room.open(Some("bob"), None, None);
         assert_eq!(bob.members, ["ann", "bob"]);
         drop(ann1);
         assert_eq!(room.member_count(), 2, "ann still has a stream open");
@@ -261,11 +276,11 @@ mod tests {
     #[test]
     fn a_newcomer_does_not_see_its_own_or_older_announcements() {
         let room = Arc::new(Room::new("general", 0, 64));
-        let _ann = room.open(Some("ann"), None);
-        let mut bob = room.open(Some("bob"), Some(0));
+        let _ann = room.open(Some("ann"), None, None);
+        let mut bob = room.open(Some("bob"), Some(0), None);
         assert_eq!(bob.members, ["ann", "bob"]);
         assert!(presence_events(&mut bob.reader).is_empty());
-        let _cy = room.open(Some("cy"), None);
+        let _cy = room.open(Some("cy"), None, None);
         assert_eq!(
             presence_events(&mut bob.reader),
             [(

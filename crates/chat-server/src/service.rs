@@ -18,6 +18,7 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
+    connection::Connection,
     error::ChatError,
     hub::{self, RoomHub},
     sessions::{Session, Sessions},
@@ -110,6 +111,7 @@ impl ChatService for ChatApi {
             Some(session) => Some(self.sessions.open_stream(session)?),
             None => None,
         };
+        let connection = request.extensions().get::<Connection>().cloned();
         let mut inbound = request.into_inner();
         let hub = self.hub.clone();
         let sessions = self.sessions.clone();
@@ -127,7 +129,7 @@ impl ChatService for ChatApi {
             };
             let room = hub.room(validate::room(&first.room)?)?;
             // Open before posting, so the sender sees its own first message.
-            let opened = room.open(session.as_ref().map(|s| s.name()), None);
+            let opened = room.open(session.as_ref().map(|s| s.name()), None, connection);
             let _member = opened.guard;
             let mut live = opened.reader;
             let mut last_id = 0;
@@ -177,6 +179,7 @@ impl ChatService for ChatApi {
             Some(session) => Some(self.sessions.open_stream(&session)?),
             None => None,
         };
+        let connection = request.extensions().get::<Connection>().cloned();
         let req = request.into_inner();
         let room = validate::room(&req.room)?;
         let subscription = self.hub.subscribe(
@@ -186,6 +189,7 @@ impl ChatService for ChatApi {
                 epoch: req.epoch,
                 member: slot,
                 heartbeat: self.heartbeat,
+                connection,
             },
             DEFAULT_HISTORY_PAGE as u64,
         )?;

@@ -23,6 +23,7 @@ use futures::{stream::BoxStream, Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
 
 use crate::{
+    connection::Connection,
     error::ChatError,
     fanout::{ReadError, Reader},
     room::{MemberGuard, Room},
@@ -43,6 +44,7 @@ pub struct Subscription {
     reader: Reader,
     room: Arc<Room>,
     store: MessageStore,
+    connection: Option<Connection>,
     queue_len: usize,
     /// The newest message id sent on this stream.
     last_id: u64,
@@ -67,6 +69,7 @@ pub struct SubscriptionParts {
     pub heartbeat: Option<Duration>,
     pub member: Option<MemberGuard>,
     pub slot: Option<StreamGuard>,
+    pub connection: Option<Connection>,
 }
 
 impl Subscription {
@@ -87,6 +90,7 @@ impl Subscription {
             reader: parts.reader,
             room: parts.room,
             store: parts.store,
+            connection: parts.connection,
             queue_len: parts.queue_len,
             last_id: parts.after_id,
             heartbeat: parts.heartbeat.map(HeartbeatTimer::new),
@@ -184,7 +188,9 @@ impl Subscription {
     /// stretch before it from the store. Presence and typing events published meanwhile
     /// are skipped: they left the ring unseen.
     fn catch_up_again(&mut self) {
-        let (reader, first_queued) = self.room.reader_after(self.last_id);
+        let (reader, first_queued) = self
+            .room
+            .reader_after(self.last_id, self.connection.clone());
         let until = first_queued.map_or_else(|| self.room.last_id(), |first| first - 1);
         self.reader = reader;
         self.catch_up = Some(

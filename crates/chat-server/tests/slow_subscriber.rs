@@ -18,6 +18,8 @@ const MESSAGES: u64 = 3000;
 async fn a_stalled_subscriber_is_cut_off_at_its_bound_and_resumes_without_a_gap() {
     let config = chat_server::Config {
         subscriber_queue: QUEUE,
+        // This one reads again in time to hear why it was cut off.
+        stall_timeout_ms: 600_000,
         ..chat_server::Config::for_tests()
     };
     let server = TestServer::start_with(config).await;
@@ -48,7 +50,10 @@ async fn a_stalled_subscriber_is_cut_off_at_its_bound_and_resumes_without_a_gap(
     within(fast_reader).await.unwrap();
 
     // Now it reads: what was in flight, then the cut-off, with its resume point.
-    let (ids, status, message) = within(stalled.read_to_end()).await;
+    let (ids, ending) = within(stalled.read_to_end()).await;
+    let Ending::Status(status, message) = ending else {
+        panic!("expected the cut-off status, got {ending:?}");
+    };
     assert_eq!(status, "10", "ABORTED: {message}");
     let last = *ids.last().unwrap_or(&0);
     assert_eq!(
@@ -78,6 +83,49 @@ async fn a_stalled_subscriber_is_cut_off_at_its_bound_and_resumes_without_a_gap(
     }
 }
 
+#[tokio::test]
+async fn a_subscriber_that_never_reads_again_has_its_connection_closed() {
+    let config = chat_server::Config {
+        subscriber_queue: QUEUE,
+        stall_timeout_ms: 200,
+        ..chat_server::Config::for_tests()
+    };
+    let server = TestServer::start_with(config).await;
+    let mut stalled = StalledWebClient::subscribe(&server, &subscribe_req("", 0)).await;
+    let mut client = server.client().await;
+    let text = "x".repeat(3000);
+    for i in 1..=MESSAGES / 2 {
+        within(client.send_message(req("a", "", &format!("{i} {text}"))))
+            .await
+            .unwrap();
+    }
+    // It never reads, so no status can reach it: the server closes the connection, and
+    // what the client finds when it looks is what was in flight, then the end.
+    let (ids, ending) = within(stalled.read_to_end()).await;
+    assert_eq!(ending, Ending::Closed);
+    let last = *ids.last().unwrap_or(&0);
+    assert_eq!(ids, (1..=last).collect::<Vec<_>>());
+    assert!(last < MESSAGES / 2);
+    // Resuming from the last id it has is gap-free, as after a status.
+    let mut resumed = client
+        .subscribe(subscribe_req("", last))
+        .await
+        .unwrap()
+        .into_inner();
+    welcome(&mut resumed).await;
+    for expected in last + 1..=MESSAGES / 2 {
+        assert_eq!(next_message(&mut resumed).await.id, expected);
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Ending {
+    /// grpc-status and grpc-message of the trailer frame.
+    Status(String, String),
+    /// The connection closed before any trailers.
+    Closed,
+}
+
 /// grpc-web over HTTP/1.1 on a raw socket, so the test decides when bytes are read.
 struct StalledWebClient {
     tcp: TcpStream,
@@ -104,13 +152,16 @@ impl StalledWebClient {
         StalledWebClient { tcp }
     }
 
-    /// Reads the response to its trailer frame: the message ids, grpc-status and
-    /// grpc-message.
-    async fn read_to_end(&mut self) -> (Vec<u64>, String, String) {
+    /// Reads the response to its trailer frame or the connection's end: the message
+    /// ids, and how it ended.
+    async fn read_to_end(&mut self) -> (Vec<u64>, Ending) {
         let mut raw = BytesMut::new();
+        let mut ids = Vec::new();
         // Response head.
         let body_start = loop {
-            self.read_more(&mut raw).await;
+            if !self.read_more(&mut raw).await {
+                return (ids, Ending::Closed);
+            }
             if let Some(pos) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
                 break pos + 4;
             }
@@ -122,16 +173,19 @@ impl StalledWebClient {
 
         // Chunked body -> grpc-web frames.
         let mut frames = BytesMut::new();
-        let mut ids = Vec::new();
         loop {
             let Some(line_end) = raw.windows(2).position(|w| w == b"\r\n") else {
-                self.read_more(&mut raw).await;
+                if !self.read_more(&mut raw).await {
+                    return (ids, Ending::Closed);
+                }
                 continue;
             };
             let size =
                 usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).unwrap(), 16).unwrap();
             while raw.len() < line_end + 2 + size + 2 {
-                self.read_more(&mut raw).await;
+                if !self.read_more(&mut raw).await {
+                    return (ids, Ending::Closed);
+                }
             }
             raw.advance(line_end + 2);
             frames.extend_from_slice(&raw[..size]);
@@ -153,7 +207,8 @@ impl StalledWebClient {
                             .map(|v| v.trim().replace("%20", " ").replace("%3D", "="))
                             .unwrap_or_default()
                     };
-                    return (ids, field("grpc-status:"), field("grpc-message:"));
+                    let ending = Ending::Status(field("grpc-status:"), field("grpc-message:"));
+                    return (ids, ending);
                 }
                 if let Some(Event::Message(m)) = ChatEvent::decode(frame).unwrap().event {
                     ids.push(m.id);
@@ -162,10 +217,15 @@ impl StalledWebClient {
         }
     }
 
-    async fn read_more(&mut self, raw: &mut BytesMut) {
+    /// False once the connection has ended (closed or reset).
+    async fn read_more(&mut self, raw: &mut BytesMut) -> bool {
         let mut buf = [0u8; 64 * 1024];
-        let n = self.tcp.read(&mut buf).await.unwrap();
-        assert!(n > 0, "connection closed before the trailers");
-        raw.extend_from_slice(&buf[..n]);
+        match self.tcp.read(&mut buf).await {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                raw.extend_from_slice(&buf[..n]);
+                true
+            }
+        }
     }
 }
