@@ -59,9 +59,12 @@ pub struct Latency {
 }
 
 impl Measurement {
-    /// Every accepted message reached every subscriber of its room, once, in order.
+    /// Every message was accepted and reached every subscriber of its room, once, in
+    /// order. Refused sends count against it: a benchmark whose load was refused (a rate
+    /// limit left on) measured something else.
     pub fn is_clean(&self) -> bool {
-        self.lost == 0
+        self.send_errors == 0
+            && self.lost == 0
             && self.extra == 0
             && self.duplicated == 0
             && self.out_of_order == 0
@@ -322,6 +325,10 @@ mod tests {
             },
             Measurement {
                 cut_off: 1,
+                ..clean.clone()
+            },
+            Measurement {
+                send_errors: 1,
                 ..clean.clone()
             },
         ] {

@@ -145,7 +145,15 @@ impl Run<'_> {
 
         m.sent = sent.accepted.iter().sum();
         m.send_errors = sent.errors;
-        m.first_send_error = sent.first_error;
+        m.first_send_error = sent.first_error.map(|e| {
+            if e.contains("ResourceExhausted") {
+                format!(
+                    "{e}; is the server's rate limit on? start it with --max-messages-per-sec 0"
+                )
+            } else {
+                e
+            }
+        });
         add_up(&mut m, &outcomes, &sent.accepted);
         let last = outcomes
             .iter()
