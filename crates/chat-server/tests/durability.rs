@@ -207,7 +207,6 @@ async fn assert_all_kept(server: &mut Server, acked: &[MessageResponse], epoch_b
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the --db flag, which arrives with the hub wiring the store in"]
 async fn sigkill_mid_load_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db");
@@ -228,7 +227,6 @@ async fn sigkill_mid_load_loses_nothing_acknowledged() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the --db flag, which arrives with the hub wiring the store in"]
 async fn sigterm_mid_load_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db");
