@@ -191,7 +191,8 @@ impl MessageStore {
     /// Queues `msg` for the next commit, now, before returning: call it under the room's
     /// lock with ids strictly increasing per room, and queue order is id order. The future
     /// resolves once the message is committed and `on_commit` has seen it, with the
-    /// message as stored (its `message` field set to the display form).
+    /// message as stored. An empty `message` field is filled with the display form; it is
+    /// never stored, reads derive it again.
     pub fn append(
         &self,
         msg: MessageResponse,

@@ -72,7 +72,11 @@ impl Writer {
             while let Some(cmd) = next.take() {
                 match cmd {
                     Command::Append(mut msg, done) => {
-                        msg.message = display_form(&msg.username, &msg.text);
+                        // Callers usually fill it already; this thread is the one serial
+                        // step of every post, so it formats only what is missing.
+                        if msg.message.is_empty() {
+                            msg.message = display_form(&msg.username, &msg.text);
+                        }
                         batch.push(Item::Message(Arc::new(msg), done));
                     }
                     Command::CreateRoom(name, done) => batch.push(Item::Room(name, done)),
