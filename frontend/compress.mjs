@@ -1,0 +1,63 @@
+// Writes `<file>.br` and `<file>.gz` next to every compressible file trunk has staged, so
+// chat-server sends them as they are (tower-http ServeDir, precompressed) instead of
+// compressing per request, and at a level no server would spend per request: brotli at
+// quality 11 takes about a second for the wasm, once per build. Run by trunk as a
+// post_build hook (Trunk.toml) in $TRUNK_STAGING_DIR; node's zlib does both formats, so
+// nothing else needs installing.
+//
+// Debug builds (`trunk serve`) are several times larger and rebuilt on every save, so they
+// get fast settings: the files exist either way, and only release sizes are measured.
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import zlib from "node:zlib";
+
+const brotli = promisify(zlib.brotliCompress);
+const gzip = promisify(zlib.gzip);
+
+const dir = process.env.TRUNK_STAGING_DIR ?? process.argv[2];
+if (!dir) {
+  console.error("usage: TRUNK_STAGING_DIR=dist node compress.mjs (or pass the dir)");
+  process.exit(2);
+}
+const release = (process.env.TRUNK_PROFILE ?? "release") === "release";
+// Already-compressed formats (images, fonts) gain nothing.
+const compressible = /\.(wasm|js|mjs|css|html|svg|json|txt|map|ico)$/;
+
+async function* files(at) {
+  for (const entry of await readdir(at, { withFileTypes: true })) {
+    const path = join(at, entry.name);
+    if (entry.isDirectory()) yield* files(path);
+    else if (compressible.test(entry.name)) yield path;
+  }
+}
+
+async function compress(path) {
+  const raw = await readFile(path);
+  const text = !path.endsWith(".wasm");
+  const [br, gz] = await Promise.all([
+    brotli(raw, {
+      params: {
+        [zlib.constants.BROTLI_PARAM_QUALITY]: release ? 11 : 5,
+        [zlib.constants.BROTLI_PARAM_MODE]: text
+          ? zlib.constants.BROTLI_MODE_TEXT
+          : zlib.constants.BROTLI_MODE_GENERIC,
+        [zlib.constants.BROTLI_PARAM_SIZE_HINT]: raw.length,
+      },
+    }),
+    gzip(raw, { level: release ? 9 : 6 }),
+  ]);
+  // A variant no smaller than the file would only cost the server a lookup.
+  const written = [];
+  for (const [ext, bytes] of [[".br", br], [".gz", gz]]) {
+    if (bytes.length < raw.length) {
+      await writeFile(path + ext, bytes);
+      written.push(`${ext.slice(1)} ${bytes.length}`);
+    }
+  }
+  return `${path.slice(dir.length + 1)}: ${raw.length} -> ${written.join(", ") || "kept as is"}`;
+}
+
+const jobs = [];
+for await (const path of files(dir)) jobs.push(compress(path));
+for (const line of await Promise.all(jobs)) console.log(`compress: ${line}`);
