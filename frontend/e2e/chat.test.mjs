@@ -338,7 +338,7 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     assert.ok((await alice.members()).includes('bob'));
   });
 
-  step('typing in one page shows "is typing" in the other until the message arrives', {}, async () => {
+  step('typing in one page shows "is typing" in the other until the message arrives or it expires', {}, async () => {
     const typing = alice.page.locator('[data-testid=typing]');
     const box = bob.page.locator('[data-testid=composer-input]');
     await box.pressSequentially('almost', { delay: 30 });
@@ -347,6 +347,16 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     await box.press('Enter');
     await alice.message('almost');
     await until('the indicator to clear', async () => (await typing.textContent()) === '');
+
+    // Typing without sending: the indicator goes by itself once the event's expires_ms
+    // (5 s on this server) pass. The page sends Typing at most every 2.5 s: wait that out.
+    await sleep(2600);
+    await box.pressSequentially('hmm', { delay: 30 });
+    await until('alice to see bob typing again', async () => /bob is typing/.test(await typing.textContent()));
+    const shownAt = Date.now();
+    await until('the indicator to expire', async () => (await typing.textContent()) === '', 15_000);
+    assert.ok(Date.now() - shownAt > 2000, 'shown for a few seconds, not dropped at once');
+    await box.fill('');
   });
 
   step('scrolling up loads older pages and keeps the view steady', {}, async () => {
