@@ -5,12 +5,16 @@
 // post_build hook (Trunk.toml) in $TRUNK_STAGING_DIR; node's zlib does both formats, so
 // nothing else needs installing.
 //
-// Debug builds (`trunk serve`) are several times larger and rebuilt on every save, so they
-// get fast settings: the files exist either way, and only release sizes are measured.
+// Release builds first get their JS glue minified (minify.mjs), so what is compressed is
+// what is served. Debug builds (`trunk serve`) are several times larger and rebuilt on
+// every save, so they get fast settings: the files exist either way, and only release
+// sizes are measured.
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import zlib from "node:zlib";
+
+import { minifyGlue } from "./minify.mjs";
 
 const brotli = promisify(zlib.brotliCompress);
 const gzip = promisify(zlib.gzip);
@@ -58,6 +62,7 @@ async function compress(path) {
   return `${path.slice(dir.length + 1)}: ${raw.length} -> ${written.join(", ") || "kept as is"}`;
 }
 
+if (release) await minifyGlue(dir);
 const jobs = [];
 for await (const path of files(dir)) jobs.push(compress(path));
 for (const line of await Promise.all(jobs)) console.log(`compress: ${line}`);
