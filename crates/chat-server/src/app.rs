@@ -157,7 +157,12 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
         "grpc-timeout",
         "authorization",
     ];
-    let exposed = ["grpc-status", "grpc-message", "grpc-status-details-bin"];
+    let exposed = [
+        "grpc-status",
+        "grpc-message",
+        "grpc-status-details-bin",
+        "retry-after-ms",
+    ];
     Some(
         CorsLayer::new()
             .allow_origin(allow)
