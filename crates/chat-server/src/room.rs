@@ -59,12 +59,13 @@ impl Room {
         username: &str,
         text: &str,
     ) -> impl Future<Output = Result<Committed, StoreError>> + Send + 'static {
+        let mut assigned = self.assigned.lock().unwrap();
+        *assigned += 1;
+        // Read under the lock, so times never go backwards as ids go forwards.
         let sent_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or_default();
-        let mut assigned = self.assigned.lock().unwrap();
-        *assigned += 1;
         store.append(MessageResponse {
             message: display_form(username, text),
             id: *assigned,
