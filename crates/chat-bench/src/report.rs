@@ -112,6 +112,14 @@ impl Report {
         let base = self.baseline.as_ref()?.deliveries_per_s;
         (base > 0.0).then(|| self.main.deliveries_per_s / base)
     }
+
+    /// The same ratio from CPU per delivery (the ceilings): on a machine where other work
+    /// takes cores, the two runs get unequal shares and the measured ratio swings, while
+    /// this one holds.
+    pub fn ceiling_ratio(&self) -> Option<f64> {
+        let base = self.baseline.as_ref()?.cpu_bound_per_s()?;
+        Some(self.main.cpu_bound_per_s()? / base)
+    }
 }
 
 const LABEL: usize = 24;
@@ -287,6 +295,14 @@ impl fmt::Display for Report {
                     width = LABEL + 2
                 )?;
             }
+            if let Some(ratio) = self.ceiling_ratio() {
+                writeln!(
+                    f,
+                    "{:<width$} {ratio:.3}",
+                    "CPU-bound ceilings, ours / baseline:",
+                    width = LABEL + 2
+                )?;
+            }
         }
         Ok(())
     }
@@ -367,5 +383,6 @@ mod tests {
             }),
         };
         assert_eq!(report.ratio(), Some(0.25));
+        assert_eq!(report.ceiling_ratio(), None, "no CPU figures, no ceiling");
     }
 }
