@@ -260,11 +260,15 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
       return JSON.stringify(shown) === JSON.stringify(before);
     });
 
+    // A reload keeps the session itself: same token, no new Join, no prompt.
+    const token = () => dave.page.evaluate(() => localStorage.getItem('chat.token'));
+    const tokenBefore = await token();
     await dave.page.reload();
     await dave.page.locator('[data-testid=me]', { hasText: 'dave' }).waitFor();
     assert.equal(await dave.page.locator('[data-testid=name-input]').count(), 0);
     await dave.waitForState('live');
     await dave.message(before.at(-1));
+    assert.equal(await token(), tokenBefore);
 
     // Signing out ends the session (Leave): the prompt comes back prefilled, and a new
     // name is remembered across a reload.

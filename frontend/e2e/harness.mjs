@@ -340,13 +340,17 @@ export class Person {
     await this.send(text);
     const box = this.page.locator('[data-testid=composer-input]');
     const error = this.page.locator('[data-testid=composer-error]');
+    let lastError = '';
     await until(`composer to clear after sending ${JSON.stringify(text)}`, async () => {
       if ((await box.inputValue()) === '') return true;
-      if ((await error.count()) && /too fast/.test(await error.textContent())) {
+      lastError = (await error.count()) ? await error.textContent() : '';
+      if (/too fast/.test(lastError)) {
         await sleep(300);
         await box.press('Enter');
       }
       return false;
+    }).catch((err) => {
+      throw new Error(`${err.message}; the composer says ${JSON.stringify(lastError)}`);
     });
   }
 
