@@ -149,6 +149,7 @@ impl fmt::Display for Measurement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let per_room = self.subscribers / self.rooms.max(1);
         let speed = match self.offered_msgs_per_s {
+            _ if self.senders == 0 => "idle".to_owned(),
             Some(rate) => format!(
                 "{} msg/s offered ({} deliveries/s)",
                 grouped(rate as u64),
