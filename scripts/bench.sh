@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The fan-out benchmark (issue 4): builds release, and for each scenario of the targets
 # starts a fresh chat-server on a free loopback port, runs chat-bench against it, stops it.
-# Prints every figure; BENCHMARKS.md says what they mean. Takes about three minutes.
+# Prints every figure; BENCHMARKS.md says what they mean. About two minutes after the build.
 #
 #   bash scripts/bench.sh              # every scenario
 #   BENCH_SECONDS=5 bash scripts/bench.sh   # shorter sending phases
