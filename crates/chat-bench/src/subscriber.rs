@@ -5,7 +5,11 @@
 //! native gRPC over HTTP/2 (tonic), and the raw-TCP baseline, which sends the very same
 //! frames with no HTTP around them. grpc-web and raw share one read loop: read a big
 //! buffer, take every complete frame out, stamp them all with one clock reading.
-use std::sync::{atomic::Ordering::Relaxed, Arc};
+use std::{
+    cell::RefCell,
+    io,
+    sync::{atomic::Ordering::Relaxed, Arc},
+};
 
 use chat_proto::SubscribeRequest;
 use tokio::{
@@ -29,6 +33,13 @@ use crate::{
 
 /// Big enough that a subscriber that fell behind catches up in few reads.
 const READ_BUF: usize = 32 * 1024;
+
+thread_local! {
+    /// One read buffer per worker thread, shared by every subscriber the thread runs: it
+    /// stays in cache, where thousands of per-subscriber buffers would not. Only borrowed
+    /// inside a synchronous `try_read`, never across an await.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Link {
@@ -168,14 +179,13 @@ async fn framed(
         .await
         .map_err(|e| format!("send request: {e}"))?;
 
-    let mut buf = vec![0u8; READ_BUF];
     let mut frames = FrameBuf::default();
     let mut dechunker = match link {
         Link::Raw => None,
         _ => Some(Dechunker::default()),
     };
     if let Some(dechunker) = &mut dechunker {
-        let body_start = read_head(&mut sock, &mut buf).await?;
+        let body_start = read_head(&mut sock).await?;
         dechunker
             .feed(&body_start, &mut frames)
             .map_err(|_| "bad chunked encoding".to_owned())?;
@@ -200,36 +210,53 @@ async fn framed(
         }
         feed.tally.add_delivered(first);
         frames.compact();
-        let n = sock
-            .read(&mut buf)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        if n == 0 {
+        if read_into(&sock, dechunker.as_mut(), &mut frames).await? == 0 {
             return Ok(End::Closed(
                 "the connection closed without a grpc-status".into(),
             ));
         }
-        match &mut dechunker {
-            Some(dechunker) => {
-                dechunker
-                    .feed(&buf[..n], &mut frames)
-                    .map_err(|_| "bad chunked encoding".to_owned())?;
-                if dechunker.is_done() && frames.pending() == 0 {
-                    return Ok(End::Closed("the response ended without trailers".into()));
+        if dechunker.as_ref().is_some_and(|d| d.is_done()) && frames.pending() == 0 {
+            return Ok(End::Closed("the response ended without trailers".into()));
+        }
+    }
+}
+
+/// Waits for data, reads what the socket has through the thread's scratch buffer and
+/// appends it to `frames`, un-chunked when there is a `dechunker`. 0 = closed.
+async fn read_into(
+    sock: &TcpStream,
+    mut dechunker: Option<&mut Dechunker>,
+    frames: &mut FrameBuf,
+) -> Result<usize, String> {
+    loop {
+        sock.readable().await.map_err(|e| format!("read: {e}"))?;
+        let read = SCRATCH.with_borrow_mut(|buf| match sock.try_read(buf) {
+            Ok(n) => {
+                match dechunker.as_deref_mut() {
+                    Some(d) => d
+                        .feed(&buf[..n], frames)
+                        .map_err(|_| "bad chunked encoding".to_owned())?,
+                    None => frames.extend(&buf[..n]),
                 }
+                Ok(Some(n))
             }
-            None => frames.extend(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(format!("read: {e}")),
+        })?;
+        if let Some(n) = read {
+            return Ok(n);
         }
     }
 }
 
 /// Reads up to the end of the response head; returns the body bytes read past it.
 /// A failed call (trailers-only response, or an HTTP error) is an error here.
-async fn read_head(sock: &mut TcpStream, buf: &mut [u8]) -> Result<Vec<u8>, String> {
+async fn read_head(sock: &mut TcpStream) -> Result<Vec<u8>, String> {
+    let mut buf = [0u8; 4096];
     let mut head = Vec::new();
     loop {
         let n = sock
-            .read(buf)
+            .read(&mut buf)
             .await
             .map_err(|e| format!("read head: {e}"))?;
         if n == 0 {
