@@ -3,9 +3,11 @@
 //!
 //! One run: `config` (what to do, loopback only, bounded) -> `run` (connect the
 //! `subscriber`s, start the `sender`s, drain) -> `report`. Each subscriber reads its
-//! stream with `http1` + `wire`, judges it with `checker` and times it into `latency`;
-//! `baseline` is the same traffic through a minimal raw-TCP fan-out; `proc_stats` reads
-//! what the server spent.
+//! stream with `http1` + `wire` (native gRPC: tonic with `raw_codec`), judges it with
+//! `checker` against the `stamp` in each text and times it into `latency`; `tally` and
+//! `progress` show the run going; `baseline` is the same traffic through a minimal
+//! raw-TCP fan-out; `proc_stats` reads what the server spent, `fd_limit` makes room for
+//! the sockets.
 
 pub mod baseline;
 pub mod checker;
