@@ -64,6 +64,7 @@ console.log("| file | raw | gzip | brotli |");
 console.log("|---|---:|---:|---:|");
 for (const r of [...rows, total]) {
   const b = r === total ? "**" : "";
-  console.log(`| ${b}${r.name}${b} | ${b}${r.raw}${b} | ${b}${r.gzip}${b} | ${b}${r.brotli}${b} |`);
+  const name = r === total ? r.name : `\`${r.name}\``;
+  console.log(`| ${b}${name}${b} | ${b}${r.raw}${b} | ${b}${r.gzip}${b} | ${b}${r.brotli}${b} |`);
 }
 EOF
