@@ -35,6 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .build_client(false)
             .build_transport(false)
             .extern_path(".grpcchat", "crate::server_wire")
+            .codec_path("crate::codec::ChatCodec")
             .out_dir(server_out)
             .compile_fds(fds)?;
     }

@@ -6,6 +6,8 @@
 tonic::include_proto!("grpcchat");
 
 #[cfg(feature = "server")]
+pub mod codec;
+#[cfg(feature = "server")]
 mod encoded;
 #[cfg(feature = "server")]
 pub use encoded::{encode_message, Encoded};

@@ -130,6 +130,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for KillableIo<T> {
 /// end on their own at shutdown).
 pub async fn accept_loop(listener: TcpListener, app: Router, shutdown: Shutdown) -> io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's smallest read buffer: an idle subscriber's connection keeps one, and chat
+    // requests are small.
+    builder.http1().max_buf_size(8192);
     builder
         .http2()
         .timer(TokioTimer::new())
