@@ -36,6 +36,8 @@ pub struct Sessions {
 }
 
 struct State {
+    /// Keyed by `name_key`: "Ann" and "ann" are one name, so nobody can pass for
+    /// someone else by changing case.
     by_name: HashMap<String, Entry>,
     /// Token -> name. Each live session is in both maps.
     names_by_token: HashMap<String, String>,
@@ -55,9 +57,15 @@ impl Entry {
     }
 }
 
+/// The form names are compared in. Valid names are ASCII (see `validate::username`).
+fn name_key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
 impl State {
     /// The live session holding `name`, ending it first if it has idled out.
     fn live(&mut self, name: &str, now: Instant, idle: Duration) -> Option<&mut Entry> {
+        let name = &name_key(name);
         if self.by_name.get(name)?.expired(now, idle) {
             self.end(name);
             return None;
@@ -66,7 +74,7 @@ impl State {
     }
 
     fn end(&mut self, name: &str) -> Option<Session> {
-        let entry = self.by_name.remove(name)?;
+        let entry = self.by_name.remove(&name_key(name))?;
         self.names_by_token.remove(entry.session.token());
         entry.session.0.ended.store(true, Ordering::Relaxed);
         Some(entry.session)
@@ -110,7 +118,7 @@ impl Sessions {
             .names_by_token
             .insert(session.token().to_owned(), name.to_owned());
         state.by_name.insert(
-            name.to_owned(),
+            name_key(name),
             Entry {
                 session: session.clone(),
                 last_active: now,
@@ -181,7 +189,7 @@ impl Sessions {
         let mut state = self.state.lock().unwrap();
         if state
             .by_name
-            .get(session.name())
+            .get(&name_key(session.name()))
             .is_some_and(|entry| entry.session.id() == session.id())
         {
             state.end(session.name());
@@ -246,7 +254,7 @@ impl Sessions {
 
     fn stream_closed(&self, session: &Session) {
         let mut state = self.state.lock().unwrap();
-        let Some(entry) = state.by_name.get_mut(session.name()) else {
+        let Some(entry) = state.by_name.get_mut(&name_key(session.name())) else {
             return;
         };
         // The name may belong to a newer session by now; its streams are its own.

@@ -58,6 +58,19 @@ async fn a_name_held_by_a_session_is_nobody_elses() {
         "{}",
         err.message()
     );
+    // Nor by changing case.
+    let err = anonymous
+        .join(JoinRequest {
+            username: "ANN".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    let err = anonymous
+        .send_message(req("Ann", "", "it's me, really"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
 
     // An original-protocol client with a bare name cannot speak as her either...
     let err = anonymous
