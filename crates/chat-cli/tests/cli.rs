@@ -1,14 +1,18 @@
 //! chat-cli as a person uses it: lines in, the room's messages out.
-use std::{process::Stdio, time::Duration};
+use std::{
+    process::{Output, Stdio},
+    time::Duration,
+};
 
 use chat_proto::{
     chat_service_client::ChatServiceClient, HistoryRequest, JoinRequest, MessageRequest,
+    MessageResponse,
 };
 use chat_server::{app, Config, Shutdown};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::TcpListener,
-    process::Command,
+    process::{Child, Command},
 };
 use tonic::{Code, Status};
 
@@ -23,6 +27,47 @@ async fn start_server_with(config: Config) -> String {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(app::serve(listener, config, Shutdown::new()));
     url
+}
+
+/// Waits for the CLI to exit and returns what it printed.
+async fn exited(child: Child) -> Output {
+    tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("chat-cli did not exit")
+        .unwrap()
+}
+
+/// Types `input` into the CLI, closes its stdin, and waits for it to exit.
+async fn run_with_input(mut child: Child, input: &[u8]) -> Output {
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).await.unwrap();
+    drop(stdin);
+    exited(child).await
+}
+
+fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The newest `limit` messages of `general`, oldest first.
+async fn general_history(
+    client: &mut ChatServiceClient<tonic::transport::Channel>,
+    limit: u32,
+) -> Vec<MessageResponse> {
+    client
+        .history(HistoryRequest {
+            room: "general".into(),
+            before_id: 0,
+            limit,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .messages
 }
 
 fn cli(url: &str, name: &str) -> Command {
@@ -68,34 +113,12 @@ async fn piped_lines_are_posted_and_the_room_is_printed() {
     assert!(first.ends_with("[web]: ping"), "{first}");
 
     // A one-shot sender: posts its lines (blank ones skipped), exits once they are echoed.
-    let mut sender = cli(&url, "dave").spawn().unwrap();
-    let mut stdin = sender.stdin.take().unwrap();
-    stdin
-        .write_all(b"hello from dave\n\n   \nsecond line\n")
-        .await
-        .unwrap();
-    drop(stdin);
-    let done = tokio::time::timeout(WAIT, sender.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+    let sender = cli(&url, "dave").spawn().unwrap();
+    let done = run_with_input(sender, b"hello from dave\n\n   \nsecond line\n").await;
+    assert_success(&done);
 
-    let history = client
-        .history(HistoryRequest {
-            room: "general".into(),
-            before_id: 0,
-            limit: 10,
-        })
+    let texts: Vec<_> = general_history(&mut client, 10)
         .await
-        .unwrap();
-    let texts: Vec<_> = history
-        .into_inner()
-        .messages
         .into_iter()
         .map(|m| m.text)
         .filter(|t| t != "ping")
@@ -143,18 +166,8 @@ async fn piped_lines_are_posted_and_the_room_is_printed() {
 #[tokio::test]
 async fn a_refused_name_is_explained_and_exits_non_zero() {
     let url = start_server().await;
-    let mut child = cli(&url, "not valid").spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"hi\n")
-        .await
-        .unwrap();
-    let out = tokio::time::timeout(WAIT, child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let child = cli(&url, "not valid").spawn().unwrap();
+    let out = run_with_input(child, b"hi\n").await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -265,34 +278,15 @@ async fn the_cli_holds_its_name_posts_with_its_token_and_leaves_on_ctrl_c() {
         .await
         .unwrap();
     assert!(kill.success());
-    let done = tokio::time::timeout(WAIT, carol.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+    assert_success(&exited(carol).await);
     join(&mut client, "carol").await.unwrap();
 }
 
 #[tokio::test]
 async fn a_one_shot_sender_leaves_when_stdin_ends() {
     let url = start_server().await;
-    let mut erin = cli(&url, "erin").spawn().unwrap();
-    let mut stdin = erin.stdin.take().unwrap();
-    stdin.write_all(b"bye\n").await.unwrap();
-    drop(stdin);
-    let done = tokio::time::timeout(WAIT, erin.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+    let erin = cli(&url, "erin").spawn().unwrap();
+    assert_success(&run_with_input(erin, b"bye\n").await);
     let mut client = client(&url).await;
     join(&mut client, "erin").await.unwrap();
 }
@@ -327,44 +321,17 @@ async fn no_join_speaks_the_original_protocol() {
         cmd
     };
     // Without a token, a name someone has joined as is not ours to use...
-    let mut fay = legacy("fay").spawn().unwrap();
-    fay.stdin.take().unwrap().write_all(b"hi\n").await.unwrap();
-    let out = tokio::time::timeout(WAIT, fay.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let fay = legacy("fay").spawn().unwrap();
+    let out = run_with_input(fay, b"hi\n").await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("PermissionDenied"), "{err}");
 
     // ...and any other name works as it always did, without reserving it.
-    let mut gus = legacy("gus").spawn().unwrap();
-    gus.stdin
-        .take()
-        .unwrap()
-        .write_all(b"old school\n")
-        .await
-        .unwrap();
-    let out = tokio::time::timeout(WAIT, gus.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let history = client
-        .history(HistoryRequest {
-            room: "general".into(),
-            before_id: 0,
-            limit: 10,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let gus = legacy("gus").spawn().unwrap();
+    assert_success(&run_with_input(gus, b"old school\n").await);
+    let history = general_history(&mut client, 10).await;
     let posted: Vec<_> = history
-        .messages
         .iter()
         .map(|m| (m.username.as_str(), m.text.as_str()))
         .collect();
@@ -379,33 +346,11 @@ async fn a_paste_faster_than_the_rate_limit_is_paced_not_cut_off() {
         ..Config::for_tests()
     })
     .await;
-    let mut hal = cli(&url, "hal").spawn().unwrap();
-    let mut stdin = hal.stdin.take().unwrap();
+    let hal = cli(&url, "hal").spawn().unwrap();
     let lines: Vec<String> = (1..=12).map(|i| format!("line {i}")).collect();
-    stdin
-        .write_all(format!("{}\n", lines.join("\n")).as_bytes())
-        .await
-        .unwrap();
-    drop(stdin);
-    let done = tokio::time::timeout(WAIT, hal.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
-    let history = client(&url)
-        .await
-        .history(HistoryRequest {
-            room: "general".into(),
-            before_id: 0,
-            limit: 50,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let texts: Vec<_> = history.messages.into_iter().map(|m| m.text).collect();
+    let done = run_with_input(hal, format!("{}\n", lines.join("\n")).as_bytes()).await;
+    assert_success(&done);
+    let history = general_history(&mut client(&url).await, 50).await;
+    let texts: Vec<_> = history.into_iter().map(|m| m.text).collect();
     assert_eq!(texts, lines);
 }
