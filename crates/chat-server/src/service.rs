@@ -47,34 +47,6 @@ impl ChatApi {
         }
     }
 
-    /// The sender's name for a post: the session's when a token came with the call (a
-    /// different name in the body is refused), else the body's, if no session holds it.
-    /// Takes one message from the sender's rate allowance.
-    fn sender<'a>(
-        &self,
-        session: Option<&'a Session>,
-        body_name: &'a str,
-    ) -> Result<&'a str, ChatError> {
-        let name = match session {
-            Some(session) => {
-                if !body_name.is_empty() && body_name != session.name() {
-                    return Err(ChatError::NameMismatch {
-                        signed_in: session.name().to_owned(),
-                        asked: body_name.to_owned(),
-                    });
-                }
-                session.name()
-            }
-            None => {
-                let name = validate::username(body_name)?;
-                self.sessions.check_bare_name(name)?;
-                name
-            }
-        };
-        self.sessions.check_message_rate(session, name)?;
-        Ok(name)
-    }
-
     fn signed_in<T>(&self, request: &Request<T>, what: &'static str) -> Result<Session, ChatError> {
         self.sessions
             .authenticate(request.metadata())?
@@ -92,7 +64,7 @@ impl ChatService for ChatApi {
         let req = request.into_inner();
         let room = validate::room(&req.room)?;
         let text = validate::text(&req.message)?;
-        let name = self.sender(session.as_ref(), &req.username)?;
+        let name = self.sessions.sender(session.as_ref(), &req.username)?;
         let msg = self.hub.post(room, name, text).await?;
         Ok(Response::new(Encoded::new(&*msg)))
     }
@@ -115,11 +87,6 @@ impl ChatService for ChatApi {
         let mut inbound = request.into_inner();
         let hub = self.hub.clone();
         let sessions = self.sessions.clone();
-        let api = ChatApi {
-            hub: hub.clone(),
-            sessions,
-            heartbeat: None,
-        };
         let stream = async_stream::try_stream! {
             let _slot = slot;
             let Some(first) = inbound.message().await? else { return };
@@ -139,7 +106,7 @@ impl ChatService for ChatApi {
             loop {
                 if let Some(req) = next_request.take() {
                     if let Some(text) = broadcast_text(&req, &name, room.name())? {
-                        let sender = api.sender(session.as_ref(), &req.username)?;
+                        let sender = sessions.sender(session.as_ref(), &req.username)?;
                         hub.post(room.name(), sender, text).await?;
                     }
                 }

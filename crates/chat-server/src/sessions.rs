@@ -23,6 +23,7 @@ use crate::{
     error::ChatError,
     limits::{Action, BareNameLimits, Limits, RateLimiter, RetryAfter},
     shutdown::Shutdown,
+    validate,
 };
 
 /// Random bytes per token: 256 bits, twice the 128 the protocol promises.
@@ -181,6 +182,34 @@ impl Sessions {
                 checked.map_err(|wait| rate_limited(Action::Messages, wait))
             }
         }
+    }
+
+    /// The sender's name for a post: the session's when a token came with the call (a
+    /// different name in the body is refused), else the body's, if no session holds it.
+    /// Takes one message from the sender's rate allowance.
+    pub fn sender<'a>(
+        &self,
+        session: Option<&'a Session>,
+        body_name: &'a str,
+    ) -> Result<&'a str, ChatError> {
+        let name = match session {
+            Some(session) => {
+                if !body_name.is_empty() && body_name != session.name() {
+                    return Err(ChatError::NameMismatch {
+                        signed_in: session.name().to_owned(),
+                        asked: body_name.to_owned(),
+                    });
+                }
+                session.name()
+            }
+            None => {
+                let name = validate::username(body_name)?;
+                self.check_bare_name(name)?;
+                name
+            }
+        };
+        self.check_message_rate(session, name)?;
+        Ok(name)
     }
 
     /// Ends the session and frees its name. Streams it still has open see the session as

@@ -3,10 +3,10 @@
 //! same file, with the same ids, the same texts and the same epoch.
 mod common;
 
-use std::{collections::BTreeMap, path::Path, time::Duration};
+use std::{collections::BTreeMap, path::Path};
 
 use chat_proto::{chat_service_client::ChatServiceClient, HistoryRequest, MessageResponse};
-use common::{req, within};
+use common::{connect_when_ready, free_addr, req, within};
 use tokio::{process::Child, process::Command, sync::mpsc};
 use tonic::transport::Channel;
 
@@ -26,18 +26,13 @@ struct Server {
 
 impl Server {
     async fn start(db: &Path) -> Self {
-        // The OS picks a free port; the server binds it again right after.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
+        let addr = free_addr();
         // Its log goes next to the database (both runs in one file), for a failure to show.
+        let log_path = db.with_extension("log");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(db.with_extension("log"))
+            .open(&log_path)
             .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
             .args(["--addr", &addr, "--static-dir", "/nonexistent"])
@@ -47,20 +42,7 @@ impl Server {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let url = format!("http://{addr}");
-        let channel = within(async {
-            loop {
-                if let Some(exit) = child.try_wait().unwrap() {
-                    let log = std::fs::read_to_string(db.with_extension("log")).unwrap();
-                    panic!("chat-server exited at start ({exit}):\n{log}");
-                }
-                match Channel::from_shared(url.clone()).unwrap().connect().await {
-                    Ok(channel) => break channel,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
-        })
-        .await;
+        let channel = connect_when_ready(&addr, &mut child, Some(&log_path)).await;
         Server {
             child,
             client: ChatServiceClient::new(channel),

@@ -2,39 +2,27 @@
 //! streams with UNAVAILABLE (so clients reconnect) instead of cutting them.
 mod common;
 
-use std::{process::Stdio, time::Duration};
+use std::process::Stdio;
 
 use chat_proto::{chat_service_client::ChatServiceClient, SubscribeRequest};
-use common::within;
+use common::{connect_when_ready, free_addr, within};
 use tokio::process::Command;
-use tonic::{transport::Channel, Code};
+use tonic::Code;
 
 #[tokio::test]
 async fn sigterm_ends_streams_cleanly_and_exits_zero() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_addr();
+    let db = tempfile::tempdir().unwrap();
     let mut server = Command::new(env!("CARGO_BIN_EXE_chat-server"))
         .env("CHAT_ADDR", &addr) // the env-var form of --addr
         .args(["--static-dir", "/nonexistent"])
+        .arg("--db")
+        .arg(db.path().join("chat.db"))
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-
-    let url = format!("http://{addr}");
-    let channel = within(async {
-        loop {
-            match Channel::from_shared(url.clone()).unwrap().connect().await {
-                Ok(channel) => break channel,
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    })
-    .await;
+    let channel = connect_when_ready(&addr, &mut server, None).await;
     let mut client = ChatServiceClient::new(channel);
     let mut stream = client
         .subscribe(SubscribeRequest::default())

@@ -184,6 +184,41 @@ pub fn subscribe_req(room: &str, after_id: u64) -> SubscribeRequest {
     }
 }
 
+/// A loopback address nothing listens on right now, for a `chat-server` process to bind.
+pub fn free_addr() -> String {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    addr.to_string()
+}
+
+/// Connects to a `chat-server` process at `addr` once it listens. If the process exits
+/// first, the test fails with its exit status and `log` (its stderr, when kept in a file).
+pub async fn connect_when_ready(
+    addr: &str,
+    child: &mut tokio::process::Child,
+    log: Option<&std::path::Path>,
+) -> Channel {
+    let url = format!("http://{addr}");
+    within(async {
+        loop {
+            if let Some(exit) = child.try_wait().unwrap() {
+                let log = log.and_then(|l| std::fs::read_to_string(l).ok());
+                panic!(
+                    "chat-server exited at start ({exit}):\n{}",
+                    log.unwrap_or_default()
+                );
+            }
+            match Channel::from_shared(url.clone()).unwrap().connect().await {
+                Ok(channel) => break channel,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await
+}
+
 /// Awaits `fut` or fails the test after `WAIT`.
 pub async fn within<F: std::future::Future>(fut: F) -> F::Output {
     tokio::time::timeout(WAIT, fut).await.expect("timed out")
