@@ -255,12 +255,16 @@ impl ChatClient {
             username: self.name().unwrap_or_default(),
             message: message.to_owned(),
             room: room.to_owned(),
+            ..Default::default()
         };
         decode(self.authed(path::SEND, &request).await?)
     }
 
     pub async fn list_rooms(&self) -> Result<ListRoomsResponse, ApiError> {
-        decode(self.authed(path::LIST_ROOMS, &ListRoomsRequest {}).await?)
+        decode(
+            self.authed(path::LIST_ROOMS, &ListRoomsRequest::default())
+                .await?,
+        )
     }
 
     pub async fn typing(&self, room: &str) -> Result<(), ApiError> {

@@ -160,6 +160,7 @@ impl Rooms {
                 room: req.room,
                 text: req.message,
                 sent_at_ms,
+                guest: false,
             })),
         };
         let frame = Bytes::from(wire::frame(wire::DATA, &event.encode_to_vec()));

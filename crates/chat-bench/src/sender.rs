@@ -214,6 +214,7 @@ impl Sender {
                     username: username.clone(),
                     message: stamp.text(self.size),
                     room: self.rooms[room].clone(),
+                    ..Default::default()
                 });
                 inflight.push(async move { (room, posted.await) });
                 continue;

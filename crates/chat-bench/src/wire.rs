@@ -189,6 +189,7 @@ mod tests {
             room: "r".into(),
             text: "hello".into(),
             sent_at_ms: 1_700_000_000_000,
+            guest: false,
         }));
         assert_eq!(
             decode_event(&msg),
@@ -204,6 +205,7 @@ mod tests {
             reset: true,
             heartbeat_ms: 15_000,
             members: vec!["a".into()],
+            member_count: 1,
         }));
         assert_eq!(decode_event(&welcome), Ok(Event::Welcome { last_id: 42 }));
         let heartbeat = encode(chat_event::Event::Heartbeat(Heartbeat {}));

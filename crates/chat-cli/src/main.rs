@@ -89,6 +89,7 @@ async fn chat(session: &Session, room: &str) -> Result<(), String> {
         username: name.clone(),
         message,
         room: room.clone(),
+        ..Default::default()
     };
     let (mut feed, mut poster) = room::open(session, request(String::new())).await?;
 

@@ -95,6 +95,7 @@ async fn piped_lines_are_posted_and_the_room_is_printed() {
         username: "web".into(),
         message: text.into(),
         room: String::new(),
+        ..Default::default()
     };
 
     // Carol has joined once she prints something: post until she does.
@@ -219,6 +220,7 @@ fn legacy_post(name: &str, text: &str) -> MessageRequest {
         username: name.into(),
         message: text.into(),
         room: String::new(),
+        ..Default::default()
     }
 }
 

@@ -122,6 +122,7 @@ mod tests {
             room: "general".into(),
             text: "hi ".repeat(100),
             sent_at_ms: 1_700_000_000_000,
+            guest: true,
         };
         let (event, response) = encode_message(&msg);
         assert_eq!(

@@ -18,6 +18,7 @@ use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
+    client_addr::{ClientIp, PeerAddr, TrustedProxies},
     config::Config,
     connection,
     hub::{HubSettings, RoomHub},
@@ -31,6 +32,7 @@ use crate::{
 struct Dispatch {
     grpc: Router,
     files: Router,
+    proxies: TrustedProxies,
 }
 
 /// Builds the whole application. Health reports SERVING until shutdown starts.
@@ -65,6 +67,7 @@ pub async fn router(
     let app = Router::new().fallback(dispatch).with_state(Dispatch {
         grpc,
         files: static_files::router(config.static_dir.as_deref()),
+        proxies: TrustedProxies::new(config.trusted_proxies.clone()),
     });
     Ok(match cors(&config.allowed_origins) {
         Some(cors) => app.layer(cors),
@@ -109,7 +112,12 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) ->
 /// How often idle sessions are looked for; expiry is also checked on every use.
 const SESSION_SWEEP: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn dispatch(State(to): State<Dispatch>, req: Request) -> Response {
+async fn dispatch(State(to): State<Dispatch>, mut req: Request) -> Response {
+    // Requests built in-process (tests driving the router directly) have no peer.
+    if let Some(PeerAddr(peer)) = req.extensions().get::<PeerAddr>().copied() {
+        let ip = to.proxies.client_ip(peer.ip(), req.headers());
+        req.extensions_mut().insert(ClientIp(ip));
+    }
     let is_grpc = req
         .headers()
         .get(header::CONTENT_TYPE)

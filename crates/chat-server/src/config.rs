@@ -83,6 +83,16 @@ pub struct Config {
     #[arg(long, env = "CHAT_HEARTBEAT_MS", default_value_t = 15_000)]
     pub heartbeat_ms: u32,
 
+    /// Reverse proxies (CIDRs, e.g. 127.0.0.1/32 or 10.0.0.0/8) whose X-Forwarded-For /
+    /// Forwarded headers name the client's address. Requests from anywhere else are
+    /// accounted to their TCP peer, whatever their headers say. Default: none.
+    #[arg(
+        long = "trusted-proxy",
+        env = "CHAT_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Largest accepted request message, in bytes; bigger frames are refused.
     #[arg(long, env = "CHAT_MAX_REQUEST_BYTES", default_value_t = 16 * 1024)]
     pub max_request_bytes: usize,

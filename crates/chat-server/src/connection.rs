@@ -33,7 +33,7 @@ use tokio::{
 };
 use tower::ServiceExt;
 
-use crate::shutdown::Shutdown;
+use crate::{client_addr::PeerAddr, shutdown::Shutdown};
 
 /// How often an HTTP/2 connection is pinged, and how long a ping may go unanswered.
 const H2_KEEPALIVE: Duration = Duration::from_secs(20);
@@ -140,7 +140,7 @@ pub async fn accept_loop(listener: TcpListener, app: Router, shutdown: Shutdown)
         .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT);
     let graceful = GracefulShutdown::new();
     loop {
-        let (tcp, _peer) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
@@ -163,6 +163,7 @@ pub async fn accept_loop(listener: TcpListener, app: Router, shutdown: Shutdown)
             .clone()
             .map_request(move |mut req: http::Request<Incoming>| {
                 req.extensions_mut().insert(connection.clone());
+                req.extensions_mut().insert(PeerAddr(peer));
                 req
             });
         let conn = builder

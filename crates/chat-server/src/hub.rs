@@ -161,6 +161,7 @@ impl RoomHub {
                 name: room.name().to_owned(),
                 members: room.member_count() as u32,
                 last_id: room.last_id(),
+                last_active_ms: 0,
             })
             .collect();
         rooms.sort_by(|a, b| a.name.cmp(&b.name));
@@ -194,6 +195,7 @@ impl RoomHub {
             last_id: opened.last_id,
             reset,
             heartbeat_ms: req.heartbeat.map_or(0, |d| d.as_millis() as u32),
+            member_count: opened.members.len() as u32,
             members: opened.members,
         }));
         let after_id = after_id.unwrap_or(opened.last_id);

@@ -5,6 +5,7 @@
 //! `fanout` (the room's ring of encoded events) -> `subscription` (one subscriber's stream).
 
 pub mod app;
+pub mod client_addr;
 pub mod config;
 pub mod connection;
 pub mod error;

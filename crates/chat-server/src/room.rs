@@ -73,6 +73,7 @@ impl Room {
             room: self.name.to_string(),
             text: text.to_owned(),
             sent_at_ms,
+            guest: false,
         })
     }
 
@@ -175,6 +176,7 @@ impl Room {
                 username: name.to_owned(),
                 joined,
                 members: members.keys().cloned().collect(),
+                member_count: members.len() as u32,
             })),
             response: None,
         }]);

@@ -190,6 +190,7 @@ impl ChatService for ChatApi {
             token: session.token().to_owned(),
             username: session.name().to_owned(),
             idle_timeout_ms: self.sessions.limits().session_idle.as_millis() as u64,
+            guest: true,
         }))
     }
 
@@ -208,10 +209,40 @@ impl ChatService for ChatApi {
         request: Request<ListRoomsRequest>,
     ) -> Result<Response<ListRoomsResponse>, Status> {
         self.sessions.authenticate(request.metadata())?;
+        let rooms = self.hub.list();
         Ok(Response::new(ListRoomsResponse {
-            rooms: self.hub.list(),
+            total: rooms.len() as u32,
+            rooms,
             epoch: self.hub.epoch(),
         }))
+    }
+
+    async fn register(
+        &self,
+        _request: Request<chat_proto::RegisterRequest>,
+    ) -> Result<Response<JoinResponse>, Status> {
+        Err(Status::unimplemented("accounts are not available yet"))
+    }
+
+    async fn sign_in(
+        &self,
+        _request: Request<chat_proto::SignInRequest>,
+    ) -> Result<Response<JoinResponse>, Status> {
+        Err(Status::unimplemented("accounts are not available yet"))
+    }
+
+    async fn change_password(
+        &self,
+        _request: Request<chat_proto::ChangePasswordRequest>,
+    ) -> Result<Response<chat_proto::ChangePasswordResponse>, Status> {
+        Err(Status::unimplemented("accounts are not available yet"))
+    }
+
+    async fn sign_out_everywhere(
+        &self,
+        _request: Request<chat_proto::SignOutEverywhereRequest>,
+    ) -> Result<Response<chat_proto::SignOutEverywhereResponse>, Status> {
+        Err(Status::unimplemented("accounts are not available yet"))
     }
 
     async fn typing(

@@ -13,6 +13,7 @@ fn post(text: &str, username: &str) -> MessageRequest {
         username: username.into(),
         message: text.into(),
         room: String::new(),
+        ..Default::default()
     }
 }
 

@@ -11,6 +11,7 @@ fn post(text: &str) -> MessageRequest {
         username: String::new(),
         message: text.into(),
         room: String::new(),
+        ..Default::default()
     }
 }
 
@@ -42,6 +43,7 @@ async fn messages_per_second_are_limited_per_sender() {
         username: "old-client".into(),
         message: text.into(),
         room: String::new(),
+        ..Default::default()
     };
     for _ in 0..3 {
         legacy.send_message(bare("hi")).await.unwrap();

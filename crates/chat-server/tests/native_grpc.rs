@@ -45,6 +45,7 @@ async fn broadcast_follows_the_original_client_protocol() {
         username: "gopher".into(),
         message: String::new(),
         room: String::new(),
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -18,7 +18,7 @@ async fn rooms_are_created_on_use_and_listed() {
     let server = TestServer::start().await;
     let mut client = server.client().await;
     let listed = client
-        .list_rooms(ListRoomsRequest {})
+        .list_rooms(ListRoomsRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -35,7 +35,7 @@ async fn rooms_are_created_on_use_and_listed() {
         .into_inner();
     welcome(&mut in_alpha).await;
     let listed = client
-        .list_rooms(ListRoomsRequest {})
+        .list_rooms(ListRoomsRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -101,7 +101,7 @@ async fn rooms_and_their_ids_survive_a_restart() {
     let _db = db; // removed only when the second server is done with it
     let mut client = second.client().await;
     let listed = client
-        .list_rooms(ListRoomsRequest {})
+        .list_rooms(ListRoomsRequest::default())
         .await
         .unwrap()
         .into_inner();

@@ -122,5 +122,6 @@ fn message(row: &Row<'_>) -> rusqlite::Result<MessageResponse> {
         username,
         text,
         sent_at_ms: row.get(4)?,
+        guest: false,
     })
 }

@@ -24,6 +24,7 @@ fn msg(room: &str, id: u64, text: &str) -> MessageResponse {
         room: room.into(),
         text: text.into(),
         sent_at_ms: 1_700_000_000_000 + id as i64,
+        guest: false,
     }
 }
 

@@ -131,6 +131,7 @@ pub fn req(user: &str, room: &str, text: &str) -> MessageRequest {
         username: user.into(),
         message: text.into(),
         room: room.into(),
+        ..Default::default()
     }
 }
 
