@@ -87,7 +87,7 @@ pub(super) fn history(
     // One row more than asked tells whether older ones exist, without a second query.
     let mut newest_first: Vec<MessageResponse> = conn
         .prepare_cached(
-            "SELECT room, id, username, text, sent_at_ms FROM messages
+            "SELECT room, id, username, text, sent_at_ms, guest FROM messages
              WHERE room = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
         )?
         .query_map(params![room, before, limit as i64 + 1], message)?
@@ -105,7 +105,7 @@ pub(super) fn after(
     limit: usize,
 ) -> rusqlite::Result<Vec<MessageResponse>> {
     conn.prepare_cached(
-        "SELECT room, id, username, text, sent_at_ms FROM messages
+        "SELECT room, id, username, text, sent_at_ms, guest FROM messages
          WHERE room = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
     )?
     .query_map(params![room, bound(after_id), limit as i64], message)?
@@ -122,6 +122,6 @@ fn message(row: &Row<'_>) -> rusqlite::Result<MessageResponse> {
         username,
         text,
         sent_at_ms: row.get(4)?,
-        guest: false,
+        guest: row.get(5)?,
     })
 }

@@ -4,6 +4,10 @@
 //! together in id order and every read is one range scan of the primary key. `rooms` is
 //! kept apart so a room outlives a restart before its first message, and so finding each
 //! room's newest id at open is one index probe per room, not a scan of every message.
+//!
+//! The layout grows by numbered steps (`MIGRATIONS`): a database is brought from its
+//! `user_version` to `VERSION` in place, inside the transaction that opens it, so an
+//! older file is upgraded and never misread.
 use std::{path::Path, time::Duration};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
@@ -12,13 +16,18 @@ use super::{Durability, StoreError};
 
 /// Bumped when the layout changes; a database from a newer server is refused rather than
 /// misread.
-pub(super) const VERSION: i64 = 1;
+pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// How long a connection waits on another's lock (a checkpoint, a second process) before
 /// reporting an error instead.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-const CREATE: &str = "
+/// Step `i` takes a database from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// The first layout. `IF NOT EXISTS`, because files from before versioning have the tables
+/// at version 0.
+pub(super) const V1: &str = "
     CREATE TABLE IF NOT EXISTS meta (
         key TEXT PRIMARY KEY,
         value INTEGER NOT NULL
@@ -34,6 +43,29 @@ const CREATE: &str = "
         sent_at_ms INTEGER NOT NULL,
         PRIMARY KEY (room, id)
     ) WITHOUT ROWID;
+";
+
+/// Accounts, stored sessions, and whether a message came from a guest.
+///
+/// `accounts.name_key` and `sessions.name_key` are the name in `name_key` form (the one
+/// every name comparison uses); `name` keeps it as registered. A session row holds only
+/// the SHA-256 of its token (see `sessions::token`), never the token.
+const V2: &str = "
+    ALTER TABLE messages ADD COLUMN guest INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE accounts (
+        name_key TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE sessions (
+        token_hash BLOB PRIMARY KEY,
+        name TEXT NOT NULL,
+        name_key TEXT NOT NULL,
+        account INTEGER NOT NULL,
+        last_active_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_by_name ON sessions (name_key);
 ";
 
 /// The write connection, ready, with what the store reads once at open.
@@ -77,7 +109,10 @@ pub(super) fn open(path: &Path, durability: Durability) -> Result<Opened, StoreE
     if version > VERSION {
         return Err(StoreError::NewerSchema(version));
     }
-    tx.execute_batch(CREATE).map_err(failed)?;
+    // A negative version is not ours to read; SQLite files start at 0.
+    for step in &MIGRATIONS[usize::try_from(version).unwrap_or(0)..] {
+        tx.execute_batch(step).map_err(failed)?;
+    }
     tx.pragma_update(None, "user_version", VERSION)
         .map_err(failed)?;
     let epoch = epoch(&tx).map_err(failed)?;

@@ -436,3 +436,39 @@ async fn a_database_from_a_newer_server_is_refused() {
         Some(StoreError::NewerSchema(schema::VERSION + 1))
     );
 }
+
+#[tokio::test]
+async fn a_version_1_database_is_upgraded_in_place() {
+    let (_dir, path) = db();
+    {
+        // The layout as the first release wrote it, with one message.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(schema::V1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO rooms (name) VALUES ('general');
+             INSERT INTO messages (room, id, username, text, sent_at_ms)
+                 VALUES ('general', 1, 'ann', 'old', 5);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let store = open(&path);
+    assert_eq!(store.rooms(), [("general".to_owned(), 1)]);
+    let (old, _) = store.history("general", 0, 10).await.unwrap();
+    assert_eq!((old[0].text.as_str(), old[0].guest), ("old", false));
+    let mut guest = msg("general", 2, "new");
+    guest.guest = true;
+    store.append(guest).await.unwrap();
+    let (both, _) = store.history("general", 0, 10).await.unwrap();
+    assert_eq!(
+        both.iter().map(|m| m.guest).collect::<Vec<_>>(),
+        [false, true]
+    );
+    store.close().await;
+    drop(store);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, schema::VERSION);
+}

@@ -161,7 +161,8 @@ fn write(
         let mut insert_room =
             tx.prepare_cached("INSERT OR IGNORE INTO rooms (name) VALUES (?1)")?;
         let mut insert_message = tx.prepare_cached(
-            "INSERT INTO messages (room, id, username, text, sent_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO messages (room, id, username, text, sent_at_ms, guest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         for item in batch {
             let room = match item {
@@ -181,7 +182,8 @@ fn write(
                     msg.id,
                     msg.username,
                     msg.text,
-                    msg.sent_at_ms
+                    msg.sent_at_ms,
+                    msg.guest
                 ])?;
             }
         }
