@@ -18,6 +18,7 @@ use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
+    address_budgets::AddressBudgets,
     client_addr::{ClientIp, PeerAddr, TrustedProxies},
     config::Config,
     connection,
@@ -42,7 +43,8 @@ pub async fn router(
     sessions: Sessions,
     shutdown: Shutdown,
 ) -> io::Result<Router> {
-    let chat = ChatServiceServer::new(ChatApi::new(hub, sessions, config.heartbeat_ms))
+    let budgets = AddressBudgets::new(config.budget_settings());
+    let chat = ChatServiceServer::new(ChatApi::new(hub, sessions, budgets, config.heartbeat_ms))
         .max_decoding_message_size(config.max_request_bytes);
 
     let (health, health_service) = tonic_health::server::health_reporter();

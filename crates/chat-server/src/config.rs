@@ -9,7 +9,7 @@ use std::{
 
 use clap::Parser;
 
-use crate::{limits::Limits, store::Durability};
+use crate::{address_budgets::BudgetSettings, limits::Limits, store::Durability};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -61,8 +61,8 @@ pub struct Config {
     #[arg(long, env = "CHAT_MAX_ROOMS", default_value_t = 1000)]
     pub max_rooms: usize,
 
-    /// Messages per second one session (or one token-less name) may post, on average;
-    /// 0 = unlimited (benchmarks).
+    /// Messages per second one session (or one address, shared by every name it posts
+    /// under without a token) may post, on average; 0 = unlimited (benchmarks).
     #[arg(long, env = "CHAT_MAX_MESSAGES_PER_SEC", default_value_t = 10)]
     pub max_messages_per_sec: u32,
 
@@ -92,6 +92,16 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Join, Register and SignIn calls one address may make per minute, on average; 0 =
+    /// unlimited. Stops one script from holding every common name.
+    #[arg(long, env = "CHAT_MAX_SIGN_INS_PER_MIN", default_value_t = 10)]
+    pub max_sign_ins_per_min: u32,
+
+    /// Joins and sign-ins an address may make back to back before the per-minute rate
+    /// applies.
+    #[arg(long, env = "CHAT_SIGN_IN_BURST", default_value_t = 5)]
+    pub sign_in_burst: u32,
 
     /// Largest accepted request message, in bytes; bigger frames are refused.
     #[arg(long, env = "CHAT_MAX_REQUEST_BYTES", default_value_t = 16 * 1024)]
@@ -136,7 +146,19 @@ impl Config {
                 "normal",
                 "--max-messages-per-sec",
                 "0",
+                // Tests join many names from one address; the budget has tests of its own.
+                "--max-sign-ins-per-min",
+                "0",
             ])
+        }
+    }
+
+    pub fn budget_settings(&self) -> BudgetSettings {
+        BudgetSettings {
+            sign_ins_per_min: self.max_sign_ins_per_min,
+            sign_in_burst: self.sign_in_burst,
+            anonymous_messages_per_sec: self.max_messages_per_sec,
+            anonymous_message_burst: self.message_burst,
         }
     }
 

@@ -45,7 +45,9 @@ pub enum ChatError {
     #[error(
         "could not save or read messages ({0}); a message you were sending was not sent, try again"
     )]
-    Store(#[from] StoreError),
+    Store(StoreError),
+    #[error("the server is busy, try again in {0}")]
+    Busy(RetryAfter),
     #[error("the server is shutting down; reconnect in a moment")]
     ShuttingDown,
     #[error("the name {0:?} is in use by someone signed in; pick another")]
@@ -63,6 +65,32 @@ pub enum ChatError {
         what: Action,
         retry_after: RetryAfter,
     },
+    #[error("too many joins and sign-ins from your network address; try again in {0}")]
+    TooManySignIns(RetryAfter),
+    #[error("messages sent without signing in share one allowance per network address, and yours is used up; try again in {0}, or Join to get your own")]
+    AnonymousPostsTooFast(RetryAfter),
+    #[error("there is no room named {0:?}; rooms are created by people who are signed in (call Join first), or pick an existing room")]
+    RoomNeedsSignIn(String),
+    #[error("you have created as many rooms as allowed for now; try again in {0}, or use an existing room")]
+    TooManyNewRooms(RetryAfter),
+}
+
+impl From<StoreError> for ChatError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Busy(wait) => ChatError::Busy(RetryAfter(wait)),
+            err => ChatError::Store(err),
+        }
+    }
+}
+
+/// A refusal that waiting cures: the wait goes in metadata too, so a program can pause
+/// exactly that long.
+fn with_retry_after(mut status: Status, retry_after: RetryAfter) -> Status {
+    status
+        .metadata_mut()
+        .insert(RETRY_AFTER_METADATA, retry_after.as_millis_ceil().into());
+    status
 }
 
 impl From<ChatError> for Status {
@@ -91,14 +119,17 @@ impl From<ChatError> for Status {
             NameHeld(_) => Status::permission_denied(msg),
             Unauthenticated | AuthorizationMalformed => Status::unauthenticated(msg),
             TooManyStreams { .. } => Status::resource_exhausted(msg),
-            // The wait goes in metadata too, so a program can pause exactly that long.
-            RateLimited { retry_after, .. } => {
-                let mut status = Status::resource_exhausted(msg);
-                status
-                    .metadata_mut()
-                    .insert(RETRY_AFTER_METADATA, retry_after.as_millis_ceil().into());
-                status
+            RateLimited { retry_after, .. }
+            | TooManySignIns(retry_after)
+            | AnonymousPostsTooFast(retry_after)
+            | TooManyNewRooms(retry_after) => {
+                with_retry_after(Status::resource_exhausted(msg), retry_after)
             }
+            // Nothing was queued; the same request shortly after is exactly right.
+            Busy(retry_after) => with_retry_after(Status::unavailable(msg), retry_after),
+            // The room is missing, not the caller's rights: it could exist, and a
+            // signed-in caller would have created it.
+            RoomNeedsSignIn(_) => Status::not_found(msg),
         }
     }
 }

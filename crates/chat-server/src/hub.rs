@@ -131,7 +131,7 @@ impl RoomHub {
         username: &str,
         text: &str,
     ) -> Result<Committed, ChatError> {
-        let posted = self.room(room)?.post(&self.inner.store, username, text);
+        let posted = self.room(room)?.post(&self.inner.store, username, text)?;
         Ok(posted.await?)
     }
 

@@ -4,6 +4,7 @@
 //! `hub` (rooms by name) -> `room` (ids, presence) -> `store` (SQLite, group commit) ->
 //! `fanout` (the room's ring of encoded events) -> `subscription` (one subscriber's stream).
 
+pub mod address_budgets;
 pub mod app;
 pub mod client_addr;
 pub mod config;

@@ -1,17 +1,17 @@
 //! Per-client limits: their settings, and the rate limiter behind the per-second ones.
 //! A limit protects the server and everyone else from one client, so every client has
-//! its own bucket (a session's, or a token-less legacy client's bare username's, kept
-//! in a bounded map) and hitting it never slows anyone else. The current time is passed
+//! its own bucket (a session's, or an address's, kept in a bounded map) and hitting it
+//! never slows anyone else. The current time is passed
 //! in rather than read here, so tests drive it without sleeping.
-use std::{collections::HashMap, fmt, time::Duration};
+use std::{collections::HashMap, fmt, hash::Hash, time::Duration};
 
 use tokio::time::Instant;
 
 /// The knobs; the server's config builds one from its flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Messages per second a session (or a legacy bare name) may post on average; 0 = no
-    /// limit, for benchmarks.
+    /// Messages per second a session (or an address, for token-less senders) may post on
+    /// average; 0 = no limit, for benchmarks.
     pub max_messages_per_sec: u32,
     /// Messages that may go back to back before the per-second rate applies.
     pub message_burst: u32,
@@ -22,9 +22,6 @@ pub struct Limits {
     pub max_streams_per_session: usize,
     /// A session with no call and no open stream for this long ends, freeing its name.
     pub session_idle: Duration,
-    /// How many bare usernames of token-less clients are rate-limited individually;
-    /// bounds the memory that clients inventing names can take.
-    pub max_bare_names: usize,
 }
 
 impl Default for Limits {
@@ -36,7 +33,6 @@ impl Default for Limits {
             typing_burst: 3,
             max_streams_per_session: 8,
             session_idle: Duration::from_secs(30 * 60),
-            max_bare_names: 4096,
         }
     }
 }
@@ -80,6 +76,16 @@ impl fmt::Display for RetryAfter {
     }
 }
 
+/// The interval of `n` per second; `None` (unlimited) for 0.
+pub fn per_second(n: u32) -> Option<Duration> {
+    (n > 0).then(|| Duration::from_secs(1) / n)
+}
+
+/// The interval of `n` per `period`; `None` (unlimited) for 0.
+pub fn per_period(n: u32, period: Duration) -> Option<Duration> {
+    (n > 0).then(|| period / n)
+}
+
 /// A token bucket: `burst` requests at once, then `per_sec` on average. Implemented as
 /// GCRA (the time at which the bucket would be full again), which is the same bucket in
 /// one `Instant` with exact integer arithmetic, so the retry-after it reports is exact.
@@ -95,7 +101,11 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// `per_sec == 0` never refuses; a burst below 1 is taken as 1.
     pub fn new(per_sec: u32, burst: u32, now: Instant) -> Self {
-        let interval = (per_sec > 0).then(|| Duration::from_secs(1) / per_sec);
+        Self::with_interval(per_second(per_sec), burst, now)
+    }
+
+    /// One request every `interval` on average (`None` never refuses), after a burst.
+    pub fn with_interval(interval: Option<Duration>, burst: u32, now: Instant) -> Self {
         let tolerance = interval.unwrap_or_default() * burst.max(1).saturating_sub(1);
         RateLimiter {
             interval,
@@ -124,69 +134,75 @@ impl RateLimiter {
     }
 }
 
-/// Rate limiters for token-less legacy clients, keyed by the username they send. Bounded:
-/// at capacity, full buckets are dropped first (losslessly), then the one closest to
-/// full, which at worst forgives a little of one sender's debt and never refuses a
-/// newcomer, so names invented by an attacker cannot lock anyone out.
+/// Rate limiters keyed by who is asking (an address, a session), all with the same
+/// rate. Bounded: at capacity, full buckets are dropped first (losslessly), then the
+/// eighth of them closest to full, which at worst forgives a little of some senders' debt
+/// and never refuses a newcomer, so keys invented by an attacker cannot lock anyone out.
+/// Evicting an eighth at once keeps the cost per new key constant on average.
 #[derive(Debug)]
-pub struct BareNameLimits {
-    per_sec: u32,
+pub struct KeyedLimits<K> {
+    interval: Option<Duration>,
     burst: u32,
     capacity: usize,
-    by_name: HashMap<String, RateLimiter>,
+    by_key: HashMap<K, RateLimiter>,
 }
 
-impl BareNameLimits {
-    pub fn new(per_sec: u32, burst: u32, capacity: usize) -> Self {
-        BareNameLimits {
-            per_sec,
+impl<K: Hash + Eq + Clone> KeyedLimits<K> {
+    /// `interval` is what one request costs (`None` = unlimited, and then nothing is
+    /// kept); `burst` requests may go back to back.
+    pub fn new(interval: Option<Duration>, burst: u32, capacity: usize) -> Self {
+        KeyedLimits {
+            interval,
             burst,
             capacity: capacity.max(1),
-            by_name: HashMap::new(),
+            by_key: HashMap::new(),
         }
     }
 
-    pub fn check(&mut self, name: &str, now: Instant) -> Result<(), Duration> {
-        if let Some(limiter) = self.by_name.get_mut(name) {
+    /// Takes one request from `key`'s bucket; otherwise how long until it would fit.
+    pub fn check(&mut self, key: &K, now: Instant) -> Result<(), Duration> {
+        if let Some(limiter) = self.by_key.get_mut(key) {
             return limiter.check(now);
         }
-        if self.per_sec == 0 {
+        if self.interval.is_none() {
             return Ok(());
         }
-        if self.by_name.len() >= self.capacity {
+        if self.by_key.len() >= self.capacity {
             self.make_room(now);
         }
-        let mut limiter = RateLimiter::new(self.per_sec, self.burst, now);
+        let mut limiter = RateLimiter::with_interval(self.interval, self.burst, now);
         let result = limiter.check(now);
-        self.by_name.insert(name.to_owned(), limiter);
+        self.by_key.insert(key.clone(), limiter);
         result
     }
 
-    /// Drops the buckets that have refilled; run now and then so idle names go away.
+    /// Drops the buckets that have refilled; forgetting them loses nothing.
     pub fn prune(&mut self, now: Instant) {
-        self.by_name.retain(|_, limiter| !limiter.is_full(now));
+        self.by_key.retain(|_, limiter| !limiter.is_full(now));
     }
 
     pub fn len(&self) -> usize {
-        self.by_name.len()
+        self.by_key.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
+        self.by_key.is_empty()
     }
 
     fn make_room(&mut self, now: Instant) {
         self.prune(now);
-        if self.by_name.len() < self.capacity {
+        if self.by_key.len() < self.capacity {
             return;
         }
-        let closest_to_full = self
-            .by_name
+        let evict = (self.capacity / 8).max(1);
+        let mut by_debt: Vec<(Instant, K)> = self
+            .by_key
             .iter()
-            .min_by_key(|(_, limiter)| limiter.full_at)
-            .map(|(name, _)| name.clone());
-        if let Some(name) = closest_to_full {
-            self.by_name.remove(&name);
+            .map(|(key, limiter)| (limiter.full_at, key.clone()))
+            .collect();
+        by_debt.select_nth_unstable_by_key(evict - 1, |(full_at, _)| *full_at);
+        for (_, key) in &by_debt[..evict] {
+            self.by_key.remove(key);
         }
     }
 }
@@ -252,36 +268,36 @@ mod tests {
     }
 
     #[test]
-    fn bare_names_have_their_own_buckets() {
+    fn keys_have_their_own_buckets() {
         let t0 = Instant::now();
-        let mut limits = BareNameLimits::new(1, 2, 100);
-        assert_eq!(limits.check("spammer", t0), Ok(()));
-        assert_eq!(limits.check("spammer", t0), Ok(()));
-        assert_eq!(limits.check("spammer", t0), Err(1000 * MS));
-        assert_eq!(limits.check("ann", t0), Ok(()));
-        assert_eq!(limits.check("spammer", t0 + 1000 * MS), Ok(()));
+        let mut limits = KeyedLimits::new(per_second(1), 2, 100);
+        assert_eq!(limits.check(&"spammer", t0), Ok(()));
+        assert_eq!(limits.check(&"spammer", t0), Ok(()));
+        assert_eq!(limits.check(&"spammer", t0), Err(1000 * MS));
+        assert_eq!(limits.check(&"ann", t0), Ok(()));
+        assert_eq!(limits.check(&"spammer", t0 + 1000 * MS), Ok(()));
     }
 
     #[test]
-    fn the_bare_name_map_stays_bounded() {
+    fn the_keyed_map_stays_bounded() {
         let t0 = Instant::now();
-        let mut limits = BareNameLimits::new(1, 1, 3);
-        // Busy names beyond capacity evict the least indebted; new names are never refused.
-        for i in 0..50u32 {
+        let mut limits = KeyedLimits::new(per_second(1), 1, 16);
+        // Busy keys beyond capacity evict the least indebted; new keys are never refused.
+        for i in 0..500u32 {
             let now = t0 + i * MS;
-            assert_eq!(limits.check(&format!("n{i}"), now), Ok(()), "n{i}");
-            assert!(limits.len() <= 3);
+            assert_eq!(limits.check(&i, now), Ok(()), "{i}");
+            assert!(limits.len() <= 16);
         }
-        // The newest, still-owing names are the ones kept: n49 is still limited.
-        assert!(limits.check("n49", t0 + 50 * MS).is_err());
+        // The newest, still-owing keys are the ones kept: 499 is still limited.
+        assert!(limits.check(&499, t0 + 500 * MS).is_err());
         // Refilled buckets are pruned, on demand or when the map fills.
         limits.prune(t0 + Duration::from_secs(2));
         assert!(limits.is_empty());
 
         // An unlimited rate keeps nothing at all.
-        let mut unlimited = BareNameLimits::new(0, 0, 3);
+        let mut unlimited = KeyedLimits::new(None, 0, 3);
         for i in 0..10 {
-            assert_eq!(unlimited.check(&format!("n{i}"), t0), Ok(()));
+            assert_eq!(unlimited.check(&i, t0), Ok(()));
         }
         assert!(unlimited.is_empty());
     }
@@ -289,13 +305,24 @@ mod tests {
     #[test]
     fn a_full_map_drops_refilled_buckets_before_busy_ones() {
         let t0 = Instant::now();
-        let mut limits = BareNameLimits::new(1, 1, 2);
-        limits.check("old", t0).unwrap();
+        let mut limits = KeyedLimits::new(per_second(1), 1, 2);
+        limits.check(&"old", t0).unwrap();
         let t1 = t0 + 1500 * MS; // "old" has refilled by now
-        limits.check("busy", t1).unwrap();
-        limits.check("new", t1).unwrap();
+        limits.check(&"busy", t1).unwrap();
+        limits.check(&"new", t1).unwrap();
         assert_eq!(limits.len(), 2);
         // "busy" kept its debt: had it been evicted instead, this would pass.
-        assert!(limits.check("busy", t1).is_err());
+        assert!(limits.check(&"busy", t1).is_err());
+    }
+
+    #[test]
+    fn slower_rates_than_one_per_second() {
+        let t0 = Instant::now();
+        let mut limiter =
+            RateLimiter::with_interval(per_period(5, Duration::from_secs(3600)), 2, t0);
+        assert_eq!(limiter.check(t0), Ok(()));
+        assert_eq!(limiter.check(t0), Ok(()));
+        assert_eq!(limiter.check(t0), Err(Duration::from_secs(720)));
+        assert_eq!(per_period(0, Duration::from_secs(60)), None);
     }
 }

@@ -51,14 +51,16 @@ impl Room {
         &self.name
     }
 
-    /// Assigns the next id and queues the message for commit; resolves once it is
-    /// committed and fanned out. Name and text must already be validated.
+    /// Assigns the next id and queues the message for commit; the future resolves once it
+    /// is committed and fanned out. A message the store refuses to queue (busy, closed)
+    /// gives its id back, so ids stay gapless. Name and text must already be validated.
     pub fn post(
         &self,
         store: &MessageStore,
         username: &str,
         text: &str,
-    ) -> impl Future<Output = Result<Committed, StoreError>> + Send + 'static {
+    ) -> Result<impl Future<Output = Result<Committed, StoreError>> + Send + 'static, StoreError>
+    {
         let mut assigned = self.assigned.lock().unwrap();
         *assigned += 1;
         // Read under the lock, so times never go backwards as ids go forwards.
@@ -66,7 +68,7 @@ impl Room {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or_default();
-        store.append(MessageResponse {
+        let queued = store.try_append(MessageResponse {
             message: display_form(username, text),
             id: *assigned,
             username: username.to_owned(),
@@ -74,7 +76,11 @@ impl Room {
             text: text.to_owned(),
             sent_at_ms,
             guest: false,
-        })
+        });
+        if queued.is_err() {
+            *assigned -= 1;
+        }
+        queued
     }
 
     /// Called by the store's writer after a commit, with this room's messages in id order.

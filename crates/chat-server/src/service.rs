@@ -18,6 +18,8 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
+    address_budgets::AddressBudgets,
+    client_addr::ClientIp,
     connection::Connection,
     error::ChatError,
     hub::{self, RoomHub},
@@ -35,14 +37,21 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + '
 pub struct ChatApi {
     hub: RoomHub,
     sessions: Sessions,
+    budgets: AddressBudgets,
     heartbeat: Option<Duration>,
 }
 
 impl ChatApi {
-    pub fn new(hub: RoomHub, sessions: Sessions, heartbeat_ms: u32) -> Self {
+    pub fn new(
+        hub: RoomHub,
+        sessions: Sessions,
+        budgets: AddressBudgets,
+        heartbeat_ms: u32,
+    ) -> Self {
         ChatApi {
             hub,
             sessions,
+            budgets,
             heartbeat: (heartbeat_ms > 0).then(|| Duration::from_millis(heartbeat_ms.into())),
         }
     }
@@ -61,10 +70,17 @@ impl ChatService for ChatApi {
         request: Request<MessageRequest>,
     ) -> Result<Response<MessageResponse>, Status> {
         let session = self.sessions.authenticate(request.metadata())?;
+        let client = client_ip(&request);
         let req = request.into_inner();
         let room = validate::room(&req.room)?;
         let text = validate::text(&req.message)?;
-        let name = self.sessions.sender(session.as_ref(), &req.username)?;
+        let name = sender(
+            &self.sessions,
+            &self.budgets,
+            session.as_ref(),
+            &req.username,
+            client,
+        )?;
         let msg = self.hub.post(room, name, text).await?;
         Ok(Response::new(Encoded::new(&*msg)))
     }
@@ -84,9 +100,11 @@ impl ChatService for ChatApi {
             None => None,
         };
         let connection = request.extensions().get::<Connection>().cloned();
+        let client = client_ip(&request);
         let mut inbound = request.into_inner();
         let hub = self.hub.clone();
         let sessions = self.sessions.clone();
+        let budgets = self.budgets.clone();
         let stream = async_stream::try_stream! {
             let _slot = slot;
             let Some(first) = inbound.message().await? else { return };
@@ -106,7 +124,7 @@ impl ChatService for ChatApi {
             loop {
                 if let Some(req) = next_request.take() {
                     if let Some(text) = broadcast_text(&req, &name, room.name())? {
-                        let sender = sessions.sender(session.as_ref(), &req.username)?;
+                        let sender = sender(&sessions, &budgets, session.as_ref(), &req.username, client)?;
                         hub.post(room.name(), sender, text).await?;
                     }
                 }
@@ -183,6 +201,7 @@ impl ChatService for ChatApi {
     }
 
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        self.budgets.sign_in(client_ip(&request).as_ref())?;
         let name = validate::username(&request.get_ref().username)?;
         let session = self.sessions.join(name)?;
         tracing::info!(name, "joined");
@@ -262,6 +281,28 @@ impl ChatService for ChatApi {
         }));
         Ok(Response::new(TypingResponse {}))
     }
+}
+
+/// The address the request is accounted to (see `client_addr`); `None` only for requests
+/// built in-process.
+fn client_ip<T>(request: &Request<T>) -> Option<ClientIp> {
+    request.extensions().get::<ClientIp>().copied()
+}
+
+/// The sender's name for a post (see `Sessions::sender`), its allowance taken: the
+/// session's, or for a token-less sender its address's.
+fn sender<'a>(
+    sessions: &Sessions,
+    budgets: &AddressBudgets,
+    session: Option<&'a Session>,
+    body_name: &'a str,
+    client: Option<ClientIp>,
+) -> Result<&'a str, ChatError> {
+    let name = sessions.sender(session, body_name)?;
+    if session.is_none() {
+        budgets.anonymous_post(client.as_ref())?;
+    }
+    Ok(name)
 }
 
 /// Checks a Broadcast request against the stream's user and room; `Some(text)` when

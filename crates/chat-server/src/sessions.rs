@@ -21,7 +21,7 @@ use tonic::metadata::MetadataMap;
 
 use crate::{
     error::ChatError,
-    limits::{Action, BareNameLimits, Limits, RateLimiter, RetryAfter},
+    limits::{Action, Limits, RateLimiter, RetryAfter},
     shutdown::Shutdown,
     validate,
 };
@@ -42,7 +42,6 @@ struct State {
     by_name: HashMap<String, Entry>,
     /// Token -> name. Each live session is in both maps.
     names_by_token: HashMap<String, String>,
-    bare: BareNameLimits,
     next_id: u64,
 }
 
@@ -84,16 +83,10 @@ impl State {
 
 impl Sessions {
     pub fn new(limits: Limits) -> Self {
-        let bare = BareNameLimits::new(
-            limits.max_messages_per_sec,
-            limits.message_burst,
-            limits.max_bare_names,
-        );
         Sessions {
             state: Arc::new(Mutex::new(State {
                 by_name: HashMap::new(),
                 names_by_token: HashMap::new(),
-                bare,
                 next_id: 1,
             })),
             limits: Arc::new(limits),
@@ -167,26 +160,10 @@ impl Sessions {
         }
     }
 
-    /// Takes one message from the sender's allowance: the session's own, or for a
-    /// token-less client the one of the name it sends.
-    pub fn check_message_rate(
-        &self,
-        session: Option<&Session>,
-        bare_name: &str,
-    ) -> Result<(), ChatError> {
-        match session {
-            Some(session) => session.check_message_rate(),
-            None => {
-                let now = Instant::now();
-                let checked = self.state.lock().unwrap().bare.check(bare_name, now);
-                checked.map_err(|wait| rate_limited(Action::Messages, wait))
-            }
-        }
-    }
-
     /// The sender's name for a post: the session's when a token came with the call (a
     /// different name in the body is refused), else the body's, if no session holds it.
-    /// Takes one message from the sender's rate allowance.
+    /// Takes one message from a session's allowance; a token-less sender's allowance is
+    /// its address's (`AddressBudgets`), which the caller takes.
     pub fn sender<'a>(
         &self,
         session: Option<&'a Session>,
@@ -208,7 +185,9 @@ impl Sessions {
                 name
             }
         };
-        self.check_message_rate(session, name)?;
+        if let Some(session) = session {
+            session.check_message_rate()?;
+        }
         Ok(name)
     }
 
@@ -248,8 +227,7 @@ impl Sessions {
     }
 
     /// Ends every session that has idled out and returns them (their names are free
-    /// again). Also forgets the rate limits of legacy names that have been quiet long
-    /// enough to start over anyway.
+    /// again).
     pub fn sweep(&self) -> Vec<Session> {
         let now = Instant::now();
         let idle = self.limits.session_idle;
@@ -260,7 +238,6 @@ impl Sessions {
             .filter(|(_, entry)| entry.expired(now, idle))
             .map(|(name, _)| name.clone())
             .collect();
-        state.bare.prune(now);
         expired.iter().filter_map(|name| state.end(name)).collect()
     }
 

@@ -37,7 +37,7 @@ async fn messages_per_second_are_limited_per_sender() {
     );
     // bob has his own allowance.
     bob.send_message(post("unaffected")).await.unwrap();
-    // Token-less senders are limited by the name they send.
+    // Token-less senders are limited by their address (see address_budgets.rs).
     let mut legacy = server.client().await;
     let bare = |text: &str| MessageRequest {
         username: "old-client".into(),

@@ -255,13 +255,13 @@ async fn message_rate_is_per_session_and_says_when_to_retry() {
     let ann = sessions.join("ann").unwrap();
     let bob = sessions.join("bob").unwrap();
     for _ in 0..20 {
-        sessions.check_message_rate(Some(&ann), "ann").unwrap();
+        ann.check_message_rate().unwrap();
     }
     advance(60 * MS).await;
     // A refusal takes nothing, so asking twice gets the same answer.
-    let retry = Status::from(sessions.check_message_rate(Some(&ann), "ann").unwrap_err());
+    let retry = Status::from(ann.check_message_rate().unwrap_err());
     assert_eq!(retry.metadata().get(RETRY_AFTER_METADATA).unwrap(), "40");
-    let limited = sessions.check_message_rate(Some(&ann), "ann").unwrap_err();
+    let limited = ann.check_message_rate().unwrap_err();
     assert_eq!(
         status(limited),
         (
@@ -269,15 +269,14 @@ async fn message_rate_is_per_session_and_says_when_to_retry() {
             "you are sending messages too fast; try again in 0.1 s".into()
         )
     );
-    // Nobody else is slowed down: not bob, not a legacy client using ann's name elsewhere.
+    // Nobody else is slowed down.
     for _ in 0..20 {
-        sessions.check_message_rate(Some(&bob), "bob").unwrap();
+        bob.check_message_rate().unwrap();
     }
-    sessions.check_message_rate(None, "ann").unwrap();
 
     advance(40 * MS).await;
-    sessions.check_message_rate(Some(&ann), "ann").unwrap();
-    assert!(sessions.check_message_rate(Some(&ann), "ann").is_err());
+    ann.check_message_rate().unwrap();
+    assert!(ann.check_message_rate().is_err());
 }
 
 #[tokio::test(start_paused = true)]
@@ -293,27 +292,9 @@ async fn typing_is_rate_limited_per_session() {
         "you are sending typing notifications too fast; try again in 1.0 s"
     );
     // Typing does not use up the message allowance.
-    sessions.check_message_rate(Some(&ann), "ann").unwrap();
+    ann.check_message_rate().unwrap();
     advance(Duration::from_secs(1)).await;
     ann.check_typing_rate().unwrap();
-}
-
-#[tokio::test(start_paused = true)]
-async fn legacy_posts_are_limited_per_bare_name() {
-    let sessions = Sessions::new(Limits {
-        max_messages_per_sec: 1,
-        message_burst: 2,
-        ..Limits::default()
-    });
-    sessions.check_message_rate(None, "old").unwrap();
-    sessions.check_message_rate(None, "old").unwrap();
-    assert!(matches!(
-        sessions.check_message_rate(None, "old"),
-        Err(ChatError::RateLimited { .. })
-    ));
-    sessions.check_message_rate(None, "other").unwrap();
-    advance(Duration::from_secs(1)).await;
-    sessions.check_message_rate(None, "old").unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -324,8 +305,7 @@ async fn zero_means_unlimited_messages() {
     });
     let ann = sessions.join("ann").unwrap();
     for _ in 0..10_000 {
-        sessions.check_message_rate(Some(&ann), "ann").unwrap();
-        sessions.check_message_rate(None, "old").unwrap();
+        ann.check_message_rate().unwrap();
     }
 }
 

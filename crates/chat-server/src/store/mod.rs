@@ -11,10 +11,11 @@ use std::{
     future::Future,
     path::{Path, PathBuf},
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         mpsc, Arc,
     },
     thread::{self, JoinHandle},
+    time::Duration,
 };
 
 use chat_proto::MessageResponse;
@@ -35,6 +36,15 @@ pub type Committed = Arc<MessageResponse>;
 /// Most rows one read returns, whatever the caller asks: a read holds a blocking thread,
 /// so it stays short. Callers page.
 pub const MAX_READ_ROWS: usize = 1000;
+
+/// Most appends waiting for the writer at once; one more is refused with `Busy`. Four
+/// full batches: while one commit is on its way to disk the next batches fill, and past
+/// that the disk is the bottleneck, so a longer queue would add only latency and memory
+/// (a queued 4 KiB message holds about 9 KiB) and nothing to throughput.
+pub const MAX_QUEUED_APPENDS: usize = 4 * writer::MAX_BATCH;
+
+/// What a refused append is told to wait: about one group commit.
+pub const BUSY_RETRY_AFTER: Duration = Duration::from_millis(200);
 
 /// How hard each commit tries to reach the disk before the append is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -73,6 +83,8 @@ pub enum StoreError {
     Spawn(Arc<std::io::Error>),
     #[error("the message store is closed")]
     Closed,
+    #[error("the message store has {MAX_QUEUED_APPENDS} writes waiting already")]
+    Busy(Duration),
 }
 
 impl StoreError {
@@ -95,6 +107,7 @@ impl PartialEq for StoreError {
             (Sqlite(a), Sqlite(b)) => Arc::ptr_eq(a, b),
             (Spawn(a), Spawn(b)) => Arc::ptr_eq(a, b),
             (Closed, Closed) => true,
+            (Busy(a), Busy(b)) => a == b,
             _ => false,
         }
     }
@@ -129,6 +142,8 @@ struct Counters {
     batches: AtomicU64,
     messages: AtomicU64,
     failed_batches: AtomicU64,
+    /// Appends sent to the writer and not yet taken off its queue.
+    queued: AtomicUsize,
 }
 
 impl MessageStore {
@@ -197,12 +212,30 @@ impl MessageStore {
         &self,
         msg: MessageResponse,
     ) -> impl Future<Output = Result<Committed, StoreError>> + Send + 'static {
+        let queued = self.try_append(msg);
+        async move { queued?.await }
+    }
+
+    /// `append`, telling at once whether the message was queued: refused with `Busy`
+    /// when `MAX_QUEUED_APPENDS` are waiting already (nothing is queued then, so the
+    /// caller can take back the id it assigned), or `Closed`.
+    pub fn try_append(
+        &self,
+        msg: MessageResponse,
+    ) -> Result<impl Future<Output = Result<Committed, StoreError>> + Send + 'static, StoreError>
+    {
+        let queued = &self.inner.counters.queued;
+        queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_QUEUED_APPENDS).then_some(n + 1)
+            })
+            .map_err(|_| StoreError::Busy(BUSY_RETRY_AFTER))?;
         let (done, answer) = oneshot::channel();
-        let queued = self.send(Command::Append(msg, done));
-        async move {
-            queued?;
-            answer.await.map_err(|_| StoreError::Closed)?
+        if let Err(err) = self.send(Command::Append(msg, done)) {
+            queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(err);
         }
+        Ok(async move { answer.await.map_err(|_| StoreError::Closed)? })
     }
 
     /// Records a room, so it outlives a restart even with no messages. Queued now, like

@@ -194,6 +194,43 @@ async fn whatever_is_queued_during_a_commit_goes_into_the_next_one() {
     assert_eq!(*gated.seen.lock().unwrap(), (1..=301).collect::<Vec<_>>());
 }
 
+#[tokio::test]
+async fn a_full_queue_refuses_appends_and_loses_nothing_it_took() {
+    let (_dir, path) = db();
+    let gated = open_gated(&path);
+    // The writer holds the first batch, so everything after it waits in the queue.
+    let first = gated.store.append(msg("general", 1, "first"));
+    gated.entered.recv().unwrap();
+    let queued: Vec<_> = (2..2 + MAX_QUEUED_APPENDS as u64)
+        .map(|id| {
+            gated
+                .store
+                .try_append(msg("general", id, "queued"))
+                .unwrap()
+        })
+        .collect();
+    let over = 2 + MAX_QUEUED_APPENDS as u64;
+    assert_eq!(
+        gated
+            .store
+            .try_append(msg("general", over, "one too many"))
+            .err(),
+        Some(StoreError::Busy(BUSY_RETRY_AFTER))
+    );
+    gated.release.send(()).unwrap();
+    first.await.unwrap();
+    for done in join_all(queued).await {
+        done.unwrap();
+    }
+    // Every accepted append was committed; the queue has room again.
+    assert_eq!(gated.store.stats().messages, 1 + MAX_QUEUED_APPENDS as u64);
+    gated
+        .store
+        .append(msg("general", over, "room again"))
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_are_batched() {
     let (_dir, path) = db();

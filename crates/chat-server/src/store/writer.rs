@@ -72,6 +72,7 @@ impl Writer {
             while let Some(cmd) = next.take() {
                 match cmd {
                     Command::Append(mut msg, done) => {
+                        self.counters.queued.fetch_sub(1, Ordering::AcqRel);
                         // Callers usually fill it already; this thread is the one serial
                         // step of every post, so it formats only what is missing.
                         if msg.message.is_empty() {

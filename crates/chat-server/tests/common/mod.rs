@@ -109,6 +109,18 @@ impl TestServer {
             .unwrap()
     }
 
+    /// A native client whose connection comes from another loopback address (all of
+    /// 127.0.0.0/8 is this machine), so it counts as another client's address.
+    pub async fn client_from(&self, local: &str) -> ChatServiceClient<Channel> {
+        let channel = Channel::from_shared(self.url())
+            .unwrap()
+            .local_address(Some(local.parse().unwrap()))
+            .connect()
+            .await
+            .unwrap();
+        ChatServiceClient::new(channel)
+    }
+
     /// grpc-web over HTTP/1.1, as most browsers reach a plain-HTTP server.
     pub fn web(&self) -> GrpcWeb {
         GrpcWeb {
