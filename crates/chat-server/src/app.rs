@@ -54,14 +54,26 @@ pub async fn router(
         health.set_not_serving::<ChatServiceServer<ChatApi>>().await;
     });
 
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(io::Error::other)?;
+    // Reflection answers in both versions of its protocol (grpcurl and grpcui of today ask
+    // v1; older ones and Postman ask v1alpha), and either lists every service: the chat,
+    // health, and both reflections.
+    let described = || {
+        tonic_reflection::server::Builder::configure()
+            .include_reflection_service(false)
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            )
+    };
+    let reflection = described().build_v1().map_err(io::Error::other)?;
+    let reflection_v1alpha = described().build_v1alpha().map_err(io::Error::other)?;
 
     let grpc = tonic::service::Routes::new(chat)
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .prepare()
         .into_axum_router()
         .layer(tonic_web::GrpcWebLayer::new());

@@ -37,7 +37,7 @@ pub struct Config {
 
     /// The SQLite database holding every room and message (created if missing; WAL mode,
     /// so expect PATH-wal and PATH-shm beside it).
-    #[arg(long, env = "CHAT_DB", default_value = "chat.db")]
+    #[arg(long, env = "CHAT_DB", default_value = "chat.db", global = true)]
     pub db: PathBuf,
 
     /// When a commit counts as durable: `full` survives power loss (fsync per group
@@ -106,6 +106,17 @@ pub struct Config {
     /// Largest accepted request message, in bytes; bigger frames are refused.
     #[arg(long, env = "CHAT_MAX_REQUEST_BYTES", default_value_t = 16 * 1024)]
     pub max_request_bytes: usize,
+
+    /// How log lines are written to stderr: `text` for people, `json` (one object per
+    /// line) for log shippers.
+    #[arg(long, env = "CHAT_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,8 +1,9 @@
-//! `chat-server`: parses the config, binds, serves until Ctrl-C or SIGTERM.
-use std::{io::IsTerminal, time::Duration};
+//! `chat-server`: parses the config, binds, serves until Ctrl-C or SIGTERM; or, given an
+//! operation (`backup FILE`, `check`), does that to the database and exits.
+use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration};
 
-use chat_server::{app, Config, Shutdown};
-use clap::Parser;
+use chat_server::{app, config::LogFormat, store::maintenance, Config, Shutdown};
+use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -12,14 +13,96 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// How long open connections get to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+#[derive(Debug, Parser)]
+#[command(
+    name = "chat-server",
+    version,
+    about = "Real-time chat over gRPC and grpc-web"
+)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    operation: Option<Operation>,
+}
+
+/// What an operator does to the database (`--db`) instead of serving; safe while another
+/// chat-server serves from it.
+#[derive(Debug, Subcommand)]
+enum Operation {
+    /// Copy the database to FILE (a new file) as one consistent snapshot, while the server
+    /// keeps running: SQLite's online backup. Restore by stopping the server and putting
+    /// FILE in the database's place.
+    Backup { file: PathBuf },
+    /// Check the database for corruption (SQLite's integrity_check): exit status 0 when
+    /// sound, 1 when not (what is wrong goes to stderr), 2 when it cannot be read.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let Cli { config, operation } = Cli::parse();
+    init_logs(config.log_format);
+    match operation {
+        None => serve(config),
+        Some(Operation::Backup { file }) => match maintenance::backup(&config.db, &file) {
+            Ok(()) => {
+                eprintln!("backed up {} to {}", config.db.display(), file.display());
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("chat-server backup: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Operation::Check) => match maintenance::check(&config.db) {
+            Ok(problems) if problems.is_empty() => {
+                eprintln!("{}: ok", config.db.display());
+                ExitCode::SUCCESS
+            }
+            Ok(problems) => {
+                eprintln!("{}: damaged", config.db.display());
+                for problem in problems {
+                    eprintln!("  {problem}");
+                }
+                ExitCode::from(1)
+            }
+            Err(err) => {
+                eprintln!("chat-server check: {err}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+/// Logs go to stderr: for people (colours on a terminal) or one JSON object per line for
+/// log shippers, each event's fields at the top level.
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+}
+
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
-    let config = Config::parse();
+async fn serve(config: Config) -> ExitCode {
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(%err, "chat-server stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> std::io::Result<()> {
     let listener = TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, static_dir = ?config.static_dir, "chat-server listening");
 

@@ -204,7 +204,7 @@ impl ChatService for ChatApi {
         self.budgets.sign_in(client_ip(&request).as_ref())?;
         let name = validate::username(&request.get_ref().username)?;
         let session = self.sessions.join(name)?;
-        tracing::info!(name, "joined");
+        tracing::info!(name, session = session.id(), "joined");
         Ok(Response::new(JoinResponse {
             token: session.token().to_owned(),
             username: session.name().to_owned(),
@@ -219,7 +219,7 @@ impl ChatService for ChatApi {
     ) -> Result<Response<LeaveResponse>, Status> {
         let session = self.signed_in(&request, "Leave")?;
         self.sessions.leave(&session);
-        tracing::info!(name = session.name(), "left");
+        tracing::info!(name = session.name(), session = session.id(), "left");
         Ok(Response::new(LeaveResponse {}))
     }
 

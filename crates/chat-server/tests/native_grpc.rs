@@ -303,6 +303,23 @@ async fn health_and_reflection_answer() {
         .unwrap();
     assert_eq!(res.into_inner().status(), ServingStatus::Serving);
 
+    let mut listed = reflection_v1(&server).await;
+    listed.sort();
+    assert_eq!(listed, SERVICES, "v1");
+    let mut listed = reflection_v1alpha(&server).await;
+    listed.sort();
+    assert_eq!(listed, SERVICES, "v1alpha");
+}
+
+/// What reflection lists, in either version: the chat, health, and both reflections.
+const SERVICES: [&str; 4] = [
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "grpcchat.ChatService",
+];
+
+async fn reflection_v1(server: &TestServer) -> Vec<String> {
     use tonic_reflection::pb::v1::{
         server_reflection_client::ServerReflectionClient,
         server_reflection_request::MessageRequest as R,
@@ -323,10 +340,31 @@ async fn health_and_reflection_answer() {
     else {
         panic!("expected a service list");
     };
-    assert!(list
-        .service
-        .iter()
-        .any(|s| s.name == "grpcchat.ChatService"));
+    list.service.into_iter().map(|s| s.name).collect()
+}
+
+async fn reflection_v1alpha(server: &TestServer) -> Vec<String> {
+    use tonic_reflection::pb::v1alpha::{
+        server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest as R,
+        server_reflection_response::MessageResponse as Res, ServerReflectionRequest,
+    };
+    let mut reflection = ServerReflectionClient::new(server.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(R::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Res::ListServicesResponse(list)) =
+        responses.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a service list");
+    };
+    list.service.into_iter().map(|s| s.name).collect()
 }
 
 #[tokio::test]

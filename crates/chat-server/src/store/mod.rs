@@ -21,6 +21,7 @@ use std::{
 use chat_proto::MessageResponse;
 use tokio::sync::oneshot;
 
+pub mod maintenance;
 mod reader;
 mod schema;
 #[cfg(test)]

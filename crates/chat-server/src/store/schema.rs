@@ -20,7 +20,7 @@ pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// How long a connection waits on another's lock (a checkpoint, a second process) before
 /// reporting an error instead.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Step `i` takes a database from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[V1, V2];
