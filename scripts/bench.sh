@@ -44,6 +44,10 @@ SERVER_FLAGS=()
 if grep -q -- '--max-messages-per-sec' <<<"$HELP"; then
   SERVER_FLAGS+=(--max-messages-per-sec 0) # the senders are the load, not abuse
 fi
+if grep -q -- '--max-connections-per-ip' <<<"$HELP"; then
+  # Every subscriber connects from 127.0.0.1: the caps are for strangers, not the load.
+  SERVER_FLAGS+=(--max-connections 0 --max-connections-per-ip 0)
+fi
 
 # Below Linux's ephemeral range (32768-60999), so no client socket of an earlier run holds it.
 free_port() {

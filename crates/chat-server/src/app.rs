@@ -4,7 +4,7 @@
 //! Only gRPC requests go through the grpc-web layer: tonic-web answers 400 to any plain
 //! HTTP/1.1 request, which would break static files. So requests are dispatched on their
 //! content type first; CORS wraps both, because preflights carry no gRPC content type.
-use std::io;
+use std::{io, time::Duration};
 
 use axum::{
     extract::{Request, State},
@@ -22,6 +22,7 @@ use crate::{
     client_addr::{ClientIp, PeerAddr, TrustedProxies},
     config::Config,
     connection,
+    connection_caps::ConnectionCaps,
     hub::{HubSettings, RoomHub},
     service::ChatApi,
     sessions::Sessions,
@@ -118,7 +119,12 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) ->
         std::time::Duration::from_millis(config.stall_timeout_ms.max(1)),
         shutdown.clone(),
     ));
-    let served = connection::accept_loop(listener, app, shutdown).await;
+    let limits = connection::ConnectionLimits {
+        caps: ConnectionCaps::new(config.max_connections, config.max_connections_per_ip),
+        header_read_timeout: Duration::from_millis(config.header_read_timeout_ms.max(1)),
+        idle_timeout: Duration::from_secs(config.idle_timeout_secs.max(1)),
+    };
+    let served = connection::accept_loop(listener, app, limits, shutdown).await;
     hub.close().await;
     served
 }

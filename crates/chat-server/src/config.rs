@@ -103,6 +103,27 @@ pub struct Config {
     #[arg(long, env = "CHAT_SIGN_IN_BURST", default_value_t = 5)]
     pub sign_in_burst: u32,
 
+    /// Connections the server holds at once; more are closed as soon as they are
+    /// accepted. 0 = no cap.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Connections one address (the TCP peer: behind a proxy, the proxy) may hold at
+    /// once; more are closed as soon as they are accepted. 0 = no cap.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_IP", default_value_t = 64)]
+    pub max_connections_per_ip: usize,
+
+    /// An HTTP/1.1 client gets this long to send a request's headers, counted from when
+    /// the connection starts waiting for them (so it also closes idle keep-alive
+    /// connections). Slowloris connections end this quickly.
+    #[arg(long, env = "CHAT_HEADER_READ_TIMEOUT_MS", default_value_t = 5_000)]
+    pub header_read_timeout_ms: u64,
+
+    /// A connection (HTTP/1.1 or HTTP/2) with no request in flight for this long is
+    /// closed. An open stream is a request in flight, so streams are never cut by it.
+    #[arg(long, env = "CHAT_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+
     /// Largest accepted request message, in bytes; bigger frames are refused.
     #[arg(long, env = "CHAT_MAX_REQUEST_BYTES", default_value_t = 16 * 1024)]
     pub max_request_bytes: usize,

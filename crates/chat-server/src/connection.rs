@@ -7,8 +7,11 @@
 //! (see `fanout::Fanout::cut_off_stalled`) and needs a way to end the connection itself:
 //! every accepted socket is wrapped in `KillableIo`, and its `Connection` handle rides in
 //! each request's extensions down to the subscription. Owning the loop also lets us turn
-//! on HTTP/2 keepalive pings, so dead native clients are noticed too.
+//! on HTTP/2 keepalive pings, so dead native clients are noticed too, and is where
+//! connections are capped (`connection_caps`) and slow or idle ones timed out (hyper's
+//! HTTP/1.1 header-read timeout, `idle_timeout`).
 use std::{
+    convert::Infallible,
     io,
     pin::Pin,
     sync::{
@@ -33,7 +36,10 @@ use tokio::{
 };
 use tower::ServiceExt;
 
-use crate::{client_addr::PeerAddr, shutdown::Shutdown};
+use crate::{
+    client_addr::PeerAddr, connection_caps::ConnectionCaps, idle_timeout::InFlight,
+    shutdown::Shutdown,
+};
 
 /// How often an HTTP/2 connection is pinged, and how long a ping may go unanswered.
 const H2_KEEPALIVE: Duration = Duration::from_secs(20);
@@ -126,13 +132,34 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for KillableIo<T> {
     }
 }
 
+/// What the accept loop enforces on every connection.
+#[derive(Clone)]
+pub struct ConnectionLimits {
+    pub caps: ConnectionCaps,
+    /// hyper's HTTP/1.1 header-read timeout. hyper starts it whenever the connection
+    /// waits for a request head, so it bounds idle keep-alive as well as slowloris.
+    pub header_read_timeout: Duration,
+    /// See `idle_timeout`; a connection's first request must come within
+    /// `header_read_timeout`.
+    pub idle_timeout: Duration,
+}
+
 /// Accepts connections until `shutdown`, then waits for the open ones to finish (streams
 /// end on their own at shutdown).
-pub async fn accept_loop(listener: TcpListener, app: Router, shutdown: Shutdown) -> io::Result<()> {
+pub async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: Shutdown,
+) -> io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // hyper's smallest read buffer: an idle subscriber's connection keeps one, and chat
     // requests are small.
-    builder.http1().max_buf_size(8192);
+    builder
+        .http1()
+        .max_buf_size(8192)
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -152,27 +179,49 @@ pub async fn accept_loop(listener: TcpListener, app: Router, shutdown: Shutdown)
             },
             _ = shutdown.wait() => break,
         };
+        // Over a cap: closed at once, before anything is read or allocated for it.
+        let slot = match limits.caps.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(over) => {
+                tracing::debug!(%peer, ?over, refused = limits.caps.refused(), "connection refused: over the cap");
+                drop(tcp);
+                continue;
+            }
+        };
         // Chat messages are small and latency matters more than packet count.
         let _ = tcp.set_nodelay(true);
         let connection = Connection::default();
+        let in_flight = InFlight::default();
         let io = TokioIo::new(KillableIo {
             io: tcp,
             connection: connection.clone(),
         });
-        let service = app
-            .clone()
-            .map_request(move |mut req: http::Request<Incoming>| {
+        let service = {
+            let (app, in_flight) = (app.clone(), in_flight.clone());
+            tower::service_fn(move |mut req: http::Request<Incoming>| {
                 req.extensions_mut().insert(connection.clone());
                 req.extensions_mut().insert(PeerAddr(peer));
-                req
-            });
+                let guard = in_flight.start();
+                let response = app.clone().oneshot(req);
+                async move { Ok::<_, Infallible>(InFlight::track(response.await?, guard)) }
+            })
+        };
         let conn = builder
             .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
             .into_owned();
         let conn = graceful.watch(conn);
+        let (first_request_timeout, idle_timeout) =
+            (limits.header_read_timeout, limits.idle_timeout);
         tokio::spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!(%err, "connection ended with an error");
+            let _slot = slot;
+            tokio::select! {
+                ended = conn => if let Err(err) = ended {
+                    tracing::debug!(%err, "connection ended with an error");
+                },
+                // Nothing in flight, so dropping the connection cuts nothing short.
+                _ = in_flight.idle_for(first_request_timeout, idle_timeout) => {
+                    tracing::debug!(%peer, "closed a connection idle for {idle_timeout:?}");
+                }
             }
         });
     }
