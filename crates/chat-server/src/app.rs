@@ -18,6 +18,7 @@ use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
+    accounts::Accounts,
     address_budgets::AddressBudgets,
     client_addr::{ClientIp, PeerAddr, TrustedProxies},
     config::Config,
@@ -28,6 +29,7 @@ use crate::{
     sessions::Sessions,
     shutdown::Shutdown,
     static_files,
+    store::AccountStore,
 };
 
 #[derive(Clone)]
@@ -41,11 +43,11 @@ struct Dispatch {
 pub async fn router(
     config: &Config,
     hub: RoomHub,
-    sessions: Sessions,
+    accounts: Accounts,
     shutdown: Shutdown,
 ) -> io::Result<Router> {
     let budgets = AddressBudgets::new(config.budget_settings());
-    let chat = ChatServiceServer::new(ChatApi::new(hub, sessions, budgets, config.heartbeat_ms))
+    let chat = ChatServiceServer::new(ChatApi::new(hub, accounts, budgets, config.heartbeat_ms))
         .max_decoding_message_size(config.max_request_bytes);
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -101,13 +103,18 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) ->
         queue_len: config.subscriber_queue,
     })
     .map_err(io::Error::other)?;
-    let sessions = Sessions::new(config.limits());
+    // After the hub: opening the message store creates or upgrades the database.
+    let account_store =
+        AccountStore::open(&config.db, config.db_sync.into()).map_err(io::Error::other)?;
+    let accounts = Accounts::open(account_store, Sessions::new(config.limits()))
+        .await
+        .map_err(io::Error::other)?;
     tokio::spawn(
-        sessions
+        accounts
             .clone()
             .sweep_every(SESSION_SWEEP, shutdown.clone()),
     );
-    let app = router(&config, hub.clone(), sessions, shutdown.clone()).await?;
+    let app = router(&config, hub.clone(), accounts, shutdown.clone()).await?;
     {
         let (hub, shutdown) = (hub.clone(), shutdown.clone());
         tokio::spawn(async move {

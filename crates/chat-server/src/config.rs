@@ -74,9 +74,20 @@ pub struct Config {
     #[arg(long, env = "CHAT_MAX_STREAMS_PER_SESSION", default_value_t = 8)]
     pub max_streams_per_session: usize,
 
-    /// A session with no call and no open stream for this long ends, freeing its name.
+    /// A guest session with no call and no open stream for this long ends, freeing its
+    /// name.
     #[arg(long, env = "CHAT_SESSION_IDLE_SECS", default_value_t = 1800)]
     pub session_idle_secs: u64,
+
+    /// An account's session with no call and no open stream for this long ends (the
+    /// person signs in again). Default: 30 days.
+    #[arg(long, env = "CHAT_ACCOUNT_SESSION_IDLE_SECS", default_value_t = 30 * 24 * 3600)]
+    pub account_session_idle_secs: u64,
+
+    /// Most live sessions (guests and accounts together); Join, SignIn and Register past
+    /// it are refused (RESOURCE_EXHAUSTED) until sessions idle out.
+    #[arg(long, env = "CHAT_MAX_SESSIONS", default_value_t = 100_000)]
+    pub max_sessions: usize,
 
     /// A Subscribe stream quiet for this long gets a heartbeat, so clients can tell a quiet
     /// room from a dead connection and idle proxies keep it open. 0 turns them off.
@@ -200,6 +211,8 @@ impl Config {
             message_burst: self.message_burst,
             max_streams_per_session: self.max_streams_per_session,
             session_idle: Duration::from_secs(self.session_idle_secs),
+            account_session_idle: Duration::from_secs(self.account_session_idle_secs),
+            max_sessions: self.max_sessions,
             ..Limits::default()
         }
     }

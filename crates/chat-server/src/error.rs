@@ -3,7 +3,9 @@
 use tonic::Status;
 
 use crate::{
+    guessing::Guesser,
     limits::{Action, RetryAfter, RETRY_AFTER_METADATA},
+    passwords::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS},
     store::StoreError,
     validate::{MAX_NAME_CHARS, MAX_ROOM_CHARS, MAX_TEXT_BYTES},
 };
@@ -73,6 +75,38 @@ pub enum ChatError {
     RoomNeedsSignIn(String),
     #[error("you have created as many rooms as allowed for now; try again in {0}, or use an existing room")]
     TooManyNewRooms(RetryAfter),
+    #[error("the name {0:?} is registered; sign in with its password, or pick another name")]
+    NameRegistered(String),
+    #[error("{0:?} is a registered name; sign in to post as it")]
+    NameRegisteredBare(String),
+    #[error("password is required")]
+    PasswordMissing,
+    #[error("password is too short ({0} characters); use at least {MIN_PASSWORD_CHARS}")]
+    PasswordTooShort(usize),
+    #[error("password is too long ({0} bytes); at most {MAX_PASSWORD_BYTES} bytes are allowed")]
+    PasswordTooLong(usize),
+    #[error("wrong name or password")]
+    WrongPassword,
+    #[error("your current password is wrong; the password was not changed")]
+    WrongCurrentPassword,
+    #[error("too many password attempts {who}; try again in {retry_after}")]
+    Guessing {
+        who: Guesser,
+        retry_after: RetryAfter,
+    },
+    #[error("{0} is for accounts, and you are signed in as a guest; register the name first")]
+    GuestNotAccount(&'static str),
+    #[error(
+        "the server already has {limit} sessions, the most it allows; try again in {retry_after}"
+    )]
+    TooManySessions {
+        limit: usize,
+        retry_after: RetryAfter,
+    },
+    #[error("the server is busy checking other passwords; try again in {retry_after}")]
+    PasswordsBusy { retry_after: RetryAfter },
+    #[error("could not read or save accounts and sessions ({0}); try again")]
+    AccountStore(StoreError),
 }
 
 impl From<StoreError> for ChatError {
@@ -122,7 +156,9 @@ impl From<ChatError> for Status {
             RateLimited { retry_after, .. }
             | TooManySignIns(retry_after)
             | AnonymousPostsTooFast(retry_after)
-            | TooManyNewRooms(retry_after) => {
+            | TooManyNewRooms(retry_after)
+            | Guessing { retry_after, .. }
+            | TooManySessions { retry_after, .. } => {
                 with_retry_after(Status::resource_exhausted(msg), retry_after)
             }
             // Nothing was queued; the same request shortly after is exactly right.
@@ -130,6 +166,22 @@ impl From<ChatError> for Status {
             // The room is missing, not the caller's rights: it could exist, and a
             // signed-in caller would have created it.
             RoomNeedsSignIn(_) => Status::not_found(msg),
+            // The name exists and is not this caller's: a guest cannot have it.
+            NameRegistered(_) => Status::already_exists(msg),
+            NameRegisteredBare(_) => Status::permission_denied(msg),
+            PasswordMissing | PasswordTooShort(_) | PasswordTooLong(_) => {
+                Status::invalid_argument(msg)
+            }
+            WrongPassword => Status::unauthenticated(msg),
+            // The caller is signed in; UNAUTHENTICATED would tell a client its session
+            // is gone.
+            WrongCurrentPassword => Status::permission_denied(msg),
+            GuestNotAccount(_) => Status::failed_precondition(msg),
+            // The server is overloaded for a moment, nothing is wrong with the request.
+            PasswordsBusy { retry_after } => {
+                with_retry_after(Status::unavailable(msg), retry_after)
+            }
+            AccountStore(_) => Status::unavailable(msg),
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::{
     connection::Connection,
     error::ChatError,
     room::Room,
-    sessions::StreamGuard,
+    sessions::{Sender, StreamGuard},
     store::{Committed, Durability, MessageStore},
     subscription::{Subscription, SubscriptionParts},
 };
@@ -128,10 +128,10 @@ impl RoomHub {
     pub async fn post(
         &self,
         room: &str,
-        username: &str,
+        sender: Sender<'_>,
         text: &str,
     ) -> Result<Committed, ChatError> {
-        let posted = self.room(room)?.post(&self.inner.store, username, text)?;
+        let posted = self.room(room)?.post(&self.inner.store, sender, text)?;
         Ok(posted.await?)
     }
 

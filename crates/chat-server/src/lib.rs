@@ -3,7 +3,10 @@
 //! `app` (HTTP: grpc-web layer, CORS, static files) -> `service` (gRPC handlers) ->
 //! `hub` (rooms by name) -> `room` (ids, presence) -> `store` (SQLite, group commit) ->
 //! `fanout` (the room's ring of encoded events) -> `subscription` (one subscriber's stream).
+//! Who is speaking: `sessions` (the in-memory registry every call checks) and `accounts`
+//! (Join, Register, SignIn, ...: `passwords`, `guessing`, and the sessions kept in `store`).
 
+pub mod accounts;
 pub mod address_budgets;
 pub mod app;
 pub mod client_addr;
@@ -12,9 +15,11 @@ pub mod connection;
 pub mod connection_caps;
 pub mod error;
 pub mod fanout;
+pub mod guessing;
 pub mod hub;
 pub mod idle_timeout;
 pub mod limits;
+pub mod passwords;
 pub mod room;
 pub mod service;
 pub mod sessions;

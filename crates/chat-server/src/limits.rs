@@ -20,8 +20,13 @@ pub struct Limits {
     pub typing_burst: u32,
     /// Streams (Broadcast, Subscribe) one session may hold open at once.
     pub max_streams_per_session: usize,
-    /// A session with no call and no open stream for this long ends, freeing its name.
+    /// A guest session with no call and no open stream for this long ends, freeing its
+    /// name.
     pub session_idle: Duration,
+    /// The same for an account's session (the name stays the account's).
+    pub account_session_idle: Duration,
+    /// Most live sessions, guests and accounts together; more are refused.
+    pub max_sessions: usize,
 }
 
 impl Default for Limits {
@@ -33,6 +38,8 @@ impl Default for Limits {
             typing_burst: 3,
             max_streams_per_session: 8,
             session_idle: Duration::from_secs(30 * 60),
+            account_session_idle: Duration::from_secs(30 * 24 * 3600),
+            max_sessions: 100_000,
         }
     }
 }

@@ -22,6 +22,7 @@ use chat_proto::{chat_event::Event, encode_message, Encoded, MessageResponse, Pr
 use crate::{
     connection::Connection,
     fanout::{Entry, Fanout, Reader},
+    sessions::Sender,
     store::{display_form, Committed, MessageStore, StoreError},
 };
 
@@ -57,7 +58,7 @@ impl Room {
     pub fn post(
         &self,
         store: &MessageStore,
-        username: &str,
+        sender: Sender<'_>,
         text: &str,
     ) -> Result<impl Future<Output = Result<Committed, StoreError>> + Send + 'static, StoreError>
     {
@@ -69,13 +70,13 @@ impl Room {
             .map(|d| d.as_millis() as i64)
             .unwrap_or_default();
         let queued = store.try_append(MessageResponse {
-            message: display_form(username, text),
+            message: display_form(sender.name, text),
             id: *assigned,
-            username: username.to_owned(),
+            username: sender.name.to_owned(),
             room: self.name.to_string(),
             text: text.to_owned(),
             sent_at_ms,
-            guest: false,
+            guest: sender.guest,
         });
         if queued.is_err() {
             *assigned -= 1;

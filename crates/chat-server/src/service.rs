@@ -10,20 +10,22 @@ use chat_proto::{
     chat_event::Event,
     server::chat_service_server::ChatService,
     server_wire::{ChatEvent, MessageResponse},
-    Encoded, HistoryRequest, HistoryResponse, JoinRequest, JoinResponse, LeaveRequest,
-    LeaveResponse, ListRoomsRequest, ListRoomsResponse, MessageRequest, SubscribeRequest,
-    TypingEvent, TypingRequest, TypingResponse,
+    ChangePasswordRequest, ChangePasswordResponse, Encoded, HistoryRequest, HistoryResponse,
+    JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest, ListRoomsResponse,
+    MessageRequest, RegisterRequest, SignInRequest, SignOutEverywhereRequest,
+    SignOutEverywhereResponse, SubscribeRequest, TypingEvent, TypingRequest, TypingResponse,
 };
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
+    accounts::Accounts,
     address_budgets::AddressBudgets,
     client_addr::ClientIp,
     connection::Connection,
     error::ChatError,
     hub::{self, RoomHub},
-    sessions::{Session, Sessions},
+    sessions::{Sender, Session, Sessions, Started},
     validate,
 };
 
@@ -37,6 +39,7 @@ type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + '
 pub struct ChatApi {
     hub: RoomHub,
     sessions: Sessions,
+    accounts: Accounts,
     budgets: AddressBudgets,
     heartbeat: Option<Duration>,
 }
@@ -44,16 +47,28 @@ pub struct ChatApi {
 impl ChatApi {
     pub fn new(
         hub: RoomHub,
-        sessions: Sessions,
+        accounts: Accounts,
         budgets: AddressBudgets,
         heartbeat_ms: u32,
     ) -> Self {
         ChatApi {
             hub,
-            sessions,
+            sessions: accounts.sessions().clone(),
+            accounts,
             budgets,
             heartbeat: (heartbeat_ms > 0).then(|| Duration::from_millis(heartbeat_ms.into())),
         }
+    }
+
+    /// The answer to Join, Register and SignIn.
+    fn started(&self, started: Started) -> Response<JoinResponse> {
+        let kind = started.session.kind();
+        Response::new(JoinResponse {
+            token: started.token,
+            username: started.session.name().to_owned(),
+            idle_timeout_ms: self.sessions.idle_time(kind).as_millis() as u64,
+            guest: started.session.is_guest(),
+        })
     }
 
     fn signed_in<T>(&self, request: &Request<T>, what: &'static str) -> Result<Session, ChatError> {
@@ -74,14 +89,14 @@ impl ChatService for ChatApi {
         let req = request.into_inner();
         let room = validate::room(&req.room)?;
         let text = validate::text(&req.message)?;
-        let name = sender(
+        let sender = sender(
             &self.sessions,
             &self.budgets,
             session.as_ref(),
             &req.username,
             client,
         )?;
-        let msg = self.hub.post(room, name, text).await?;
+        let msg = self.hub.post(room, sender, text).await?;
         Ok(Response::new(Encoded::new(&*msg)))
     }
 
@@ -203,14 +218,9 @@ impl ChatService for ChatApi {
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
         self.budgets.sign_in(client_ip(&request).as_ref())?;
         let name = validate::username(&request.get_ref().username)?;
-        let session = self.sessions.join(name)?;
-        tracing::info!(name, session = session.id(), "joined");
-        Ok(Response::new(JoinResponse {
-            token: session.token().to_owned(),
-            username: session.name().to_owned(),
-            idle_timeout_ms: self.sessions.limits().session_idle.as_millis() as u64,
-            guest: true,
-        }))
+        let started = self.accounts.join(name).await?;
+        tracing::info!(name, session = started.session.id(), "joined");
+        Ok(self.started(started))
     }
 
     async fn leave(
@@ -218,7 +228,7 @@ impl ChatService for ChatApi {
         request: Request<LeaveRequest>,
     ) -> Result<Response<LeaveResponse>, Status> {
         let session = self.signed_in(&request, "Leave")?;
-        self.sessions.leave(&session);
+        self.accounts.leave(&session).await?;
         tracing::info!(name = session.name(), session = session.id(), "left");
         Ok(Response::new(LeaveResponse {}))
     }
@@ -238,30 +248,54 @@ impl ChatService for ChatApi {
 
     async fn register(
         &self,
-        _request: Request<chat_proto::RegisterRequest>,
+        request: Request<RegisterRequest>,
     ) -> Result<Response<JoinResponse>, Status> {
-        Err(Status::unimplemented("accounts are not available yet"))
+        self.budgets.sign_in(client_ip(&request).as_ref())?;
+        let caller = self.sessions.authenticate(request.metadata())?;
+        let req = request.get_ref();
+        let name = validate::username(&req.username)?;
+        let started = self
+            .accounts
+            .register(caller.as_ref(), name, &req.password)
+            .await?;
+        tracing::info!(name, "registered");
+        Ok(self.started(started))
     }
 
     async fn sign_in(
         &self,
-        _request: Request<chat_proto::SignInRequest>,
+        request: Request<SignInRequest>,
     ) -> Result<Response<JoinResponse>, Status> {
-        Err(Status::unimplemented("accounts are not available yet"))
+        let ip = client_ip(&request);
+        self.budgets.sign_in(ip.as_ref())?;
+        let req = request.get_ref();
+        let name = validate::username(&req.username)?;
+        let started = self.accounts.sign_in(name, &req.password, ip).await?;
+        Ok(self.started(started))
     }
 
     async fn change_password(
         &self,
-        _request: Request<chat_proto::ChangePasswordRequest>,
-    ) -> Result<Response<chat_proto::ChangePasswordResponse>, Status> {
-        Err(Status::unimplemented("accounts are not available yet"))
+        request: Request<ChangePasswordRequest>,
+    ) -> Result<Response<ChangePasswordResponse>, Status> {
+        let session = self.signed_in(&request, "ChangePassword")?;
+        let ip = client_ip(&request);
+        let req = request.get_ref();
+        self.accounts
+            .change_password(&session, &req.old_password, &req.new_password, ip)
+            .await?;
+        Ok(Response::new(ChangePasswordResponse {}))
     }
 
     async fn sign_out_everywhere(
         &self,
-        _request: Request<chat_proto::SignOutEverywhereRequest>,
-    ) -> Result<Response<chat_proto::SignOutEverywhereResponse>, Status> {
-        Err(Status::unimplemented("accounts are not available yet"))
+        request: Request<SignOutEverywhereRequest>,
+    ) -> Result<Response<SignOutEverywhereResponse>, Status> {
+        let session = self.signed_in(&request, "SignOutEverywhere")?;
+        let ended = self.accounts.sign_out_everywhere(&session).await?;
+        Ok(Response::new(SignOutEverywhereResponse {
+            sessions_ended: ended as u32,
+        }))
     }
 
     async fn typing(
@@ -297,12 +331,12 @@ fn sender<'a>(
     session: Option<&'a Session>,
     body_name: &'a str,
     client: Option<ClientIp>,
-) -> Result<&'a str, ChatError> {
-    let name = sessions.sender(session, body_name)?;
+) -> Result<Sender<'a>, ChatError> {
+    let sender = sessions.sender(session, body_name)?;
     if session.is_none() {
         budgets.anonymous_post(client.as_ref())?;
     }
-    Ok(name)
+    Ok(sender)
 }
 
 /// Checks a Broadcast request against the stream's user and room; `Some(text)` when

@@ -1,19 +1,18 @@
-//! Who is speaking. `Join` trades a name for a secret token; later calls present it as
+//! Who is speaking. `Join` (a guest), `SignIn` and `Register` (an account) each start a
+//! session and hand out its secret token; later calls present it as
 //! `authorization: Bearer <token>` and the server takes the sender's name from it, so
-//! nobody can post as someone who is signed in. A session ends on `Leave`, or after
-//! `Limits::session_idle` with no call and no open stream, and that frees its name.
+//! nobody can post as someone who is signed in. A guest's name is held while its session
+//! lives; a registered name is its account's for good, for any number of its sessions.
 //!
-//! The registry is one std Mutex held for a map lookup and never across an await. Each
-//! session's rate limiters have their own lock, so posting never waits on the registry
-//! or on anyone else's session.
+//! This registry is the fast path: every call is checked here, in memory, under one std
+//! Mutex held for a map lookup and never across an await. `accounts` mirrors it into the
+//! database (`Swept` says what to write), so a restart signs nobody out. Each session's
+//! rate limiters have their own lock, so posting never waits on the registry.
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     fmt,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
-    time::Duration,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use tokio::time::Instant;
@@ -21,13 +20,30 @@ use tonic::metadata::MetadataMap;
 
 use crate::{
     error::ChatError,
-    limits::{Action, Limits, RateLimiter, RetryAfter},
-    shutdown::Shutdown,
+    limits::{Limits, RetryAfter},
+    store::StoredSession,
     validate,
 };
 
-/// Random bytes per token: 256 bits, twice the 128 the protocol promises.
-const TOKEN_BYTES: usize = 32;
+mod session;
+pub mod token;
+
+pub use session::{Kind, Session};
+use token::{bearer_token, new_token, TokenHash};
+
+/// Activity is written to the database at most this often per session: a restart may
+/// take up to this much off a session's idle time, never more.
+pub const RECORD_ACTIVITY_EVERY: Duration = Duration::from_secs(60);
+
+/// A refusal for `--max-sessions` says to come back after this long: sessions free up
+/// as they idle out, which the sweeper notices every few seconds.
+const SESSIONS_FULL_RETRY: Duration = Duration::from_secs(30);
+
+/// The form names are compared in, and the key of the accounts table. Valid names are
+/// ASCII (see `validate::username`).
+pub fn name_key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
 
 /// The session registry; cheap to clone, every clone sees the same sessions.
 #[derive(Clone)]
@@ -36,48 +52,108 @@ pub struct Sessions {
     limits: Arc<Limits>,
 }
 
+/// A session just started: its handle, and the token to give the client (once).
+pub struct Started {
+    pub session: Session,
+    pub token: String,
+}
+
+/// Leaves the token out, so logging it never leaks it.
+impl fmt::Debug for Started {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Started")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the database should learn after a sweep.
+#[derive(Debug, Default)]
+pub struct Swept {
+    /// Sessions that idled out.
+    pub ended: Vec<Session>,
+    /// Sessions active since their activity was last recorded, with their last activity
+    /// in ms since the Unix epoch.
+    pub active: Vec<(TokenHash, i64)>,
+}
+
 struct State {
-    /// Keyed by `name_key`: "Ann" and "ann" are one name, so nobody can pass for
-    /// someone else by changing case.
-    by_name: HashMap<String, Entry>,
-    /// Token -> name. Each live session is in both maps.
-    names_by_token: HashMap<String, String>,
+    /// Every live session, by the hash of its token.
+    by_token: HashMap<TokenHash, Entry>,
+    /// `name_key` -> the live sessions speaking as it: one for a guest, any number for
+    /// an account.
+    by_name: HashMap<String, Vec<TokenHash>>,
+    /// `name_key` of every registered account, so a guest or a token-less client is
+    /// refused a registered name without a database read.
+    registered: HashSet<String>,
     next_id: u64,
 }
 
 struct Entry {
     session: Session,
-    last_active: Instant,
+    /// When it idles out, unless a stream is open: last activity plus its kind's idle
+    /// time. Kept as a deadline so a session restored from the database never needs an
+    /// instant from before this process (or the machine) started.
+    idle_deadline: Instant,
+    /// `idle_deadline` as last written to the database.
+    recorded_deadline: Instant,
     open_streams: usize,
 }
 
 impl Entry {
-    fn expired(&self, now: Instant, idle: Duration) -> bool {
-        self.open_streams == 0 && now.saturating_duration_since(self.last_active) >= idle
+    fn expired(&self, now: Instant) -> bool {
+        self.open_streams == 0 && now >= self.idle_deadline
     }
-}
-
-/// The form names are compared in. Valid names are ASCII (see `validate::username`).
-fn name_key(name: &str) -> String {
-    name.to_ascii_lowercase()
 }
 
 impl State {
-    /// The live session holding `name`, ending it first if it has idled out.
-    fn live(&mut self, name: &str, now: Instant, idle: Duration) -> Option<&mut Entry> {
-        let name = &name_key(name);
-        if self.by_name.get(name)?.expired(now, idle) {
-            self.end(name);
+    /// The live session with this token hash, ended first if it has idled out.
+    fn live(&mut self, hash: &TokenHash, now: Instant) -> Option<&mut Entry> {
+        if self.by_token.get(hash)?.expired(now) {
+            self.end(hash);
             return None;
         }
-        self.by_name.get_mut(name)
+        self.by_token.get_mut(hash)
     }
 
-    fn end(&mut self, name: &str) -> Option<Session> {
-        let entry = self.by_name.remove(&name_key(name))?;
-        self.names_by_token.remove(entry.session.token());
-        entry.session.0.ended.store(true, Ordering::Relaxed);
+    /// The live sessions holding `key` (expired ones ended on the way).
+    fn holders(&mut self, key: &str, now: Instant) -> Vec<Session> {
+        let hashes = self.by_name.get(key).cloned().unwrap_or_default();
+        hashes
+            .iter()
+            .filter_map(|hash| self.live(hash, now).map(|e| e.session.clone()))
+            .collect()
+    }
+
+    fn end(&mut self, hash: &TokenHash) -> Option<Session> {
+        let entry = self.by_token.remove(hash)?;
+        let key = name_key(entry.session.name());
+        if let Some(hashes) = self.by_name.get_mut(&key) {
+            hashes.retain(|h| h != hash);
+            if hashes.is_empty() {
+                self.by_name.remove(&key);
+            }
+        }
+        entry.session.end();
         Some(entry.session)
+    }
+
+    /// Adds a session whose row the database has (or is being given) as of now.
+    fn insert(&mut self, session: Session, idle_deadline: Instant) {
+        let hash = session.token_hash();
+        self.by_name
+            .entry(name_key(session.name()))
+            .or_default()
+            .push(hash);
+        self.by_token.insert(
+            hash,
+            Entry {
+                session,
+                idle_deadline,
+                recorded_deadline: idle_deadline,
+                open_streams: 0,
+            },
+        );
     }
 }
 
@@ -85,8 +161,9 @@ impl Sessions {
     pub fn new(limits: Limits) -> Self {
         Sessions {
             state: Arc::new(Mutex::new(State {
+                by_token: HashMap::new(),
                 by_name: HashMap::new(),
-                names_by_token: HashMap::new(),
+                registered: HashSet::new(),
                 next_id: 1,
             })),
             limits: Arc::new(limits),
@@ -97,30 +174,138 @@ impl Sessions {
         &self.limits
     }
 
-    /// Starts a session holding `name` (already validated). Refused while a live session
-    /// holds it; one that has idled out is ended on the spot.
-    pub fn join(&self, name: &str) -> Result<Session, ChatError> {
+    /// How long a session of this kind may go without a call or an open stream.
+    pub fn idle_time(&self, kind: Kind) -> Duration {
+        match kind {
+            Kind::Guest => self.limits.session_idle,
+            Kind::Account => self.limits.account_session_idle,
+        }
+    }
+
+    /// Takes in what the database held at start: every registered name, and the sessions
+    /// that were live. Returns the stored sessions that have idled out meanwhile (or whose
+    /// guest name has since been registered), for the caller to delete.
+    pub fn restore(
+        &self,
+        registered: impl IntoIterator<Item = String>,
+        stored: Vec<StoredSession>,
+    ) -> Vec<TokenHash> {
         let now = Instant::now();
+        let now_ms = unix_ms();
         let mut state = self.state.lock().unwrap();
-        if state.live(name, now, self.limits.session_idle).is_some() {
+        state.registered.extend(registered);
+        let mut gone = Vec::new();
+        for row in stored {
+            let kind = if row.account {
+                Kind::Account
+            } else {
+                Kind::Guest
+            };
+            let idle = self.idle_time(kind);
+            let age =
+                Duration::from_millis(now_ms.saturating_sub(row.last_active_ms).max(0) as u64);
+            let key = name_key(&row.name);
+            let registered = state.registered.contains(&key);
+            // A guest holds its name alone; an account session needs its account.
+            let valid = match kind {
+                Kind::Guest => !registered && !state.by_name.contains_key(&key),
+                Kind::Account => registered,
+            };
+            if age >= idle || !valid {
+                gone.push(row.token_hash);
+                continue;
+            }
+            let id = state.next_id;
+            state.next_id += 1;
+            let session = Session::new(id, &row.name, kind, row.token_hash, &self.limits, now);
+            state.insert(session, now + (idle - age));
+        }
+        gone
+    }
+
+    /// Starts a guest session holding `name` (already validated). Refused for a
+    /// registered name, while a live session holds it (one that has idled out is ended on
+    /// the spot), and when the server has `--max-sessions` already.
+    pub fn join(&self, name: &str) -> Result<Started, ChatError> {
+        let now = Instant::now();
+        let key = name_key(name);
+        let mut state = self.state.lock().unwrap();
+        if state.registered.contains(&key) {
+            return Err(ChatError::NameRegistered(name.to_owned()));
+        }
+        if !state.holders(&key, now).is_empty() {
             return Err(ChatError::NameTaken(name.to_owned()));
         }
+        Ok(self.start(&mut state, name, Kind::Guest, now)?)
+    }
+
+    /// Starts a session of the account registered as `name` (the caller checked its
+    /// password). Refused only when the server has `--max-sessions` already.
+    pub fn sign_in(&self, name: &str) -> Result<Started, ChatError> {
+        let now = Instant::now();
+        let mut state = self.state.lock().unwrap();
+        self.start(&mut state, name, Kind::Account, now)
+    }
+
+    fn start(
+        &self,
+        state: &mut State,
+        name: &str,
+        kind: Kind,
+        now: Instant,
+    ) -> Result<Started, ChatError> {
+        let limit = self.limits.max_sessions;
+        if state.by_token.len() >= limit {
+            return Err(ChatError::TooManySessions {
+                limit,
+                retry_after: RetryAfter(SESSIONS_FULL_RETRY),
+            });
+        }
+        let token = new_token();
         let id = state.next_id;
         state.next_id += 1;
-        let session = Session::new(id, name, &self.limits, now);
-        state
-            .names_by_token
-            .insert(session.token().to_owned(), name.to_owned());
-        state.by_name.insert(
-            name_key(name),
-            Entry {
-                session: session.clone(),
-                last_active: now,
-                open_streams: 0,
-            },
-        );
-        tracing::debug!(name, id, "session started");
-        Ok(session)
+        let session = Session::new(id, name, kind, TokenHash::of(&token), &self.limits, now);
+        state.insert(session.clone(), now + self.idle_time(kind));
+        tracing::debug!(name, id, ?kind, "session started");
+        Ok(Started { session, token })
+    }
+
+    /// Whether `name` belongs to an account.
+    pub fn is_registered(&self, name: &str) -> bool {
+        self.state
+            .lock()
+            .unwrap()
+            .registered
+            .contains(&name_key(name))
+    }
+
+    /// Marks `name` registered, before the account is written, so no guest can take it
+    /// meanwhile. Refused when it is registered already, or held by a live session other
+    /// than `own` (the caller's). True when `own` is the guest session holding it: the
+    /// account takes the name over from it (the caller ends it once the account exists).
+    pub fn claim(&self, name: &str, own: Option<&Session>) -> Result<bool, ChatError> {
+        let now = Instant::now();
+        let key = name_key(name);
+        let mut state = self.state.lock().unwrap();
+        if state.registered.contains(&key) {
+            return Err(ChatError::NameRegistered(name.to_owned()));
+        }
+        let holders = state.holders(&key, now);
+        let mine = |s: &Session| own.is_some_and(|own| own.id() == s.id());
+        if holders.iter().any(|s| !mine(s)) {
+            return Err(ChatError::NameTaken(name.to_owned()));
+        }
+        state.registered.insert(key);
+        Ok(!holders.is_empty())
+    }
+
+    /// Undoes `claim` when the account could not be written.
+    pub fn unclaim(&self, name: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .registered
+            .remove(&name_key(name));
     }
 
     /// The caller's session, from its `authorization: Bearer <token>` metadata; `None`
@@ -136,40 +321,40 @@ impl Sessions {
             .ok()
             .and_then(bearer_token)
             .ok_or(ChatError::AuthorizationMalformed)?;
+        let hash = TokenHash::of(token);
         let now = Instant::now();
         let mut state = self.state.lock().unwrap();
-        let name = state
-            .names_by_token
-            .get(token)
-            .cloned()
-            .ok_or(ChatError::Unauthenticated)?;
-        let entry = state
-            .live(&name, now, self.limits.session_idle)
-            .ok_or(ChatError::Unauthenticated)?;
-        entry.last_active = now;
+        let entry = state.live(&hash, now).ok_or(ChatError::Unauthenticated)?;
+        let idle = self.idle_time(entry.session.kind());
+        entry.idle_deadline = now + idle;
         Ok(Some(entry.session.clone()))
     }
 
-    /// For a token-less (legacy) post as `name`: refused while a live session holds it.
+    /// For a token-less (legacy) post as `name`: refused for a registered name, and while
+    /// a live session holds it.
     pub fn check_bare_name(&self, name: &str) -> Result<(), ChatError> {
         let now = Instant::now();
+        let key = name_key(name);
         let mut state = self.state.lock().unwrap();
-        match state.live(name, now, self.limits.session_idle) {
-            Some(_) => Err(ChatError::NameHeld(name.to_owned())),
-            None => Ok(()),
+        if state.registered.contains(&key) {
+            return Err(ChatError::NameRegisteredBare(name.to_owned()));
+        }
+        match state.holders(&key, now).is_empty() {
+            true => Ok(()),
+            false => Err(ChatError::NameHeld(name.to_owned())),
         }
     }
 
-    /// The sender's name for a post: the session's when a token came with the call (a
-    /// different name in the body is refused), else the body's, if no session holds it.
-    /// Takes one message from a session's allowance; a token-less sender's allowance is
-    /// its address's (`AddressBudgets`), which the caller takes.
+    /// The sender of a post: the session's name when a token came with the call (a
+    /// different name in the body is refused), else the body's, if no session or account
+    /// holds it. Takes one message from a session's allowance; a token-less sender's
+    /// allowance is its address's (`AddressBudgets`), which the caller takes.
     pub fn sender<'a>(
         &self,
         session: Option<&'a Session>,
         body_name: &'a str,
-    ) -> Result<&'a str, ChatError> {
-        let name = match session {
+    ) -> Result<Sender<'a>, ChatError> {
+        let sender = match session {
             Some(session) => {
                 if !body_name.is_empty() && body_name != session.name() {
                     return Err(ChatError::NameMismatch {
@@ -177,32 +362,40 @@ impl Sessions {
                         asked: body_name.to_owned(),
                     });
                 }
-                session.name()
+                Sender {
+                    name: session.name(),
+                    guest: session.is_guest(),
+                }
             }
             None => {
                 let name = validate::username(body_name)?;
                 self.check_bare_name(name)?;
-                name
+                Sender { name, guest: true }
             }
         };
         if let Some(session) = session {
             session.check_message_rate()?;
         }
-        Ok(name)
+        Ok(sender)
     }
 
-    /// Ends the session and frees its name. Streams it still has open see the session as
-    /// ended on their next rate check.
-    pub fn leave(&self, session: &Session) {
-        let mut state = self.state.lock().unwrap();
-        if state
-            .by_name
-            .get(&name_key(session.name()))
-            .is_some_and(|entry| entry.session.id() == session.id())
-        {
-            state.end(session.name());
+    /// Ends the session (a guest's name is free again). Streams it still has open see the
+    /// session as ended on their next rate check. False if it had ended already.
+    pub fn leave(&self, session: &Session) -> bool {
+        let ended = self.state.lock().unwrap().end(&session.token_hash());
+        if ended.is_some() {
             tracing::debug!(name = session.name(), id = session.id(), "session left");
         }
+        ended.is_some()
+    }
+
+    /// Every live session speaking as `name`, except `keep`.
+    pub fn live_of(&self, name: &str, keep: Option<&Session>) -> Vec<Session> {
+        let now = Instant::now();
+        let mut state = self.state.lock().unwrap();
+        let mut all = state.holders(&name_key(name), now);
+        all.retain(|s| keep.is_none_or(|keep| keep.id() != s.id()));
+        all
     }
 
     /// Counts a stream the session opens; drop the guard when it closes. While any is
@@ -212,150 +405,88 @@ impl Sessions {
         let limit = self.limits.max_streams_per_session;
         let mut state = self.state.lock().unwrap();
         let entry = state
-            .live(session.name(), now, self.limits.session_idle)
-            .filter(|entry| entry.session.id() == session.id())
+            .live(&session.token_hash(), now)
             .ok_or(ChatError::Unauthenticated)?;
         if entry.open_streams >= limit {
             return Err(ChatError::TooManyStreams { limit });
         }
         entry.open_streams += 1;
-        entry.last_active = now;
         Ok(StreamGuard {
             sessions: self.clone(),
             session: session.clone(),
         })
     }
 
-    /// Ends every session that has idled out and returns them (their names are free
-    /// again).
-    pub fn sweep(&self) -> Vec<Session> {
-        let now = Instant::now();
-        let idle = self.limits.session_idle;
-        let mut state = self.state.lock().unwrap();
-        let expired: Vec<String> = state
-            .by_name
-            .iter()
-            .filter(|(_, entry)| entry.expired(now, idle))
-            .map(|(name, _)| name.clone())
-            .collect();
-        expired.iter().filter_map(|name| state.end(name)).collect()
+    /// How many sessions are live (or idled out and not yet swept).
+    pub fn len(&self) -> usize {
+        self.state.lock().unwrap().by_token.len()
     }
 
-    /// Sweeps every `period` until shutdown. Expiry is also checked whenever a name or
-    /// token is used, so this only bounds how long a forgotten session occupies memory.
-    pub async fn sweep_every(self, period: Duration, shutdown: Shutdown) {
-        let mut ticks = tokio::time::interval(period);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {
-                    for session in self.sweep() {
-                        tracing::debug!(name = session.name(), id = session.id(), "session expired");
-                    }
-                }
-                _ = shutdown.wait() => return,
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Ends every session that has idled out, and lists those whose activity the
+    /// database should learn (active for `RECORD_ACTIVITY_EVERY` since it last did; a
+    /// session with a stream open counts as active now).
+    pub fn sweep(&self) -> Swept {
+        let now = Instant::now();
+        let now_ms = unix_ms();
+        let mut state = self.state.lock().unwrap();
+        let mut swept = Swept::default();
+        let mut expired = Vec::new();
+        for (hash, entry) in state.by_token.iter_mut() {
+            if entry.expired(now) {
+                expired.push(*hash);
+                continue;
+            }
+            let idle = self.idle_time(entry.session.kind());
+            let deadline = match entry.open_streams {
+                0 => entry.idle_deadline,
+                _ => entry.idle_deadline.max(now + idle),
+            };
+            if deadline.saturating_duration_since(entry.recorded_deadline) >= RECORD_ACTIVITY_EVERY
+            {
+                entry.recorded_deadline = deadline;
+                // Last activity = deadline - idle, as wall-clock time.
+                let unused = idle.saturating_sub(deadline.saturating_duration_since(now));
+                swept
+                    .active
+                    .push((*hash, now_ms - unused.as_millis() as i64));
             }
         }
+        swept.ended = expired.iter().filter_map(|hash| state.end(hash)).collect();
+        swept
     }
 
     fn stream_closed(&self, session: &Session) {
         let mut state = self.state.lock().unwrap();
-        let Some(entry) = state.by_name.get_mut(&name_key(session.name())) else {
+        let idle = self.idle_time(session.kind());
+        // Gone if it ended meanwhile; a newer holder of the name has its own entry.
+        let Some(entry) = state.by_token.get_mut(&session.token_hash()) else {
             return;
         };
-        // The name may belong to a newer session by now; its streams are its own.
-        if entry.session.id() != session.id() {
-            return;
-        }
         entry.open_streams -= 1;
         if entry.open_streams == 0 {
-            entry.last_active = Instant::now();
+            entry.idle_deadline = Instant::now() + idle;
         }
     }
 }
 
-/// One signed-in person: a name, the token that proves it, and their own rate limits.
-/// Cheap to clone.
-#[derive(Clone)]
-pub struct Session(Arc<SessionInner>);
-
-struct SessionInner {
-    id: u64,
-    name: String,
-    token: String,
-    ended: AtomicBool,
-    messages: Mutex<RateLimiter>,
-    typing: Mutex<RateLimiter>,
+/// Who a post is from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sender<'a> {
+    pub name: &'a str,
+    /// A guest session or a token-less client: the same name later may be someone else.
+    pub guest: bool,
 }
 
-impl Session {
-    fn new(id: u64, name: &str, limits: &Limits, now: Instant) -> Self {
-        Session(Arc::new(SessionInner {
-            id,
-            name: name.to_owned(),
-            token: new_token(),
-            ended: AtomicBool::new(false),
-            messages: Mutex::new(RateLimiter::new(
-                limits.max_messages_per_sec,
-                limits.message_burst,
-                now,
-            )),
-            typing: Mutex::new(RateLimiter::new(
-                limits.typing_per_sec,
-                limits.typing_burst,
-                now,
-            )),
-        }))
-    }
-
-    /// Unique among the sessions of this server run.
-    pub fn id(&self) -> u64 {
-        self.0.id
-    }
-
-    pub fn name(&self) -> &str {
-        &self.0.name
-    }
-
-    /// The secret for Join's response. Never log it.
-    pub fn token(&self) -> &str {
-        &self.0.token
-    }
-
-    /// True once it has left or expired; a stream still holding it must stop speaking.
-    pub fn is_ended(&self) -> bool {
-        self.0.ended.load(Ordering::Relaxed)
-    }
-
-    /// Takes one message from this session's allowance. Refused once the session has
-    /// ended, so a stream that outlives its session cannot go on posting under the name.
-    pub fn check_message_rate(&self) -> Result<(), ChatError> {
-        self.check(&self.0.messages, Action::Messages)
-    }
-
-    /// Takes one typing notification from this session's allowance.
-    pub fn check_typing_rate(&self) -> Result<(), ChatError> {
-        self.check(&self.0.typing, Action::Typing)
-    }
-
-    fn check(&self, limiter: &Mutex<RateLimiter>, action: Action) -> Result<(), ChatError> {
-        if self.is_ended() {
-            return Err(ChatError::Unauthenticated);
-        }
-        let checked = limiter.lock().unwrap().check(Instant::now());
-        checked.map_err(|wait| rate_limited(action, wait))
-    }
-}
-
-/// Leaves the token out, so logging a session never leaks it.
-impl fmt::Debug for Session {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
-            .field("id", &self.id())
-            .field("name", &self.name())
-            .field("ended", &self.is_ended())
-            .finish_non_exhaustive()
-    }
+/// Milliseconds since the Unix epoch, as stored in the database.
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 /// An open stream of a session; dropping it closes the count (and, for the session's
@@ -381,27 +512,6 @@ impl Drop for StreamGuard {
     fn drop(&mut self) {
         self.sessions.stream_closed(&self.session);
     }
-}
-
-fn rate_limited(what: Action, wait: Duration) -> ChatError {
-    ChatError::RateLimited {
-        what,
-        retry_after: RetryAfter(wait),
-    }
-}
-
-/// `Bearer <token>`; the scheme is case-insensitive (RFC 9110), the token is not.
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-/// Hex of `TOKEN_BYTES` from the thread-local CSPRNG (ChaCha, seeded and reseeded from
-/// the OS), which is URL-safe and needs no extra crate.
-fn new_token() -> String {
-    let bytes: [u8; TOKEN_BYTES] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -24,8 +24,26 @@ fn with_auth(value: &str) -> MetadataMap {
     metadata
 }
 
-fn bearer(session: &Session) -> MetadataMap {
-    with_auth(&format!("Bearer {}", session.token()))
+/// A session started in a test, with its token; stands in for its `Session`.
+struct Joined {
+    session: Session,
+    token: String,
+}
+
+impl std::ops::Deref for Joined {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+fn join(sessions: &Sessions, name: &str) -> Joined {
+    let Started { session, token } = sessions.join(name).unwrap();
+    Joined { session, token }
+}
+
+fn bearer(joined: &Joined) -> MetadataMap {
+    with_auth(&format!("Bearer {}", joined.token))
 }
 
 fn status(err: ChatError) -> (Code, String) {
@@ -36,7 +54,7 @@ fn status(err: ChatError) -> (Code, String) {
 #[tokio::test(start_paused = true)]
 async fn a_name_is_taken_while_its_session_lives_and_freed_by_leave() {
     let sessions = sessions();
-    let ann = sessions.join("ann").unwrap();
+    let ann = join(&sessions, "ann");
     assert_eq!(ann.name(), "ann");
     let taken = sessions.join("ann").unwrap_err();
     assert_eq!(taken, ChatError::NameTaken("ann".into()));
@@ -55,7 +73,7 @@ async fn a_name_is_taken_while_its_session_lives_and_freed_by_leave() {
         sessions.authenticate(&bearer(&ann)).unwrap_err(),
         ChatError::Unauthenticated
     );
-    let again = sessions.join("ann").unwrap();
+    let again = join(&sessions, "ann");
     assert_ne!(again.id(), ann.id());
     // Leaving with a stale handle does not end the name's new holder.
     sessions.leave(&ann);
@@ -67,7 +85,7 @@ async fn tokens_carry_at_least_128_random_bits_and_are_url_safe() {
     let sessions = sessions();
     let mut seen = HashSet::new();
     for i in 0..500 {
-        let token = sessions.join(&format!("n{i}")).unwrap().token().to_owned();
+        let token = join(&sessions, &format!("n{i}")).token;
         assert!(token.len() * 4 >= 128, "{token}");
         assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
         assert!(seen.insert(token));
@@ -80,7 +98,7 @@ async fn tokens_carry_at_least_128_random_bits_and_are_url_safe() {
 #[tokio::test]
 async fn authenticate_reads_the_bearer_token() {
     let sessions = sessions();
-    let ann = sessions.join("ann").unwrap();
+    let ann = join(&sessions, "ann");
 
     assert!(sessions
         .authenticate(&MetadataMap::new())
@@ -88,13 +106,13 @@ async fn authenticate_reads_the_bearer_token() {
         .is_none());
     let found = sessions.authenticate(&bearer(&ann)).unwrap().unwrap();
     assert_eq!((found.id(), found.name()), (ann.id(), "ann"));
-    let lower = with_auth(&format!("bearer  {} ", ann.token()));
+    let lower = with_auth(&format!("bearer  {} ", ann.token.as_str()));
     assert_eq!(
         sessions.authenticate(&lower).unwrap().unwrap().id(),
         ann.id()
     );
 
-    for bad in ["Basic abc", "Bearer", "Bearer ", ann.token()] {
+    for bad in ["Basic abc", "Bearer", "Bearer ", ann.token.as_str()] {
         assert_eq!(
             sessions.authenticate(&with_auth(bad)).unwrap_err(),
             ChatError::AuthorizationMalformed,
@@ -112,7 +130,7 @@ async fn authenticate_reads_the_bearer_token() {
         )
     );
     // Tokens are compared exactly.
-    let shouted = with_auth(&format!("Bearer {}", ann.token().to_uppercase()));
+    let shouted = with_auth(&format!("Bearer {}", ann.token.as_str().to_uppercase()));
     assert!(sessions.authenticate(&shouted).is_err());
 }
 
@@ -120,7 +138,7 @@ async fn authenticate_reads_the_bearer_token() {
 async fn a_bare_name_is_refused_while_a_session_holds_it() {
     let sessions = sessions();
     assert_eq!(sessions.check_bare_name("ann"), Ok(()));
-    let ann = sessions.join("ann").unwrap();
+    let ann = join(&sessions, "ann");
     let held = sessions.check_bare_name("ann").unwrap_err();
     assert_eq!(
         status(held),
@@ -138,7 +156,7 @@ async fn a_bare_name_is_refused_while_a_session_holds_it() {
 #[tokio::test(start_paused = true)]
 async fn an_idle_session_expires_and_frees_its_name() {
     let sessions = sessions();
-    let ann = sessions.join("ann").unwrap();
+    let ann = join(&sessions, "ann");
     // Every call restarts the idle clock.
     for _ in 0..3 {
         advance(IDLE - MS).await;
@@ -149,10 +167,10 @@ async fn an_idle_session_expires_and_frees_its_name() {
         sessions.check_bare_name("ann"),
         Err(ChatError::NameHeld("ann".into()))
     );
-    assert!(sessions.sweep().is_empty());
+    assert!(sessions.sweep().ended.is_empty());
 
     advance(MS).await;
-    let expired = sessions.sweep();
+    let expired = sessions.sweep().ended;
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0].id(), ann.id());
     assert!(ann.is_ended());
@@ -166,9 +184,9 @@ async fn an_idle_session_expires_and_frees_its_name() {
 #[tokio::test(start_paused = true)]
 async fn expiry_is_also_noticed_without_a_sweep() {
     let sessions = sessions();
-    let ann = sessions.join("ann").unwrap();
+    let ann = join(&sessions, "ann");
     advance(IDLE).await;
-    let again = sessions.join("ann").unwrap();
+    let again = join(&sessions, "ann");
     assert!(ann.is_ended());
     assert_eq!(
         sessions.authenticate(&bearer(&ann)).unwrap_err(),
@@ -185,29 +203,29 @@ async fn expiry_is_also_noticed_without_a_sweep() {
 #[tokio::test(start_paused = true)]
 async fn open_streams_keep_a_session_alive_until_the_last_closes() {
     let sessions = sessions();
-    let ann = sessions.join("ann").unwrap();
+    let ann = join(&sessions, "ann");
     let first = sessions.open_stream(&ann).unwrap();
     let second = sessions.open_stream(&ann).unwrap();
     advance(IDLE * 10).await;
-    assert!(sessions.sweep().is_empty());
+    assert!(sessions.sweep().ended.is_empty());
     drop(first);
     advance(IDLE * 10).await;
-    assert!(sessions.sweep().is_empty());
+    assert!(sessions.sweep().ended.is_empty());
 
     // The idle clock starts when the last stream closes.
     drop(second);
     advance(IDLE - MS).await;
-    assert!(sessions.sweep().is_empty());
+    assert!(sessions.sweep().ended.is_empty());
     assert!(sessions.check_bare_name("ann").is_err());
     advance(MS).await;
-    assert_eq!(sessions.sweep().len(), 1);
+    assert_eq!(sessions.sweep().ended.len(), 1);
 }
 
 #[tokio::test]
 async fn streams_per_session_are_capped_for_that_session_only() {
     let sessions = sessions();
-    let ann = sessions.join("ann").unwrap();
-    let bob = sessions.join("bob").unwrap();
+    let ann = join(&sessions, "ann");
+    let bob = join(&sessions, "bob");
     let a1 = sessions.open_stream(&ann).unwrap();
     let _a2 = sessions.open_stream(&ann).unwrap();
     let refused = sessions.open_stream(&ann).unwrap_err();
@@ -229,7 +247,7 @@ async fn streams_per_session_are_capped_for_that_session_only() {
 #[tokio::test]
 async fn a_left_sessions_streams_do_not_count_against_the_names_next_holder() {
     let sessions = sessions();
-    let old = sessions.join("ann").unwrap();
+    let old = join(&sessions, "ann");
     let old_stream = sessions.open_stream(&old).unwrap();
     sessions.leave(&old);
     assert_eq!(
@@ -237,7 +255,7 @@ async fn a_left_sessions_streams_do_not_count_against_the_names_next_holder() {
         ChatError::Unauthenticated
     );
 
-    let new = sessions.join("ann").unwrap();
+    let new = join(&sessions, "ann");
     let _n1 = sessions.open_stream(&new).unwrap();
     let _n2 = sessions.open_stream(&new).unwrap();
     drop(old_stream);
@@ -252,8 +270,8 @@ async fn a_left_sessions_streams_do_not_count_against_the_names_next_holder() {
 #[tokio::test(start_paused = true)]
 async fn message_rate_is_per_session_and_says_when_to_retry() {
     let sessions = sessions(); // 10 per second, burst 20
-    let ann = sessions.join("ann").unwrap();
-    let bob = sessions.join("bob").unwrap();
+    let ann = join(&sessions, "ann");
+    let bob = join(&sessions, "bob");
     for _ in 0..20 {
         ann.check_message_rate().unwrap();
     }
@@ -282,7 +300,7 @@ async fn message_rate_is_per_session_and_says_when_to_retry() {
 #[tokio::test(start_paused = true)]
 async fn typing_is_rate_limited_per_session() {
     let sessions = sessions(); // 1 per second, burst 3
-    let ann = sessions.join("ann").unwrap();
+    let ann = join(&sessions, "ann");
     for _ in 0..3 {
         ann.check_typing_rate().unwrap();
     }
@@ -303,23 +321,8 @@ async fn zero_means_unlimited_messages() {
         max_messages_per_sec: 0,
         ..Limits::default()
     });
-    let ann = sessions.join("ann").unwrap();
+    let ann = join(&sessions, "ann");
     for _ in 0..10_000 {
         ann.check_message_rate().unwrap();
     }
-}
-
-#[tokio::test(start_paused = true)]
-async fn the_sweeper_ends_idle_sessions_until_shutdown() {
-    let sessions = sessions();
-    let shutdown = Shutdown::new();
-    let sweeper = tokio::spawn(sessions.clone().sweep_every(IDLE / 4, shutdown.clone()));
-    let ann = sessions.join("ann").unwrap();
-    advance(IDLE + IDLE / 4).await;
-    // Let the sweeper run its due tick.
-    tokio::task::yield_now().await;
-    assert!(ann.is_ended());
-
-    shutdown.trigger();
-    sweeper.await.unwrap();
 }

@@ -1,12 +1,13 @@
 //! The durable message store: every accepted message is committed to SQLite before anyone
 //! hears of it, so a restart, or a SIGKILL, loses nothing that was acknowledged.
 //!
-//! One writer thread owns the only write connection and commits whatever is queued as one
+//! One writer thread owns the messages' write connection and commits whatever is queued as one
 //! transaction (group commit): under load one disk sync covers many messages, so durability
 //! does not cap throughput. It hands each committed batch, in queue order, to `on_commit`
 //! (the hub's fan-out) and only then answers the appends, so nobody sees a message that a
 //! crash could take back. Reads run on tokio's blocking pool over their own connections;
-//! WAL lets them proceed beside the writer.
+//! WAL lets them proceed beside the writer. Accounts and stored sessions (`accounts`)
+//! are written over a connection of their own.
 use std::{
     future::Future,
     path::{Path, PathBuf},
@@ -21,6 +22,7 @@ use std::{
 use chat_proto::MessageResponse;
 use tokio::sync::oneshot;
 
+pub mod accounts;
 pub mod maintenance;
 mod reader;
 mod schema;
@@ -28,6 +30,7 @@ mod schema;
 mod tests;
 mod writer;
 
+pub use accounts::{Account, AccountStore, StoredSession};
 use reader::Readers;
 use writer::{Command, Writer};
 

@@ -92,11 +92,7 @@ pub(super) fn open(path: &Path, durability: Durability) -> Result<Opened, StoreE
             mode,
         });
     }
-    let synchronous = match durability {
-        Durability::Full => "FULL",
-        Durability::Normal => "NORMAL",
-    };
-    conn.pragma_update(None, "synchronous", synchronous)
+    conn.pragma_update(None, "synchronous", synchronous(durability))
         .map_err(failed)?;
 
     // IMMEDIATE: two servers opening a new file at once agree on one epoch.
@@ -119,6 +115,25 @@ pub(super) fn open(path: &Path, durability: Durability) -> Result<Opened, StoreE
     let rooms = rooms(&tx).map_err(failed)?;
     tx.commit().map_err(failed)?;
     Ok(Opened { conn, epoch, rooms })
+}
+
+/// A second writing connection beside the message writer's (accounts and sessions), on
+/// a database `open` has already set up.
+pub(super) fn open_side_writer(
+    path: &Path,
+    durability: Durability,
+) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", synchronous(durability))?;
+    Ok(conn)
+}
+
+fn synchronous(durability: Durability) -> &'static str {
+    match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    }
 }
 
 /// A connection for reads only; `query_only` makes a slip into writing an error.
