@@ -17,6 +17,7 @@ use leptos::task::spawn_local;
 
 use crate::backoff;
 use crate::client::{ApiError, ChatClient, ErrorKind, EventStream, FeedEvent};
+use crate::members::Members;
 use crate::network::{self, WentOffline};
 use crate::timeline::Timeline;
 use crate::timer::{now_ms, sleep_ms};
@@ -54,7 +55,7 @@ pub struct Feed {
     room: RwSignal<String>,
     timeline: RwSignal<Timeline>,
     state: RwSignal<ConnState>,
-    members: RwSignal<Vec<String>>,
+    members: RwSignal<Members>,
     typists: RwSignal<Typists>,
     /// Why the server refuses this room (bad name, too many rooms), in its words.
     problem: RwSignal<Option<String>>,
@@ -70,7 +71,7 @@ impl Feed {
             room: RwSignal::new(String::new()),
             timeline: RwSignal::new(Timeline::default()),
             state: RwSignal::new(ConnState::Connecting),
-            members: RwSignal::new(Vec::new()),
+            members: RwSignal::new(Members::default()),
             typists: RwSignal::new(Typists::default()),
             problem: RwSignal::new(None),
             loading_older: RwSignal::new(false),
@@ -87,7 +88,7 @@ impl Feed {
         self.room.into()
     }
 
-    pub fn members(&self) -> Signal<Vec<String>> {
+    pub fn members(&self) -> Signal<Members> {
         self.members.into()
     }
 
@@ -135,7 +136,7 @@ impl Feed {
         self.close();
         self.room.set(room.clone());
         self.timeline.set(Timeline::default());
-        self.members.set(Vec::new());
+        self.members.set(Members::default());
         self.typists.set(Typists::default());
         self.problem.set(None);
         self.loading_older.set(false);
@@ -240,7 +241,8 @@ impl Feed {
                     };
                     silent = Box::pin(silence(&last_heard, limit));
                     self.timeline.update(|t| t.welcome(w.epoch, w.reset));
-                    self.members.set(w.members);
+                    self.members
+                        .set(Members::welcome(w.members, w.member_count));
                     self.problem.set(None);
                     // after_id 0 means "live only" to the server, so with nothing seen yet
                     // (empty room at load, or emptied by a reset) whatever was posted
@@ -260,7 +262,9 @@ impl Feed {
                     self.typists.maybe_update(|t| t.spoke(&m.username));
                     self.timeline.maybe_update(|t| t.push(m));
                 }
-                Ok(Some(FeedEvent::Presence(p))) => self.members.set(p.members),
+                Ok(Some(FeedEvent::Presence(p))) => self
+                    .members
+                    .update(|m| m.changed(&p.username, p.joined, p.member_count)),
                 Ok(Some(FeedEvent::Typing(t))) => self.someone_typing(t.username, t.expires_ms),
                 Ok(Some(FeedEvent::Heartbeat)) => {}
                 Ok(None) => return warn!("feed ended by the server"),

@@ -8,6 +8,7 @@ mod composer;
 mod connection_badge;
 mod feed;
 mod member_list;
+mod members;
 mod message_list;
 mod name;
 mod name_prompt;

@@ -1,18 +1,25 @@
-//! Who is here: everyone with a session and the room open, from the Welcome and then each
-//! Presence event (which carries the whole list, so a missed event cannot leave it wrong).
+//! Who is here: everyone with a session and the room open, from the Welcome's list and
+//! count, then each Presence event's change (see `members`). In a crowded room the list
+//! shows the first names and says how many more are here.
 
 use leptos::prelude::*;
 
+use crate::members::Members;
+
 #[component]
-pub fn MemberList(members: Signal<Vec<String>>, me: Signal<String>) -> impl IntoView {
+pub fn MemberList(members: Signal<Members>, me: Signal<String>) -> impl IntoView {
+    let more = move || members.with(Members::unlisted);
     view! {
         <section class="members" aria-label="People here">
-            <h2>"Here now " <span class="count">{move || members.with(Vec::len)}</span></h2>
+            <h2>"Here now " <span class="count">{move || members.with(Members::count)}</span></h2>
             <ul data-testid="members">
-                <For each=move || members.get() key=String::clone let:name>
+                <For each=move || members.with(|m| m.names().to_vec()) key=String::clone let:name>
                     <Member name me />
                 </For>
             </ul>
+            <Show when=move || more() != 0>
+                <p class="more" data-testid="members-more">{move || format!("and {} more", more())}</p>
+            </Show>
         </section>
     }
 }

@@ -21,8 +21,9 @@ use crate::{
     accounts::Accounts,
     address_budgets::AddressBudgets,
     client_addr::{ClientIp, PeerAddr, TrustedProxies},
+    client_stream::ClientStream,
     config::Config,
-    connection,
+    connection::{self, Connection},
     connection_caps::ConnectionCaps,
     hub::{HubSettings, RoomHub},
     service::ChatApi,
@@ -96,13 +97,31 @@ pub async fn router(
 /// UNAVAILABLE once they sent what was queued), and commits every accepted message
 /// before returning.
 pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Result<()> {
-    let hub = RoomHub::open(HubSettings {
+    let hub = open_hub(&config)?;
+    serve_hub(listener, config, hub, shutdown).await
+}
+
+/// The rooms and their store as `config` says, for `serve_hub`.
+pub fn open_hub(config: &Config) -> io::Result<RoomHub> {
+    RoomHub::open(HubSettings {
         db: &config.db,
         durability: config.db_sync.into(),
         max_rooms: config.max_rooms,
         queue_len: config.subscriber_queue,
+        fanout_bytes: config.fanout_memory_mb.saturating_mul(1 << 20),
+        store_reads: config.store_reads(),
     })
-    .map_err(io::Error::other)?;
+    .map_err(io::Error::other)
+}
+
+/// `serve` over a hub opened beforehand, so a test can look at what it holds
+/// (`RoomHub::memory_stats`) while it serves.
+pub async fn serve_hub(
+    listener: TcpListener,
+    config: Config,
+    hub: RoomHub,
+    shutdown: Shutdown,
+) -> io::Result<()> {
     // After the hub: opening the message store creates or upgrades the database.
     let account_store =
         AccountStore::open(&config.db, config.db_sync.into()).map_err(io::Error::other)?;
@@ -144,6 +163,10 @@ async fn dispatch(State(to): State<Dispatch>, mut req: Request) -> Response {
     if let Some(PeerAddr(peer)) = req.extensions().get::<PeerAddr>().copied() {
         let ip = to.proxies.client_ip(peer.ip(), req.headers());
         req.extensions_mut().insert(ClientIp(ip));
+    }
+    // Every stream is counted on its connection, so a stalled one can be cut alone.
+    if let Some(connection) = req.extensions().get::<Connection>().cloned() {
+        req.extensions_mut().insert(ClientStream::of(connection));
     }
     let is_grpc = req
         .headers()

@@ -51,6 +51,17 @@ pub struct Config {
     #[arg(long, env = "CHAT_SUBSCRIBER_QUEUE", default_value_t = 4096)]
     pub subscriber_queue: usize,
 
+    /// Memory all rooms' fan-out rings may hold together, in MiB. One room may hold an
+    /// eighth of it; half of it is split evenly over `--max-rooms` as each room's floor,
+    /// which other rooms' traffic never takes. A ring nobody reads holds nothing.
+    #[arg(long, env = "CHAT_FANOUT_MEMORY_MB", default_value_t = 256)]
+    pub fanout_memory_mb: usize,
+
+    /// Store reads (History pages, catch-up pages) running at once on blocking threads;
+    /// more wait their turn. 0 = twice the number of CPU cores.
+    #[arg(long, env = "CHAT_MAX_STORE_READS", default_value_t = 0)]
+    pub max_store_reads: usize,
+
     /// A subscriber cut off for falling a whole queue behind that still has not read for
     /// this long has its connection closed, freeing its socket buffers. One that reads
     /// in time gets the cut-off status and resumes.
@@ -202,6 +213,14 @@ impl Config {
             sign_in_burst: self.sign_in_burst,
             anonymous_messages_per_sec: self.max_messages_per_sec,
             anonymous_message_burst: self.message_burst,
+        }
+    }
+
+    /// `--max-store-reads`, with 0 resolved to twice the cores.
+    pub fn store_reads(&self) -> usize {
+        match self.max_store_reads {
+            0 => 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 

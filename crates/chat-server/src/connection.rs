@@ -6,16 +6,18 @@
 //! (a dead laptop, or someone doing it on purpose). The fan-out notices such a cursor
 //! (see `fanout::Fanout::cut_off_stalled`) and needs a way to end the connection itself:
 //! every accepted socket is wrapped in `KillableIo`, and its `Connection` handle rides in
-//! each request's extensions down to the subscription. Owning the loop also lets us turn
-//! on HTTP/2 keepalive pings, so dead native clients are noticed too, and is where
-//! connections are capped (`connection_caps`) and slow or idle ones timed out (hyper's
-//! HTTP/1.1 header-read timeout, `idle_timeout`).
+//! each request's extensions down to the subscription. On HTTP/2 a stalled stream that
+//! shares its connection is reset alone instead (see `client_stream`, whose executor runs
+//! hyper's stream tasks). Owning the loop also lets us turn on HTTP/2 keepalive pings, so
+//! dead native clients are noticed too, and is where connections are capped
+//! (`connection_caps`) and slow or idle ones timed out (hyper's HTTP/1.1 header-read
+//! timeout, `idle_timeout`).
 use std::{
     convert::Infallible,
     io,
     pin::Pin,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
     },
     task::{Context, Poll},
@@ -26,7 +28,7 @@ use axum::Router;
 use futures::task::AtomicWaker;
 use hyper::body::Incoming;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
+    rt::{TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
@@ -37,8 +39,8 @@ use tokio::{
 use tower::ServiceExt;
 
 use crate::{
-    client_addr::PeerAddr, connection_caps::ConnectionCaps, idle_timeout::InFlight,
-    shutdown::Shutdown,
+    client_addr::PeerAddr, client_stream::StreamExecutor, connection_caps::ConnectionCaps,
+    idle_timeout::InFlight, shutdown::Shutdown,
 };
 
 /// How often an HTTP/2 connection is pinged, and how long a ping may go unanswered.
@@ -54,6 +56,8 @@ struct Kill {
     killed: AtomicBool,
     /// The connection task's waker, so a kill reaches a task parked in a socket write.
     waker: AtomicWaker,
+    /// HTTP/2 streams open on it (see `client_stream`).
+    streams: AtomicUsize,
 }
 
 impl Connection {
@@ -65,6 +69,19 @@ impl Connection {
 
     pub fn is_killed(&self) -> bool {
         self.0.killed.load(Ordering::Acquire)
+    }
+
+    /// HTTP/2 streams open on this connection (0 on HTTP/1.1).
+    pub fn live_streams(&self) -> usize {
+        self.0.streams.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn stream_started(&self) {
+        self.0.streams.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn stream_ended(&self) {
+        self.0.streams.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -152,7 +169,7 @@ pub async fn accept_loop(
     limits: ConnectionLimits,
     shutdown: Shutdown,
 ) -> io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(StreamExecutor);
     // hyper's smallest read buffer: an idle subscriber's connection keeps one, and chat
     // requests are small.
     builder

@@ -32,7 +32,7 @@ pub enum ChatError {
     BroadcastRoomChanged { joined: String, asked: String },
     #[error("a Broadcast stream keeps the username it joined with ({joined:?}), got {asked:?}")]
     BroadcastNameChanged { joined: String, asked: String },
-    #[error("you fell more than {queue_len} events behind and were disconnected; subscribe again with after_id = {last_id} (the last id you received) to get the rest")]
+    #[error("you fell too far behind (the room keeps at most {queue_len} events, fewer when they are large) and were disconnected; subscribe again with after_id = {last_id} (the last id you received) to get the rest")]
     SubscriberLagged { queue_len: usize, last_id: u64 },
     #[error("there are already {0} rooms, the most this server allows; use an existing room")]
     TooManyRooms(usize),

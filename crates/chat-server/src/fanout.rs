@@ -4,56 +4,72 @@
 //! Why a ring and cursors rather than a channel per subscriber: an event is encoded once
 //! and stored once, whatever the number of subscribers; publishing costs one short lock
 //! plus a wake-up for each subscriber that was idle (busy ones find the new events on
-//! their next poll), and a subscriber that falls behind costs no memory at all. Its queue
-//! is "the ring past its cursor", bounded by the ring's capacity: when the ring wraps past
-//! a cursor that subscriber is cut off and resumes from its last id.
+//! their next poll), and a subscriber that falls behind costs no memory of its own. Its
+//! queue is "the ring past its cursor", bounded by the ring's bounds in events and bytes
+//! (`ring_budget`): when the ring drops entries a cursor has not read, that subscriber is
+//! cut off and resumes from its last id. A ring with no reader keeps nothing.
 //!
 //! A subscriber that stopped reading is not polled, so it cannot notice by itself that it
 //! was cut off; `cut_off_stalled` runs periodically, finds cursors that stayed behind the
-//! ring across two sweeps, and closes their connections (see `connection`).
+//! ring across two sweeps, and ends their streams (see `client_stream`).
 //!
-//! A reader takes everything pending in one lock and hands it out from a local buffer, so
-//! a subscriber that fell behind catches up in one batch, which tonic then writes as one
-//! chunk: coalescing falls out of it.
+//! A reader takes what is pending (up to a batch) in one lock and hands it out from a
+//! local buffer, so a subscriber that fell behind catches up in few batches, which tonic
+//! then writes as few chunks: coalescing falls out of it.
 use std::{
     collections::VecDeque,
     pin::Pin,
     sync::{
-        atomic::{AtomicU64, AtomicU8, Ordering},
-        Arc, Mutex, Weak,
+        atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering},
+        Arc, Mutex,
     },
     task::{Context, Poll, Waker},
 };
 
 use chat_proto::{ChatEvent, Encoded, MessageResponse};
 use futures::Stream;
+use slab::Slab;
 
-use crate::connection::Connection;
+use crate::{
+    client_stream::{ClientStream, Cut},
+    ring_budget::{RingBudget, ENTRY_OVERHEAD},
+};
 
 /// One event as every subscriber receives it.
 pub struct Entry {
     /// The message id for chat messages, 0 for ephemeral events (presence, typing).
     pub id: u64,
     pub event: Encoded<ChatEvent>,
-    /// The bare `MessageResponse` view of a chat message, for Broadcast streams.
+    /// The bare `MessageResponse` view of a chat message, for Broadcast streams: a slice
+    /// of `event`'s buffer (see `chat_proto::encode_message`), so it costs no bytes.
     pub response: Option<Encoded<MessageResponse>>,
+}
+
+impl Entry {
+    /// What holding this entry in a ring costs, in bytes.
+    pub fn size(&self) -> usize {
+        self.event.bytes().len() + ENTRY_OVERHEAD
+    }
 }
 
 pub struct Fanout {
     ring: Mutex<Ring>,
-    capacity: usize,
+    budget: Arc<RingBudget>,
 }
 
 struct Ring {
     /// Sequence number of `entries[0]`; sequence numbers never repeat.
     base: u64,
     entries: VecDeque<Arc<Entry>>,
+    /// What `entries` cost (see `Entry::size`).
+    bytes: usize,
     /// Readers parked until the next publish, each at most once (see `Reader::refill`).
-    waiters: Vec<Waker>,
+    waiters: Slab<Waker>,
     /// Bumped whenever `waiters` is emptied, so a reader knows its slot there is gone.
     waiters_generation: u64,
-    /// Every live reader's position, for `cut_off_stalled`.
-    cursors: Vec<Weak<Cursor>>,
+    /// Every live reader's position, for `cut_off_stalled`; a reader removes its own when
+    /// it drops, so readers that come and go leave nothing here.
+    cursors: Slab<Arc<Cursor>>,
     closed: bool,
 }
 
@@ -62,7 +78,24 @@ struct Cursor {
     next: AtomicU64,
     /// Consecutive sweeps that found this cursor behind the ring.
     strikes: AtomicU8,
-    connection: Option<Connection>,
+    /// Set while the reader's stream waits for a store read (see `Reader::store_progress`).
+    store_waiting: AtomicBool,
+    /// Events the reader's stream sent from the store, and that count at the last sweep.
+    store_sent: AtomicU64,
+    store_sent_swept: AtomicU64,
+    /// The reader's stream, cut if it stalls.
+    client: Option<ClientStream>,
+}
+
+impl Cursor {
+    /// True when the reader's stream is busy with a store catch-up: it waits for a read,
+    /// or sent something from the store since the previous sweep. Its ring cursor is
+    /// behind because it is reading elsewhere, not because it stopped.
+    fn busy_with_store(&self) -> bool {
+        let sent = self.store_sent.load(Ordering::Relaxed);
+        let swept = self.store_sent_swept.swap(sent, Ordering::Relaxed);
+        self.store_waiting.load(Ordering::Relaxed) || sent != swept
+    }
 }
 
 impl Ring {
@@ -70,54 +103,98 @@ impl Ring {
         self.base + self.entries.len() as u64
     }
 
-    fn take_waiters(&mut self) -> Vec<Waker> {
+    fn take_waiters(&mut self) -> Slab<Waker> {
         self.waiters_generation += 1;
         std::mem::take(&mut self.waiters)
+    }
+
+    fn pop_front(&mut self, budget: &RingBudget) {
+        if let Some(entry) = self.entries.pop_front() {
+            self.base += 1;
+            let before = self.bytes;
+            self.bytes -= entry.size();
+            budget.resized(before, self.bytes);
+        }
+    }
+
+    /// Empties the ring and gives its memory back, when its last reader went.
+    fn release(&mut self, budget: &RingBudget) {
+        self.base = self.head();
+        budget.resized(self.bytes, 0);
+        self.bytes = 0;
+        self.entries = VecDeque::new();
+        self.waiters = Slab::new();
+        self.cursors = Slab::new();
     }
 }
 
 /// Why a reader stopped.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadError {
-    /// The ring wrapped past this reader's cursor: it was more than `capacity` behind.
+    /// The ring dropped entries this reader had not read: it fell a whole ring behind.
     Lagged,
 }
 
+/// What a room's ring holds now, for tests and the memory bound (see `RoomHub::memory_stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingStats {
+    pub entries: usize,
+    pub bytes: usize,
+    pub readers: usize,
+    pub waiters: usize,
+}
+
 impl Fanout {
-    pub fn new(capacity: usize) -> Arc<Self> {
-        let capacity = capacity.max(1);
+    pub fn new(budget: Arc<RingBudget>) -> Arc<Self> {
         Arc::new(Fanout {
             ring: Mutex::new(Ring {
                 base: 0,
-                entries: VecDeque::with_capacity(capacity.min(1024)),
-                waiters: Vec::new(),
+                entries: VecDeque::new(),
+                bytes: 0,
+                waiters: Slab::new(),
                 waiters_generation: 0,
-                cursors: Vec::new(),
+                cursors: Slab::new(),
                 closed: false,
             }),
-            capacity,
+            budget,
         })
     }
 
+    /// Events a reader may fall behind before it is cut off, at most.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.budget.events()
     }
 
-    /// Appends events in order and wakes the idle readers once for all of them.
-    pub fn publish(&self, events: impl IntoIterator<Item = Entry>) {
+    /// Appends events in order and wakes the idle readers once for all of them. With no
+    /// reader nothing is kept: whoever subscribes later reads these from the store.
+    pub fn publish<I>(&self, events: I)
+    where
+        I: IntoIterator<Item = Entry>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let events = events.into_iter();
         let waiters = {
             let mut ring = self.ring.lock().unwrap();
+            let ring = &mut *ring;
+            if ring.cursors.is_empty() {
+                // Counted, not iterated: nothing is encoded for nobody.
+                ring.base += events.len() as u64;
+                return;
+            }
             for entry in events {
-                if ring.entries.len() == self.capacity {
-                    ring.entries.pop_front();
-                    ring.base += 1;
-                }
+                let before = ring.bytes;
+                ring.bytes += entry.size();
+                self.budget.resized(before, ring.bytes);
                 ring.entries.push_back(Arc::new(entry));
+                // The newest entry always stays: nobody has read it yet.
+                while ring.entries.len() > 1 && self.budget.over(ring.entries.len(), ring.bytes) {
+                    ring.pop_front(&self.budget);
+                }
             }
             ring.take_waiters()
         };
         // Woken outside the lock, so a woken reader never contends with us for it.
-        for waker in waiters {
+        for (_, waker) in waiters {
             waker.wake();
         }
     }
@@ -129,14 +206,14 @@ impl Fanout {
             ring.closed = true;
             ring.take_waiters()
         };
-        waiters.into_iter().for_each(Waker::wake);
+        waiters.into_iter().for_each(|(_, waker)| waker.wake());
     }
 
     /// A reader that sees only what is published from now on.
-    pub fn reader(self: &Arc<Self>, connection: Option<Connection>) -> Reader {
+    pub fn reader(self: &Arc<Self>, client: Option<ClientStream>) -> Reader {
         let mut ring = self.ring.lock().unwrap();
         let head = ring.head();
-        self.reader_at(&mut ring, head, connection)
+        self.reader_at(&mut ring, head, client)
     }
 
     /// A reader starting at the oldest queued chat message with id > `after_id` (or at the
@@ -145,7 +222,7 @@ impl Fanout {
     pub fn reader_after(
         self: &Arc<Self>,
         after_id: u64,
-        connection: Option<Connection>,
+        client: Option<ClientStream>,
     ) -> (Reader, Option<u64>) {
         let mut ring = self.ring.lock().unwrap();
         let found = ring
@@ -157,7 +234,7 @@ impl Fanout {
             Some((i, e)) => (ring.base + i as u64, Some(e.id)),
             None => (ring.head(), None),
         };
-        let mut reader = self.reader_at(&mut ring, start, connection);
+        let mut reader = self.reader_at(&mut ring, start, client);
         reader.live_from = ring.head();
         (reader, first_id)
     }
@@ -166,14 +243,17 @@ impl Fanout {
         self: &Arc<Self>,
         ring: &mut Ring,
         next: u64,
-        connection: Option<Connection>,
+        client: Option<ClientStream>,
     ) -> Reader {
         let cursor = Arc::new(Cursor {
             next: AtomicU64::new(next),
             strikes: AtomicU8::new(0),
-            connection,
+            store_waiting: AtomicBool::new(false),
+            store_sent: AtomicU64::new(0),
+            store_sent_swept: AtomicU64::new(0),
+            client,
         });
-        ring.cursors.push(Arc::downgrade(&cursor));
+        let key = ring.cursors.insert(cursor.clone());
         Reader {
             fanout: self.clone(),
             next,
@@ -181,43 +261,52 @@ impl Fanout {
             local: VecDeque::new(),
             parked: None,
             cursor,
+            key,
         }
     }
 
-    /// Closes the connection of every reader that was behind the ring at this sweep and
-    /// the previous one: it was cut off and has not been polled since, so it will never
-    /// hear why. Called every stall timeout; returns how many were closed.
+    /// Ends the stream of every reader that was behind the ring at this sweep and the
+    /// previous one: it was cut off and has not been polled since, so it will never hear
+    /// why. Its stream is reset, or its connection closed when nothing else lives on it
+    /// (see `ClientStream::cut`). A reader busy with a store catch-up is not behind (see
+    /// `Cursor`). Called every stall timeout; returns how many streams were ended.
     pub fn cut_off_stalled(&self) -> usize {
         let stalled: Vec<Arc<Cursor>> = {
-            let mut ring = self.ring.lock().unwrap();
-            ring.cursors.retain(|c| c.strong_count() > 0);
+            let ring = self.ring.lock().unwrap();
             let base = ring.base;
             ring.cursors
                 .iter()
-                .filter_map(Weak::upgrade)
+                .map(|(_, c)| c)
                 .filter(|c| {
-                    if c.next.load(Ordering::Relaxed) >= base {
+                    if c.next.load(Ordering::Relaxed) >= base || c.busy_with_store() {
                         c.strikes.store(0, Ordering::Relaxed);
                         return false;
                     }
                     c.strikes.fetch_add(1, Ordering::Relaxed) >= 1
                 })
+                .cloned()
                 .collect()
         };
-        let mut closed = 0;
-        for cursor in stalled {
-            if let Some(connection) = &cursor.connection {
-                if !connection.is_killed() {
-                    connection.kill();
-                    closed += 1;
-                }
-            }
+        stalled
+            .iter()
+            .filter_map(|cursor| cursor.client.as_ref())
+            .filter(|client| client.cut() != Cut::Nothing)
+            .count()
+    }
+
+    pub fn stats(&self) -> RingStats {
+        let ring = self.ring.lock().unwrap();
+        RingStats {
+            entries: ring.entries.len(),
+            bytes: ring.bytes,
+            readers: ring.cursors.len(),
+            waiters: ring.waiters.len(),
         }
-        closed
     }
 }
 
-/// One subscriber's cursor into the ring. A `Stream` of entries; cancel-safe.
+/// One subscriber's cursor into the ring. A `Stream` of entries; cancel-safe. Dropping it
+/// takes its cursor and any parked waker out of the ring; the last one to go empties it.
 pub struct Reader {
     fanout: Arc<Fanout>,
     /// Sequence number of the next entry to take from the ring.
@@ -227,14 +316,19 @@ pub struct Reader {
     live_from: u64,
     /// Taken from the ring, not yet handed out.
     local: VecDeque<(u64, Arc<Entry>)>,
-    /// Where this reader's waker sits in `waiters` (generation, index), if parked.
+    /// Where this reader's waker sits in `waiters` (generation, key), if parked.
     parked: Option<(u64, usize)>,
     cursor: Arc<Cursor>,
+    /// This reader's key in `cursors`.
+    key: usize,
 }
 
-/// Most entries a reader copies out per lock, so a reader far behind does not hold the
-/// ring lock long (it comes back for more straight away).
+/// Most entries, and most bytes (past the first entry), a reader copies out per lock: a
+/// reader far behind does not hold the ring lock long (it comes back for more straight
+/// away), and a reader that stops being polled holds at most this much that the ring may
+/// have dropped meanwhile.
 const BATCH: usize = 256;
+const BATCH_BYTES: usize = 64 * 1024;
 
 impl Reader {
     fn refill(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<(), ReadError>>> {
@@ -251,27 +345,55 @@ impl Reader {
             // anything new (a heartbeat tick, say) must not pile up copies of its waker,
             // but must swap in the new one if the polling task changed.
             match self.parked {
-                Some((generation, index)) if generation == ring.waiters_generation => {
-                    if !ring.waiters[index].will_wake(cx.waker()) {
-                        ring.waiters[index] = cx.waker().clone();
+                Some((generation, key)) if generation == ring.waiters_generation => {
+                    let waker = &mut ring.waiters[key];
+                    if !waker.will_wake(cx.waker()) {
+                        *waker = cx.waker().clone();
                     }
                 }
                 _ => {
-                    ring.waiters.push(cx.waker().clone());
-                    self.parked = Some((ring.waiters_generation, ring.waiters.len() - 1));
+                    let key = ring.waiters.insert(cx.waker().clone());
+                    self.parked = Some((ring.waiters_generation, key));
                 }
             }
             return Poll::Pending;
         }
         let from = (self.next - ring.base) as usize;
-        let until = (from + BATCH).min(ring.entries.len());
-        for (offset, entry) in ring.entries.range(from..until).enumerate() {
-            self.local
-                .push_back((self.next + offset as u64, entry.clone()));
+        let mut bytes = 0;
+        for entry in ring.entries.range(from..).take(BATCH) {
+            if bytes >= BATCH_BYTES {
+                break;
+            }
+            bytes += entry.size();
+            self.local.push_back((self.next, entry.clone()));
+            self.next += 1;
         }
-        self.next += (until - from) as u64;
         self.cursor.next.store(self.next, Ordering::Relaxed);
         Poll::Ready(Some(Ok(())))
+    }
+
+    /// Tells the stall sweeper what this reader's stream does while it reads the store
+    /// instead of the ring: `waiting` for a read, or (false) just sent an event from it.
+    pub fn store_progress(&self, waiting: bool) {
+        if !waiting {
+            self.cursor.store_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        self.cursor.store_waiting.store(waiting, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let mut ring = self.fanout.ring.lock().unwrap();
+        if let Some((generation, key)) = self.parked {
+            if generation == ring.waiters_generation {
+                ring.waiters.remove(key);
+            }
+        }
+        ring.cursors.remove(self.key);
+        if ring.cursors.is_empty() {
+            ring.release(&self.fanout.budget);
+        }
     }
 }
 
@@ -299,6 +421,7 @@ impl Stream for Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connection::Connection;
     use chat_proto::{chat_event::Event, encode_message, Heartbeat};
     use futures::{FutureExt, StreamExt};
 
@@ -314,12 +437,21 @@ mod tests {
         }
     }
 
+    fn messages(ids: std::ops::Range<u64>) -> Vec<Entry> {
+        ids.map(message).collect()
+    }
+
     fn ephemeral() -> Entry {
         Entry {
             id: 0,
             event: Encoded::event(Event::Heartbeat(Heartbeat {})),
             response: None,
         }
+    }
+
+    /// Bounds of `events` events and plenty of bytes.
+    fn events(events: usize) -> Arc<RingBudget> {
+        Arc::new(RingBudget::new(events, 1 << 30, 1))
     }
 
     fn ready_ids(reader: &mut Reader) -> Vec<u64> {
@@ -332,7 +464,7 @@ mod tests {
 
     #[test]
     fn readers_see_what_is_published_after_they_start() {
-        let fanout = Fanout::new(8);
+        let fanout = Fanout::new(events(8));
         fanout.publish([message(1)]);
         let mut reader = fanout.reader(None);
         fanout.publish([message(2), ephemeral(), message(3)]);
@@ -341,7 +473,8 @@ mod tests {
 
     #[test]
     fn resuming_replays_queued_messages_but_not_old_ephemeral_events() {
-        let fanout = Fanout::new(8);
+        let fanout = Fanout::new(events(8));
+        let _listening = fanout.reader(None);
         fanout.publish([message(1), ephemeral(), message(2), message(3)]);
         let (mut reader, first) = fanout.reader_after(1, None);
         assert_eq!(first, Some(2));
@@ -354,7 +487,7 @@ mod tests {
 
     #[test]
     fn a_reader_past_its_bound_is_cut_off_and_others_are_not() {
-        let fanout = Fanout::new(4);
+        let fanout = Fanout::new(events(4));
         let mut slow = fanout.reader(None);
         let mut fast = fanout.reader(None);
         for id in 1..=10 {
@@ -373,10 +506,10 @@ mod tests {
 
     #[test]
     fn a_reader_left_behind_and_never_polled_has_its_connection_closed() {
-        let fanout = Fanout::new(4);
+        let fanout = Fanout::new(events(4));
         let (stalled, reading) = (Connection::default(), Connection::default());
-        let _stalled = fanout.reader(Some(stalled.clone()));
-        let mut active = fanout.reader(Some(reading.clone()));
+        let _stalled = fanout.reader(Some(ClientStream::of(stalled.clone())));
+        let mut active = fanout.reader(Some(ClientStream::of(reading.clone())));
         let mut publish_and_read = |ids: std::ops::RangeInclusive<u64>| {
             for id in ids {
                 fanout.publish([message(id)]);
@@ -399,7 +532,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_parked_reader_wakes_on_publish_and_registers_once() {
-        let fanout = Fanout::new(4);
+        let fanout = Fanout::new(events(4));
         let mut reader = fanout.reader(None);
         for _ in 0..3 {
             assert!(reader.next().now_or_never().is_none());
@@ -413,5 +546,80 @@ mod tests {
         publisher.await.unwrap();
         fanout.close();
         assert!(reader.next().await.is_none());
+    }
+
+    #[test]
+    fn a_ring_is_bounded_in_bytes_too() {
+        let size = message(1000).size();
+        let budget = Arc::new(RingBudget::new(1000, 0, 1));
+        let fanout = Fanout::new(budget);
+        let _reader = fanout.reader(None);
+        // The floor is one largest entry: as many small ones as fit in it stay.
+        fanout.publish(messages(1..1001));
+        let stats = fanout.stats();
+        assert!(stats.bytes <= crate::ring_budget::MAX_ENTRY_BYTES);
+        assert_eq!(stats.entries, crate::ring_budget::MAX_ENTRY_BYTES / size);
+        let (_, first) = fanout.reader_after(0, None);
+        assert_eq!(first, Some(1001 - stats.entries as u64), "the newest stay");
+    }
+
+    #[test]
+    fn a_ring_without_readers_holds_nothing() {
+        let budget = events(64);
+        let fanout = Fanout::new(budget.clone());
+        fanout.publish(messages(1..11));
+        assert_eq!(fanout.stats(), RingStats::default());
+        let mut reader = fanout.reader(None);
+        let other = fanout.reader(None);
+        fanout.publish(messages(11..21));
+        assert_eq!(ready_ids(&mut reader), (11..21).collect::<Vec<_>>());
+        drop(other);
+        assert_eq!(fanout.stats().entries, 10, "one reader still here");
+        drop(reader);
+        assert_eq!(fanout.stats(), RingStats::default());
+        let (_, first) = fanout.reader_after(0, None);
+        assert_eq!(first, None, "a resumer reads it all from the store");
+    }
+
+    #[test]
+    fn a_dropped_parked_reader_leaves_nothing_behind() {
+        let fanout = Fanout::new(events(4));
+        let _listening = fanout.reader(None);
+        for _ in 0..1000 {
+            let mut reader = fanout.reader(None);
+            assert!(reader.next().now_or_never().is_none(), "parked");
+        }
+        let stats = fanout.stats();
+        assert_eq!((stats.readers, stats.waiters), (1, 0));
+    }
+
+    #[test]
+    fn a_reader_busy_reading_the_store_is_not_cut_off() {
+        let fanout = Fanout::new(events(4));
+        let connection = Connection::default();
+        let catching_up = fanout.reader(Some(ClientStream::of(connection.clone())));
+        let _listening = fanout.reader(None);
+        fanout.publish(messages(1..9));
+        for _ in 0..3 {
+            catching_up.store_progress(false);
+            assert_eq!(fanout.cut_off_stalled(), 0, "it sends from the store");
+        }
+        catching_up.store_progress(true);
+        for _ in 0..3 {
+            assert_eq!(fanout.cut_off_stalled(), 0, "it waits for a store read");
+        }
+        catching_up.store_progress(false);
+        assert_eq!(fanout.cut_off_stalled(), 0);
+        assert_eq!(fanout.cut_off_stalled(), 0, "behind once, no progress");
+        assert_eq!(fanout.cut_off_stalled(), 1, "behind twice, no progress");
+        assert!(connection.is_killed());
+    }
+
+    #[test]
+    fn entry_overhead_covers_the_real_sizes() {
+        use std::mem::size_of;
+        // The Arc's counts and entry, its ring slot, and the buffer's shared header.
+        let fixed = 2 * size_of::<usize>() + size_of::<Entry>() + size_of::<Arc<Entry>>() + 32;
+        assert!(fixed <= ENTRY_OVERHEAD, "{fixed}");
     }
 }

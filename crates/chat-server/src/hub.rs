@@ -15,8 +15,9 @@ use std::{
 use chat_proto::{chat_event::Event, ChatEvent, Encoded, RoomInfo, Welcome};
 
 use crate::{
-    connection::Connection,
+    client_stream::ClientStream,
     error::ChatError,
+    ring_budget::RingBudget,
     room::Room,
     sessions::{Sender, StreamGuard},
     store::{Committed, Durability, MessageStore},
@@ -37,7 +38,7 @@ struct HubInner {
     rooms: Arc<Rooms>,
     store: MessageStore,
     max_rooms: usize,
-    queue_len: usize,
+    rings: Arc<RingBudget>,
 }
 
 pub struct HubSettings<'a> {
@@ -46,6 +47,26 @@ pub struct HubSettings<'a> {
     pub max_rooms: usize,
     /// Events a subscriber may fall behind before it is cut off.
     pub queue_len: usize,
+    /// Bytes all rooms' fan-out rings may hold together (see `ring_budget`).
+    pub fanout_bytes: usize,
+    /// Store reads running at once; more wait.
+    pub store_reads: usize,
+}
+
+/// What the rooms hold in memory now, for tests and the memory bound.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryStats {
+    pub rooms: usize,
+    /// Events and bytes held by every room's fan-out ring.
+    pub ring_entries: usize,
+    pub ring_bytes: usize,
+    /// The most `ring_bytes` can reach with the room cap reached.
+    pub ring_bound: usize,
+    /// Open ring readers (each Subscribe or Broadcast stream has one) and parked ones.
+    pub readers: usize,
+    pub waiters: usize,
+    /// Names present in some room, counted once per room.
+    pub members: usize,
 }
 
 /// Who opens a Subscribe stream and from where.
@@ -58,23 +79,32 @@ pub struct SubscribeRequest<'a> {
     /// The signed-in member, who is then present in the room while the stream lasts.
     pub member: Option<StreamGuard>,
     pub heartbeat: Option<Duration>,
-    /// The client's connection, closed if the stream is cut off and stops reading.
-    pub connection: Option<Connection>,
+    /// The client's stream, ended if it is cut off and stops reading.
+    pub client: Option<ClientStream>,
 }
 
 impl RoomHub {
     pub fn open(settings: HubSettings<'_>) -> Result<Self, ChatError> {
         let rooms: Arc<Rooms> = Arc::default();
         let hook_rooms = Arc::clone(&rooms);
-        let store = MessageStore::open(settings.db, settings.durability, move |batch| {
-            publish(&hook_rooms, batch)
-        })?;
+        let store = MessageStore::open(
+            settings.db,
+            settings.durability,
+            settings.store_reads,
+            move |batch| publish(&hook_rooms, batch),
+        )?;
+        let max_rooms = settings.max_rooms.max(1);
+        let rings = Arc::new(RingBudget::new(
+            settings.queue_len,
+            settings.fanout_bytes,
+            max_rooms,
+        ));
         {
             let mut map = rooms.write().unwrap();
             for (name, last_id) in store.rooms() {
                 map.insert(
                     name.clone(),
-                    Arc::new(Room::new(name, *last_id, settings.queue_len)),
+                    Arc::new(Room::new(name, *last_id, rings.clone())),
                 );
             }
         }
@@ -82,8 +112,8 @@ impl RoomHub {
             inner: Arc::new(HubInner {
                 rooms,
                 store,
-                max_rooms: settings.max_rooms.max(1),
-                queue_len: settings.queue_len,
+                max_rooms,
+                rings,
             }),
         };
         hub.room(DEFAULT_ROOM)?;
@@ -111,7 +141,7 @@ impl RoomHub {
         if rooms.len() >= self.inner.max_rooms {
             return Err(ChatError::TooManyRooms(self.inner.max_rooms));
         }
-        let room = Arc::new(Room::new(name, 0, self.inner.queue_len));
+        let room = Arc::new(Room::new(name, 0, self.inner.rings.clone()));
         rooms.insert(name.to_owned(), room.clone());
         // Queued now, ahead of any message to the room; a failure to record it shows up
         // as that first message failing, so nothing waits for it here.
@@ -188,14 +218,14 @@ impl RoomHub {
             .member
             .as_ref()
             .map(|slot| slot.session().name().to_owned());
-        let opened = room.open(member_name.as_deref(), after_id, req.connection.clone());
+        let opened = room.open(member_name.as_deref(), after_id, req.client.clone());
         let welcome = Encoded::<ChatEvent>::event(Event::Welcome(Welcome {
             room: room.name().to_owned(),
             epoch: self.epoch(),
             last_id: opened.last_id,
             reset,
             heartbeat_ms: req.heartbeat.map_or(0, |d| d.as_millis() as u32),
-            member_count: opened.members.len() as u32,
+            member_count: opened.member_count as u32,
             members: opened.members,
         }));
         let after_id = after_id.unwrap_or(opened.last_id);
@@ -215,11 +245,11 @@ impl RoomHub {
             heartbeat: req.heartbeat,
             member: opened.guard,
             slot: req.member,
-            connection: req.connection,
+            client: req.client,
         }))
     }
 
-    /// Closes the connections of subscribers that were cut off and stopped reading, every
+    /// Ends the streams of subscribers that were cut off and stopped reading, every
     /// `every`, until shutdown.
     pub async fn cut_off_stalled_every(self, every: Duration, shutdown: crate::Shutdown) {
         let mut ticks = tokio::time::interval(every);
@@ -235,10 +265,29 @@ impl RoomHub {
             if closed > 0 {
                 tracing::info!(
                     closed,
-                    "closed connections of subscribers that stopped reading"
+                    "ended the streams of subscribers that stopped reading"
                 );
             }
         }
+    }
+
+    /// What the rooms hold now: rings, readers, members.
+    pub fn memory_stats(&self) -> MemoryStats {
+        let rooms: Vec<Arc<Room>> = self.inner.rooms.read().unwrap().values().cloned().collect();
+        let mut stats = MemoryStats {
+            rooms: rooms.len(),
+            ring_bound: self.inner.rings.bound(self.inner.max_rooms),
+            ..MemoryStats::default()
+        };
+        for room in rooms {
+            let ring = room.ring_stats();
+            stats.ring_entries += ring.entries;
+            stats.ring_bytes += ring.bytes;
+            stats.readers += ring.readers;
+            stats.waiters += ring.waiters;
+            stats.members += room.member_count();
+        }
+        stats
     }
 
     /// Ends every stream, each with "shutting down", once it has sent what is queued.

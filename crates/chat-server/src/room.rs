@@ -20,8 +20,9 @@ use std::{
 use chat_proto::{chat_event::Event, encode_message, Encoded, MessageResponse, Presence};
 
 use crate::{
-    connection::Connection,
-    fanout::{Entry, Fanout, Reader},
+    client_stream::ClientStream,
+    fanout::{Entry, Fanout, Reader, RingStats},
+    ring_budget::RingBudget,
     sessions::Sender,
     store::{display_form, Committed, MessageStore, StoreError},
 };
@@ -38,12 +39,12 @@ pub struct Room {
 }
 
 impl Room {
-    pub fn new(name: &str, last_id: u64, queue_len: usize) -> Self {
+    pub fn new(name: &str, last_id: u64, rings: Arc<RingBudget>) -> Self {
         Room {
             name: name.into(),
             assigned: Mutex::new(last_id),
             published: AtomicU64::new(last_id),
-            fanout: Fanout::new(queue_len),
+            fanout: Fanout::new(rings),
             members: Mutex::default(),
         }
     }
@@ -114,9 +115,13 @@ impl Room {
     pub fn reader_after(
         &self,
         after_id: u64,
-        connection: Option<Connection>,
+        client: Option<ClientStream>,
     ) -> (Reader, Option<u64>) {
-        self.fanout.reader_after(after_id, connection)
+        self.fanout.reader_after(after_id, client)
+    }
+
+    pub fn ring_stats(&self) -> RingStats {
+        self.fanout.stats()
     }
 
     /// See [`Fanout::cut_off_stalled`].
@@ -125,7 +130,7 @@ impl Room {
     }
 
     /// Opens a stream on the room: its reader (live only, or resuming after an id), the
-    /// member list, and, for a signed-in `member`, their membership while it lasts (their
+    /// member list (the first `WELCOME_MEMBERS` names) and count, and, for a signed-in `member`, their membership while it lasts (their
     /// first stream announces them). Done under the members lock, so the list and the
     /// reader's presence events line up exactly: the newcomer sees every change after the
     /// list and none before it, its own announcement included.
@@ -133,7 +138,7 @@ impl Room {
         self: &Arc<Self>,
         member: Option<&str>,
         after_id: Option<u64>,
-        connection: Option<Connection>,
+        client: Option<ClientStream>,
     ) -> Opened {
         let mut members = self.members.lock().unwrap();
         let guard = member.map(|name| {
@@ -148,8 +153,8 @@ impl Room {
             }
         });
         let (reader, first_queued) = match after_id {
-            Some(after) => self.fanout.reader_after(after, connection),
-            None => (self.fanout.reader(connection), None),
+            Some(after) => self.fanout.reader_after(after, client),
+            None => (self.fanout.reader(client), None),
         };
         Opened {
             reader,
@@ -157,7 +162,8 @@ impl Room {
             // Read after the reader exists: anything newer reaches it live, so `last_id`
             // plus the reader cover everything (see `publish_committed`).
             last_id: self.last_id(),
-            members: members.keys().cloned().collect(),
+            members: members.keys().take(WELCOME_MEMBERS).cloned().collect(),
+            member_count: members.len(),
             guard,
         }
     }
@@ -175,22 +181,19 @@ impl Room {
     }
 
     /// Published with the members lock held, so announcements go out in the order the
-    /// member list changed.
+    /// member list changed. Only the change and the count: a list in every event would
+    /// make a reconnect storm cost the square of the room's size.
     fn announce(&self, members: &BTreeMap<String, usize>, name: &str, joined: bool) {
         self.fanout.publish([Entry {
             id: 0,
             event: Encoded::event(Event::Presence(Presence {
                 username: name.to_owned(),
                 joined,
-                members: members.keys().cloned().collect(),
+                members: Vec::new(),
                 member_count: members.len() as u32,
             })),
             response: None,
         }]);
-    }
-
-    pub fn members(&self) -> Vec<String> {
-        self.members.lock().unwrap().keys().cloned().collect()
     }
 
     pub fn member_count(&self) -> usize {
@@ -219,9 +222,14 @@ pub struct Opened {
     /// `Fanout::reader_after`); older ones must come from the store.
     pub first_queued: Option<u64>,
     pub last_id: u64,
+    /// The first `WELCOME_MEMBERS` members by name, and how many there are.
     pub members: Vec<String>,
+    pub member_count: usize,
     pub guard: Option<MemberGuard>,
 }
+
+/// Most names a Welcome lists; the count tells how many more there are.
+pub const WELCOME_MEMBERS: usize = 200;
 
 /// One open stream's membership; dropping it (the stream ended, however) leaves.
 pub struct MemberGuard {
@@ -242,14 +250,23 @@ mod tests {
     use futures::{FutureExt, StreamExt};
     use prost::Message;
 
-    fn presence_events(reader: &mut Reader) -> Vec<(String, bool, Vec<String>)> {
+    fn room() -> Arc<Room> {
+        Arc::new(Room::new(
+            "general",
+            0,
+            Arc::new(RingBudget::new(64, 1 << 20, 1)),
+        ))
+    }
+
+    fn presence_events(reader: &mut Reader) -> Vec<(String, bool, u32)> {
         let mut out = Vec::new();
         while let Some(Some(Ok(entry))) = reader.next().now_or_never() {
             if let Some(Event::Presence(p)) = ChatEvent::decode(entry.event.bytes().clone())
                 .unwrap()
                 .event
             {
-                out.push((p.username, p.joined, p.members));
+                assert!(p.members.is_empty(), "presence carries the change only");
+                out.push((p.username, p.joined, p.member_count));
             }
         }
         out
@@ -257,13 +274,14 @@ mod tests {
 
     #[test]
     fn presence_counts_streams_per_name() {
-        let room = Arc::new(Room::new("general", 0, 64));
+        let room = room();
         let mut watcher = room.open(None, None, None).reader;
         let ann1 = room.open(Some("ann"), None, None);
         assert_eq!(ann1.members, ["ann"]);
         let ann2 = room.open(Some("ann"), None, None);
         let bob = room.open(Some("bob"), None, None);
         assert_eq!(bob.members, ["ann", "bob"]);
+        assert_eq!(bob.member_count, 2);
         drop(ann1);
         assert_eq!(room.member_count(), 2, "ann still has a stream open");
         drop(ann2);
@@ -271,21 +289,17 @@ mod tests {
         assert_eq!(
             presence_events(&mut watcher),
             [
-                ("ann".to_owned(), true, vec!["ann".to_owned()]),
-                (
-                    "bob".to_owned(),
-                    true,
-                    vec!["ann".to_owned(), "bob".to_owned()]
-                ),
-                ("ann".to_owned(), false, vec!["bob".to_owned()]),
-                ("bob".to_owned(), false, vec![]),
+                ("ann".to_owned(), true, 1),
+                ("bob".to_owned(), true, 2),
+                ("ann".to_owned(), false, 1),
+                ("bob".to_owned(), false, 0),
             ]
         );
     }
 
     #[test]
     fn a_newcomer_does_not_see_its_own_or_older_announcements() {
-        let room = Arc::new(Room::new("general", 0, 64));
+        let room = room();
         let _ann = room.open(Some("ann"), None, None);
         let mut bob = room.open(Some("bob"), Some(0), None);
         assert_eq!(bob.members, ["ann", "bob"]);
@@ -293,11 +307,24 @@ mod tests {
         let _cy = room.open(Some("cy"), None, None);
         assert_eq!(
             presence_events(&mut bob.reader),
-            [(
-                "cy".to_owned(),
-                true,
-                vec!["ann".into(), "bob".into(), "cy".into()]
-            )]
+            [("cy".to_owned(), true, 3)]
         );
+    }
+
+    #[test]
+    fn the_welcome_list_is_capped_and_the_count_is_not() {
+        let room = room();
+        let names: Vec<String> = (0..WELCOME_MEMBERS + 5)
+            .map(|i| format!("user{i:04}"))
+            .collect();
+        let held: Vec<Opened> = names
+            .iter()
+            .map(|n| room.open(Some(n), None, None))
+            .collect();
+        let newcomer = room.open(None, None, None);
+        assert_eq!(newcomer.members, names[..WELCOME_MEMBERS]);
+        assert_eq!(newcomer.member_count, WELCOME_MEMBERS + 5);
+        drop(held);
+        assert_eq!(room.member_count(), 0);
     }
 }

@@ -22,7 +22,7 @@ use crate::{
     accounts::Accounts,
     address_budgets::AddressBudgets,
     client_addr::ClientIp,
-    connection::Connection,
+    client_stream::ClientStream,
     error::ChatError,
     hub::{self, RoomHub},
     sessions::{Sender, Session, Sessions, Started},
@@ -114,7 +114,7 @@ impl ChatService for ChatApi {
             Some(session) => Some(self.sessions.open_stream(session)?),
             None => None,
         };
-        let connection = request.extensions().get::<Connection>().cloned();
+        let stream_end = request.extensions().get::<ClientStream>().cloned();
         let client = client_ip(&request);
         let mut inbound = request.into_inner();
         let hub = self.hub.clone();
@@ -129,7 +129,7 @@ impl ChatService for ChatApi {
             };
             let room = hub.room(validate::room(&first.room)?)?;
             // Open before posting, so the sender sees its own first message.
-            let opened = room.open(session.as_ref().map(|s| s.name()), None, connection);
+            let opened = room.open(session.as_ref().map(|s| s.name()), None, stream_end);
             let _member = opened.guard;
             let mut live = opened.reader;
             let mut last_id = 0;
@@ -179,7 +179,7 @@ impl ChatService for ChatApi {
             Some(session) => Some(self.sessions.open_stream(&session)?),
             None => None,
         };
-        let connection = request.extensions().get::<Connection>().cloned();
+        let client = request.extensions().get::<ClientStream>().cloned();
         let req = request.into_inner();
         let room = validate::room(&req.room)?;
         let subscription = self.hub.subscribe(
@@ -189,7 +189,7 @@ impl ChatService for ChatApi {
                 epoch: req.epoch,
                 member: slot,
                 heartbeat: self.heartbeat,
-                connection,
+                client,
             },
             DEFAULT_HISTORY_PAGE as u64,
         )?;

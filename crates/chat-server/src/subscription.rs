@@ -23,7 +23,7 @@ use futures::{stream::BoxStream, Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
 
 use crate::{
-    connection::Connection,
+    client_stream::ClientStream,
     error::ChatError,
     fanout::{ReadError, Reader},
     room::{MemberGuard, Room},
@@ -31,8 +31,10 @@ use crate::{
     store::{Committed, MessageStore, StoreError},
 };
 
-/// Rows per store read while catching up.
+/// Rows per store read while catching up, and the text bytes at which a page stops early:
+/// a stream that stops reading mid catch-up holds one page at most.
 const CATCH_UP_PAGE: usize = 500;
+const CATCH_UP_PAGE_BYTES: usize = 64 * 1024;
 
 pub struct Subscription {
     welcome: Option<Encoded<ChatEvent>>,
@@ -44,7 +46,7 @@ pub struct Subscription {
     reader: Reader,
     room: Arc<Room>,
     store: MessageStore,
-    connection: Option<Connection>,
+    client: Option<ClientStream>,
     queue_len: usize,
     /// The newest message id sent on this stream.
     last_id: u64,
@@ -69,7 +71,7 @@ pub struct SubscriptionParts {
     pub heartbeat: Option<Duration>,
     pub member: Option<MemberGuard>,
     pub slot: Option<StreamGuard>,
-    pub connection: Option<Connection>,
+    pub client: Option<ClientStream>,
 }
 
 impl Subscription {
@@ -90,7 +92,7 @@ impl Subscription {
             reader: parts.reader,
             room: parts.room,
             store: parts.store,
-            connection: parts.connection,
+            client: parts.client,
             queue_len: parts.queue_len,
             last_id: parts.after_id,
             heartbeat: parts.heartbeat.map(HeartbeatTimer::new),
@@ -108,7 +110,11 @@ impl Subscription {
             return Poll::Ready(Some(Ok(welcome)));
         }
         if let Some(catch_up) = &mut self.catch_up {
-            match catch_up.poll_next_unpin(cx) {
+            // The stall sweeper hears of every step, so a long catch-up is not mistaken
+            // for a stream that stopped reading (its ring cursor is behind meanwhile).
+            let step = catch_up.poll_next_unpin(cx);
+            self.reader.store_progress(step.is_pending());
+            match step {
                 Poll::Ready(Some(Ok(msg))) => {
                     self.last_id = msg.id;
                     return Poll::Ready(Some(Ok(encode_message(&msg).0)));
@@ -188,9 +194,7 @@ impl Subscription {
     /// stretch before it from the store. Presence and typing events published meanwhile
     /// are skipped: they left the ring unseen.
     fn catch_up_again(&mut self) {
-        let (reader, first_queued) = self
-            .room
-            .reader_after(self.last_id, self.connection.clone());
+        let (reader, first_queued) = self.room.reader_after(self.last_id, self.client.clone());
         let until = first_queued.map_or_else(|| self.room.last_id(), |first| first - 1);
         self.reader = reader;
         self.catch_up = Some(
@@ -215,7 +219,7 @@ fn catch_up(
     async_stream::try_stream! {
         let mut last = after_id;
         while last < until {
-            let page = store.after(&room, last, CATCH_UP_PAGE).await?;
+            let page = store.after(&room, last, CATCH_UP_PAGE, CATCH_UP_PAGE_BYTES).await?;
             if page.is_empty() {
                 break;
             }

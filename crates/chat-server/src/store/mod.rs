@@ -5,9 +5,9 @@
 //! transaction (group commit): under load one disk sync covers many messages, so durability
 //! does not cap throughput. It hands each committed batch, in queue order, to `on_commit`
 //! (the hub's fan-out) and only then answers the appends, so nobody sees a message that a
-//! crash could take back. Reads run on tokio's blocking pool over their own connections;
-//! WAL lets them proceed beside the writer. Accounts and stored sessions (`accounts`)
-//! are written over a connection of their own.
+//! crash could take back. Reads run on tokio's blocking pool over their own connections, a
+//! bounded number at a time; WAL lets them proceed beside the writer. Accounts and stored
+//! sessions (`accounts`) are written over a connection of their own.
 use std::{
     future::Future,
     path::{Path, PathBuf},
@@ -151,7 +151,8 @@ struct Counters {
 }
 
 impl MessageStore {
-    /// Opens (or creates) the database at `path` and starts the writer thread.
+    /// Opens (or creates) the database at `path` and starts the writer thread. At most
+    /// `max_reads` reads run at once (each holds a blocking thread); more wait their turn.
     /// `on_commit` runs on that thread after each commit with the batch's messages in
     /// queue order; it must be quick and must not wait on an append. It should not own a
     /// handle on this store either (hold a `Weak` to whatever owns it), or the store never
@@ -159,6 +160,7 @@ impl MessageStore {
     pub fn open(
         path: &Path,
         durability: Durability,
+        max_reads: usize,
         on_commit: impl Fn(&[Committed]) + Send + 'static,
     ) -> Result<Self, StoreError> {
         let opened = schema::open(path, durability)?;
@@ -178,7 +180,7 @@ impl MessageStore {
             inner: Arc::new(Inner {
                 queue: Some(queue),
                 writer: Some(writer),
-                readers: Arc::new(Readers::new(path)),
+                readers: Arc::new(Readers::new(path, max_reads)),
                 counters,
                 epoch: opened.epoch,
                 rooms: opened.rooms,
@@ -285,19 +287,21 @@ impl MessageStore {
             .await
     }
 
-    /// Up to `limit` messages of `room` with id > `after_id`, oldest first: one page of a
-    /// replay, however far back it starts.
+    /// Up to `limit` messages of `room` with id > `after_id`, oldest first, fewer once they
+    /// hold `max_bytes` of text (at least one): one page of a replay, however far back it
+    /// starts.
     pub async fn after(
         &self,
         room: &str,
         after_id: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<MessageResponse>, StoreError> {
         let room = room.to_owned();
         let limit = limit.min(MAX_READ_ROWS);
         self.inner
             .readers
-            .read(move |conn| reader::after(conn, &room, after_id, limit))
+            .read(move |conn| reader::after(conn, &room, after_id, limit, max_bytes))
             .await
     }
 

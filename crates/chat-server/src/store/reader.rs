@@ -1,5 +1,7 @@
 //! Reads: history pages and replays, each on tokio's blocking pool over a pooled
-//! connection of its own.
+//! connection of its own, a bounded number at a time: a flood of History or catch-up
+//! requests queues for a permit instead of taking every blocking thread (and the memory
+//! each read builds up).
 //!
 //! WAL gives every read a snapshot of what was committed when it began, without waiting
 //! for the writer or making it wait. Connections are kept for reuse (opening one costs a
@@ -12,6 +14,7 @@ use std::{
 
 use chat_proto::MessageResponse;
 use rusqlite::{params, Connection, Row};
+use tokio::sync::Semaphore;
 
 use super::{display_form, schema, StoreError};
 
@@ -21,23 +24,37 @@ const IDLE_READERS: usize = 4;
 pub(super) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// One permit per read allowed to run.
+    running: Arc<Semaphore>,
 }
 
 impl Readers {
-    pub fn new(path: &Path) -> Self {
+    pub fn new(path: &Path, max_reads: usize) -> Self {
         Readers {
             path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
+            running: Arc::new(Semaphore::new(max_reads.max(1))),
         }
     }
 
-    /// Runs `query` on the blocking pool with a connection from the pool.
+    /// Runs `query` on the blocking pool with a connection from the pool, once one of the
+    /// `max_reads` permits is free.
     pub async fn read<T: Send + 'static>(
         self: &Arc<Self>,
         query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
+        let permit = Arc::clone(&self.running)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         let readers = Arc::clone(self);
-        match tokio::task::spawn_blocking(move || readers.with_connection(query)).await {
+        // The permit goes with the query: a caller that stops waiting does not stop the
+        // read, so the read keeps its permit until it is really done.
+        let read = move || {
+            let _permit = permit;
+            readers.with_connection(query)
+        };
+        match tokio::task::spawn_blocking(read).await {
             Ok(result) => result,
             // A panic in a query is a bug; let it surface as one.
             Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
@@ -98,18 +115,30 @@ pub(super) fn history(
     Ok((newest_first, has_more))
 }
 
+/// Stops at `limit` rows or once the rows read hold `max_bytes` of text (past the first
+/// row), whichever comes first.
 pub(super) fn after(
     conn: &Connection,
     room: &str,
     after_id: u64,
     limit: usize,
+    max_bytes: usize,
 ) -> rusqlite::Result<Vec<MessageResponse>> {
-    conn.prepare_cached(
+    let mut stmt = conn.prepare_cached(
         "SELECT room, id, username, text, sent_at_ms, guest FROM messages
          WHERE room = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-    )?
-    .query_map(params![room, bound(after_id), limit as i64], message)?
-    .collect()
+    )?;
+    let rows = stmt.query_map(params![room, bound(after_id), limit as i64], message)?;
+    let (mut page, mut bytes) = (Vec::new(), 0);
+    for row in rows {
+        if bytes >= max_bytes {
+            break;
+        }
+        let msg = row?;
+        bytes += msg.message.len() + msg.text.len();
+        page.push(msg);
+    }
+    Ok(page)
 }
 
 fn message(row: &Row<'_>) -> rusqlite::Result<MessageResponse> {

@@ -29,7 +29,7 @@ fn msg(room: &str, id: u64, text: &str) -> MessageResponse {
 }
 
 fn open(path: &Path) -> MessageStore {
-    MessageStore::open(path, Durability::Normal, |_: &[Committed]| {}).unwrap()
+    MessageStore::open(path, Durability::Normal, 4, |_: &[Committed]| {}).unwrap()
 }
 
 /// Every batch `on_commit` was given, as (room, id).
@@ -38,7 +38,7 @@ type Batches = Arc<Mutex<Vec<Vec<(String, u64)>>>>;
 fn open_recording(path: &Path) -> (MessageStore, Batches) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
-    let store = MessageStore::open(path, Durability::Full, move |batch: &[Committed]| {
+    let store = MessageStore::open(path, Durability::Full, 4, move |batch: &[Committed]| {
         record
             .lock()
             .unwrap()
@@ -63,7 +63,7 @@ fn open_gated(path: &Path) -> Gated {
     let gate = Mutex::new(Some((entered_tx, release_rx)));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
-    let store = MessageStore::open(path, Durability::Normal, move |batch: &[Committed]| {
+    let store = MessageStore::open(path, Durability::Normal, 4, move |batch: &[Committed]| {
         record.lock().unwrap().extend(batch.iter().map(|m| m.id));
         if let Some((entered, release)) = gate.lock().unwrap().take() {
             entered.send(()).unwrap();
@@ -131,7 +131,7 @@ async fn on_commit_sees_batches_in_queue_order_and_only_once_committed() {
     let check_path = path.clone();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
-    let store = MessageStore::open(&path, Durability::Full, move |batch: &[Committed]| {
+    let store = MessageStore::open(&path, Durability::Full, 4, move |batch: &[Committed]| {
         // Another connection must already see every message of the batch.
         let other = rusqlite::Connection::open(&check_path).unwrap();
         for m in batch {
@@ -303,9 +303,26 @@ async fn a_read_never_returns_more_than_the_cap() {
     assert_eq!(page.len(), MAX_READ_ROWS);
     assert!(has_more);
     assert_eq!(
-        store.after("general", 0, usize::MAX).await.unwrap().len(),
+        store
+            .after("general", 0, usize::MAX, usize::MAX)
+            .await
+            .unwrap()
+            .len(),
         MAX_READ_ROWS
     );
+}
+
+#[tokio::test]
+async fn an_after_page_stops_at_its_byte_bound() {
+    let (_dir, path) = db();
+    let store = open(&path);
+    fill(&store, "general", 1..=20).await;
+    let one = store.after("general", 0, 1, usize::MAX).await.unwrap();
+    let row_bytes = one[0].message.len() + one[0].text.len();
+    let page = store.after("general", 0, 100, 3 * row_bytes).await.unwrap();
+    assert_eq!(ids(&page), [1, 2, 3]);
+    let page = store.after("general", 0, 100, 1).await.unwrap();
+    assert_eq!(ids(&page), [1], "at least one row");
 }
 
 #[tokio::test]
@@ -317,18 +334,18 @@ async fn after_pages_forwards_from_any_id() {
     let mut replayed = Vec::new();
     let mut last = 0;
     loop {
-        let page = store.after("general", last, 100).await.unwrap();
+        let page = store.after("general", last, 100, usize::MAX).await.unwrap();
         let Some(newest) = page.last() else { break };
         last = newest.id;
         replayed.extend(ids(&page));
     }
     assert_eq!(replayed, (1..=450).collect::<Vec<_>>());
     assert_eq!(
-        ids(&store.after("general", 445, 100).await.unwrap()),
+        ids(&store.after("general", 445, 100, usize::MAX).await.unwrap()),
         [446, 447, 448, 449, 450]
     );
     assert!(store
-        .after("general", u64::MAX, 10)
+        .after("general", u64::MAX, 10, usize::MAX)
         .await
         .unwrap()
         .is_empty());
@@ -467,7 +484,7 @@ async fn a_database_from_a_newer_server_is_refused() {
         .unwrap()
         .pragma_update(None, "user_version", schema::VERSION + 1)
         .unwrap();
-    let refused = MessageStore::open(&path, Durability::Normal, |_: &[Committed]| {});
+    let refused = MessageStore::open(&path, Durability::Normal, 4, |_: &[Committed]| {});
     assert_eq!(
         refused.err(),
         Some(StoreError::NewerSchema(schema::VERSION + 1))
@@ -508,4 +525,32 @@ async fn a_version_1_database_is_upgraded_in_place() {
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
     assert_eq!(version, schema::VERSION);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_beyond_the_limit_wait_their_turn() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (_dir, path) = db();
+    drop(open(&path));
+    let readers = Arc::new(reader::Readers::new(&path, 2));
+    let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let reads = (0..8).map(|_| {
+        let (running, peak) = (running.clone(), peak.clone());
+        let readers = readers.clone();
+        async move {
+            readers
+                .read(move |_| {
+                    peak.fetch_max(running.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    // Long enough that reads without a limit would overlap.
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    Ok(())
+                })
+                .await
+        }
+    });
+    for read in join_all(reads).await {
+        read.unwrap();
+    }
+    assert!(peak.load(Ordering::SeqCst) <= 2, "{peak:?} at once");
 }

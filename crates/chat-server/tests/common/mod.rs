@@ -9,7 +9,7 @@ use chat_proto::{
     chat_event::Event, chat_service_client::ChatServiceClient, ChatEvent, JoinRequest,
     MessageRequest, MessageResponse, SubscribeRequest, Welcome,
 };
-use chat_server::{app, Config, Shutdown};
+use chat_server::{app, Config, RoomHub, Shutdown};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -26,6 +26,8 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The server's rooms, to look at what they hold.
+    pub hub: RoomHub,
     pub shutdown: Shutdown,
     pub task: JoinHandle<std::io::Result<()>>,
     pub db: DbFile,
@@ -68,9 +70,16 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let shutdown = Shutdown::new();
         let db = DbFile(config.db.clone());
-        let task = tokio::spawn(app::serve(listener, config, shutdown.clone()));
+        let hub = app::open_hub(&config).unwrap();
+        let task = tokio::spawn(app::serve_hub(
+            listener,
+            config,
+            hub.clone(),
+            shutdown.clone(),
+        ));
         TestServer {
             addr,
+            hub,
             shutdown,
             task,
             db,
