@@ -118,6 +118,88 @@ async fn a_subscriber_that_never_reads_again_has_its_connection_closed() {
     }
 }
 
+#[tokio::test]
+async fn a_stalled_stream_is_reset_alone_and_its_connection_carries_on() {
+    let config = chat_server::Config {
+        subscriber_queue: QUEUE,
+        stall_timeout_ms: 200,
+        ..chat_server::Config::for_tests()
+    };
+    let server = TestServer::start_with(config).await;
+    // One HTTP/2 connection with two Subscribe streams, as two tabs behind one proxy. The
+    // connection window is large, so the stream that is not read runs out of its own
+    // window (64 KiB) without holding up the other.
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .initial_stream_window_size(64 * 1024)
+        .initial_connection_window_size(16 << 20)
+        .connect()
+        .await
+        .unwrap();
+    let mut tabs = chat_proto::chat_service_client::ChatServiceClient::new(channel);
+    let mut stalled = tabs
+        .subscribe(subscribe_req("", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    welcome(&mut stalled).await;
+    let mut reading = tabs
+        .subscribe(subscribe_req("", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    welcome(&mut reading).await;
+    assert_eq!(server.hub.memory_stats().readers, 2);
+
+    // Posted over a connection of its own, so only the two tabs live on theirs.
+    let mut poster = server.client().await;
+    let text = "x".repeat(3000);
+    let mut next = 1;
+    while server.hub.memory_stats().readers == 2 {
+        within(poster.send_message(req("a", "", &format!("{next} {text}"))))
+            .await
+            .unwrap();
+        assert_eq!(next_message(&mut reading).await.id, next);
+        next += 1;
+        assert!(next < 100_000, "the stalled stream was never cut");
+    }
+
+    // The other tab goes on receiving over the same connection.
+    for id in next..next + 50 {
+        within(poster.send_message(req("a", "", &format!("{id} {text}"))))
+            .await
+            .unwrap();
+        assert_eq!(next_message(&mut reading).await.id, id);
+    }
+    // The stalled tab finds what was in flight, in order, then its stream's end: a reset,
+    // not a status the server could no longer send.
+    let mut ids = Vec::new();
+    let ending = loop {
+        match within(stalled.message()).await {
+            Ok(Some(event)) => {
+                if let Some(Event::Message(m)) = event.event {
+                    ids.push(m.id);
+                }
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+    assert!(
+        (ids.len() as u64) < next,
+        "it was cut, not served everything"
+    );
+    let status = ending.expect_err("the stream was reset");
+    assert_ne!(status.code(), tonic::Code::Aborted, "{status}");
+    // The connection takes new streams as before.
+    let mut third = tabs
+        .subscribe(subscribe_req("", 0))
+        .await
+        .unwrap()
+        .into_inner();
+    welcome(&mut third).await;
+}
+
 #[derive(Debug, PartialEq)]
 enum Ending {
     /// grpc-status and grpc-message of the trailer frame.
