@@ -65,7 +65,7 @@ pub fn NamePrompt(
                     {move || error.get().unwrap_or_default()}
                 </p>
             </Show>
-            <p class="hint">"Up to 32 letters, digits, _ - or ."</p>
+            <p class="hint">"Up to 32 letters (of one script), digits, _ - or ."</p>
         </form>
     }
 }

@@ -67,14 +67,17 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // The server's own rule (chat_proto::names), so a bad name is explained before
+    // anything is sent, in the words the server would use.
+    let name = chat_proto::names::display_form(&args.name).map_err(|err| err.to_string())?;
     let channel = Channel::from_shared(args.server.clone())
         .map_err(|e| format!("bad --server URL {:?}: {e}", args.server))?
         .connect()
         .await
         .map_err(|e| format!("cannot reach {}: {e}", args.server))?;
     let session = match args.no_join {
-        true => Session::anonymous(channel, &args.name),
-        false => Session::join(channel, &args.name).await?,
+        true => Session::anonymous(channel, &name),
+        false => Session::join(channel, &name).await?,
     };
     let result = chat(&session, &args.room).await;
     session.leave().await;

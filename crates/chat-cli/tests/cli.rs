@@ -165,16 +165,23 @@ async fn piped_lines_are_posted_and_the_room_is_printed() {
 }
 
 #[tokio::test]
-async fn a_refused_name_is_explained_and_exits_non_zero() {
-    let url = start_server().await;
-    let child = cli(&url, "not valid").spawn().unwrap();
-    let out = run_with_input(child, b"hi\n").await;
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("InvalidArgument") && err.contains("may only contain letters"),
-        "{err}"
-    );
+async fn a_bad_name_is_explained_before_anything_is_sent() {
+    // Nobody listens there: the name is refused before the CLI tries to connect.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    for (name, why) in [
+        ("not valid", "username \"not valid\" contains a space"),
+        ("\u{430}nn", "mixes Latin and Cyrillic letters"),
+    ] {
+        let out = tokio::time::timeout(WAIT, cli(&url, name).output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why) && !err.contains("cannot reach"), "{err}");
+    }
 }
 
 #[tokio::test]

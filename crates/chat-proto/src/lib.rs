@@ -5,6 +5,8 @@
 
 tonic::include_proto!("grpcchat");
 
+pub mod names;
+
 #[cfg(feature = "server")]
 pub mod codec;
 #[cfg(feature = "server")]

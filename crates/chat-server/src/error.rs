@@ -1,5 +1,6 @@
 //! Domain errors, and the one place where each becomes a gRPC status with a message a
 //! person can act on.
+use chat_proto::names::NameError;
 use tonic::Status;
 
 use crate::{
@@ -7,17 +8,14 @@ use crate::{
     limits::{Action, RetryAfter, RETRY_AFTER_METADATA},
     passwords::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS},
     store::StoreError,
-    validate::{MAX_NAME_CHARS, MAX_ROOM_CHARS, MAX_TEXT_BYTES},
+    validate::{MAX_ROOM_CHARS, MAX_TEXT_BYTES},
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ChatError {
-    #[error("username is required")]
-    NameMissing,
-    #[error("username is too long ({0} characters); at most {MAX_NAME_CHARS} are allowed")]
-    NameTooLong(usize),
-    #[error("username {0:?} may only contain letters, digits, '_', '-' and '.'")]
-    NameInvalid(String),
+    /// Not a name by the shared rule (`chat_proto::names`), which words the message.
+    #[error(transparent)]
+    Name(#[from] NameError),
     #[error("room name is too long ({0} characters); at most {MAX_ROOM_CHARS} are allowed")]
     RoomTooLong(usize),
     #[error("room name {0:?} may only contain letters a-z, A-Z, digits, '_' and '-'")]
@@ -132,8 +130,8 @@ impl From<ChatError> for Status {
         use ChatError::*;
         let msg = err.to_string();
         match err {
-            NameMissing | NameTooLong(_) | NameInvalid(_) | RoomTooLong(_) | RoomInvalid(_)
-            | TextEmpty | TextTooLong(_) | TextControlChars => Status::invalid_argument(msg),
+            Name(_) | RoomTooLong(_) | RoomInvalid(_) | TextEmpty | TextTooLong(_)
+            | TextControlChars => Status::invalid_argument(msg),
             BroadcastRoomChanged { .. } | BroadcastNameChanged { .. } => {
                 Status::failed_precondition(msg)
             }

@@ -71,9 +71,9 @@ impl Room {
             .map(|d| d.as_millis() as i64)
             .unwrap_or_default();
         let queued = store.try_append(MessageResponse {
-            message: display_form(sender.name, text),
+            message: display_form(&sender.name, text),
             id: *assigned,
-            username: sender.name.to_owned(),
+            username: sender.name.into_owned(),
             room: self.name.to_string(),
             text: text.to_owned(),
             sent_at_ms,

@@ -125,7 +125,7 @@ impl ChatService for ChatApi {
             let Some(first) = inbound.message().await? else { return };
             let name = match &session {
                 Some(session) => session.name().to_owned(),
-                None => validate::username(&first.username)?.to_owned(),
+                None => validate::username(&first.username)?,
             };
             let room = hub.room(validate::room(&first.room)?)?;
             // Open before posting, so the sender sees its own first message.
@@ -218,8 +218,8 @@ impl ChatService for ChatApi {
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
         self.budgets.sign_in(client_ip(&request).as_ref())?;
         let name = validate::username(&request.get_ref().username)?;
-        let started = self.accounts.join(name).await?;
-        tracing::info!(name, session = started.session.id(), "joined");
+        let started = self.accounts.join(&name).await?;
+        tracing::info!(%name, session = started.session.id(), "joined");
         Ok(self.started(started))
     }
 
@@ -256,9 +256,9 @@ impl ChatService for ChatApi {
         let name = validate::username(&req.username)?;
         let started = self
             .accounts
-            .register(caller.as_ref(), name, &req.password)
+            .register(caller.as_ref(), &name, &req.password)
             .await?;
-        tracing::info!(name, "registered");
+        tracing::info!(%name, "registered");
         Ok(self.started(started))
     }
 
@@ -270,7 +270,7 @@ impl ChatService for ChatApi {
         self.budgets.sign_in(ip.as_ref())?;
         let req = request.get_ref();
         let name = validate::username(&req.username)?;
-        let started = self.accounts.sign_in(name, &req.password, ip).await?;
+        let started = self.accounts.sign_in(&name, &req.password, ip).await?;
         Ok(self.started(started))
     }
 
@@ -329,7 +329,7 @@ fn sender<'a>(
     sessions: &Sessions,
     budgets: &AddressBudgets,
     session: Option<&'a Session>,
-    body_name: &'a str,
+    body_name: &str,
     client: Option<ClientIp>,
 ) -> Result<Sender<'a>, ChatError> {
     let sender = sessions.sender(session, body_name)?;
@@ -346,19 +346,16 @@ fn broadcast_text<'a>(
     name: &str,
     room: &str,
 ) -> Result<Option<&'a str>, ChatError> {
-    if !req.username.is_empty() || !req.message.is_empty() {
-        // A signed-in stream may leave the name out; a bare one repeats it.
-        let asked = if req.username.is_empty() {
-            name
-        } else {
-            validate::username(&req.username)?
-        };
-        if asked != name {
-            return Err(ChatError::BroadcastNameChanged {
-                joined: name.to_owned(),
-                asked: req.username.clone(),
-            });
-        }
+    // A signed-in stream may leave the name out; a bare one repeats it, in any form that
+    // shows as the same name.
+    if !req.username.is_empty()
+        && req.username != name
+        && validate::username(&req.username)? != name
+    {
+        return Err(ChatError::BroadcastNameChanged {
+            joined: name.to_owned(),
+            asked: req.username.clone(),
+        });
     }
     if validate::room(&req.room)? != room {
         return Err(ChatError::BroadcastRoomChanged {

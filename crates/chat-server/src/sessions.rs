@@ -9,6 +9,7 @@
 //! database (`Swept` says what to write), so a restart signs nobody out. Each session's
 //! rate limiters have their own lock, so posting never waits on the registry.
 use std::{
+    borrow::Cow,
     collections::{HashMap, HashSet},
     fmt,
     sync::{Arc, Mutex},
@@ -39,10 +40,10 @@ pub const RECORD_ACTIVITY_EVERY: Duration = Duration::from_secs(60);
 /// as they idle out, which the sweeper notices every few seconds.
 const SESSIONS_FULL_RETRY: Duration = Duration::from_secs(30);
 
-/// The form names are compared in, and the key of the accounts table. Valid names are
-/// ASCII (see `validate::username`).
+/// The form names are compared in, and the key of the accounts table: equal for names
+/// that are the same person (see `chat_proto::names::key`).
 pub fn name_key(name: &str) -> String {
-    name.to_ascii_lowercase()
+    chat_proto::names::key(name)
 }
 
 /// The session registry; cheap to clone, every clone sees the same sessions.
@@ -346,31 +347,38 @@ impl Sessions {
     }
 
     /// The sender of a post: the session's name when a token came with the call (a
-    /// different name in the body is refused), else the body's, if no session or account
-    /// holds it. Takes one message from a session's allowance; a token-less sender's
-    /// allowance is its address's (`AddressBudgets`), which the caller takes.
+    /// different name in the body is refused), else the body's (as shown: trimmed, NFKC),
+    /// if no session or account holds it. Takes one message from a session's allowance; a
+    /// token-less sender's allowance is its address's (`AddressBudgets`), which the
+    /// caller takes.
     pub fn sender<'a>(
         &self,
         session: Option<&'a Session>,
-        body_name: &'a str,
+        body_name: &str,
     ) -> Result<Sender<'a>, ChatError> {
         let sender = match session {
             Some(session) => {
-                if !body_name.is_empty() && body_name != session.name() {
+                let same = body_name.is_empty()
+                    || body_name == session.name()
+                    || validate::username(body_name).is_ok_and(|n| n == session.name());
+                if !same {
                     return Err(ChatError::NameMismatch {
                         signed_in: session.name().to_owned(),
                         asked: body_name.to_owned(),
                     });
                 }
                 Sender {
-                    name: session.name(),
+                    name: Cow::Borrowed(session.name()),
                     guest: session.is_guest(),
                 }
             }
             None => {
                 let name = validate::username(body_name)?;
-                self.check_bare_name(name)?;
-                Sender { name, guest: true }
+                self.check_bare_name(&name)?;
+                Sender {
+                    name: Cow::Owned(name),
+                    guest: true,
+                }
             }
         };
         if let Some(session) = session {
@@ -474,9 +482,9 @@ impl Sessions {
 }
 
 /// Who a post is from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sender<'a> {
-    pub name: &'a str,
+    pub name: Cow<'a, str>,
     /// A guest session or a token-less client: the same name later may be someone else.
     pub guest: bool,
 }

@@ -1,29 +1,18 @@
 //! Input rules for names, rooms and message text. Kept apart from the handlers so the
-//! same rules serve SendMessage, Broadcast and Subscribe, and are unit-tested alone.
+//! same rules serve SendMessage, Broadcast and Subscribe, and are unit-tested alone. The
+//! name rule itself is `chat_proto::names`, shared with the CLI and the page.
+use chat_proto::names;
+
 use crate::error::ChatError;
 
-pub const MAX_NAME_CHARS: usize = 32;
 pub const MAX_ROOM_CHARS: usize = 32;
 pub const MAX_TEXT_BYTES: usize = 4096;
 pub const DEFAULT_ROOM: &str = "general";
 
-/// A username: 1-32 characters, letters (any script), digits, `_`, `-`, `.`.
-pub fn username(name: &str) -> Result<&str, ChatError> {
-    let name = name.trim();
-    let chars = name.chars().count();
-    if chars == 0 {
-        return Err(ChatError::NameMissing);
-    }
-    if chars > MAX_NAME_CHARS {
-        return Err(ChatError::NameTooLong(chars));
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
-    {
-        return Err(ChatError::NameInvalid(name.to_owned()));
-    }
-    Ok(name)
+/// A username by the shared rule (1-32 letters of one script, digits, `_`, `-`, `.`);
+/// returns the form to show and store: trimmed, NFKC.
+pub fn username(name: &str) -> Result<String, ChatError> {
+    Ok(names::display_form(name)?)
 }
 
 /// A room name: empty means `general`; otherwise 1-32 of `[A-Za-z0-9_-]`.
@@ -68,13 +57,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names() {
-        assert_eq!(username(" alice "), Ok("alice"));
-        assert_eq!(username("지민_2.x-y"), Ok("지민_2.x-y"));
-        assert_eq!(username("   "), Err(ChatError::NameMissing));
-        assert_eq!(username(&"a".repeat(33)), Err(ChatError::NameTooLong(33)));
-        assert!(matches!(username("a b"), Err(ChatError::NameInvalid(_))));
-        assert!(matches!(username("<b>"), Err(ChatError::NameInvalid(_))));
+    fn names_follow_the_shared_rule() {
+        use names::NameError;
+        assert_eq!(username(" alice ").as_deref(), Ok("alice"));
+        assert_eq!(username("지민_2.3-4").as_deref(), Ok("지민_2.3-4"));
+        assert_eq!(username("ＡＮＮ").as_deref(), Ok("ANN"));
+        assert_eq!(username("   "), Err(ChatError::Name(NameError::Missing)));
+        assert_eq!(
+            username(&"a".repeat(33)),
+            Err(ChatError::Name(NameError::TooLong(33)))
+        );
+        assert!(matches!(
+            username("\u{430}nn"),
+            Err(ChatError::Name(NameError::MixedScripts { .. }))
+        ));
     }
 
     #[test]
