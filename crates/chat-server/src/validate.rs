@@ -5,6 +5,8 @@ use chat_proto::names;
 
 use crate::error::ChatError;
 
+/// Characters of a name's NFKC form (the shared rule's bound).
+pub use chat_proto::names::MAX_CHARS as MAX_NAME_CHARS;
 pub const MAX_ROOM_CHARS: usize = 32;
 pub const MAX_TEXT_BYTES: usize = 4096;
 pub const DEFAULT_ROOM: &str = "general";
