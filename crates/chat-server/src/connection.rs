@@ -47,6 +47,11 @@ use crate::{
 const H2_KEEPALIVE: Duration = Duration::from_secs(20);
 const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Streams one HTTP/2 connection may have open (hyper's default is 200), and the bytes h2
+/// buffers per stream for a peer that does not read (hyper's default is 400 KiB).
+pub const H2_MAX_STREAMS: u32 = 32;
+pub const H2_SEND_BUFFER: usize = 64 * 1024;
+
 /// One client connection, as seen from a request on it. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Connection(Arc<Kill>);
@@ -181,7 +186,11 @@ pub async fn accept_loop(
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(H2_KEEPALIVE)
-        .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT);
+        .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT)
+        // What one connection's streams may hold unsent: the worst-case memory in the
+        // README multiplies these.
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_send_buf_size(H2_SEND_BUFFER);
     let graceful = GracefulShutdown::new();
     loop {
         let (tcp, peer) = tokio::select! {

@@ -41,6 +41,11 @@ pub type Committed = Arc<MessageResponse>;
 /// so it stays short. Callers page.
 pub const MAX_READ_ROWS: usize = 1000;
 
+/// Most text (display form and text, in bytes) one History page returns, past its first
+/// row: the page is held in memory until the client has read it, so it stays small
+/// whatever the row limit. `has_more` says the rest is there.
+pub const MAX_HISTORY_BYTES: usize = 128 * 1024;
+
 /// Most appends waiting for the writer at once; one more is refused with `Busy`. Four
 /// full batches: while one commit is on its way to disk the next batches fill, and past
 /// that the disk is the bottleneck, so a longer queue would add only latency and memory
@@ -272,7 +277,7 @@ impl MessageStore {
     }
 
     /// Up to `limit` messages of `room` with id < `before_id` (0 = the newest), oldest
-    /// first, and whether older ones exist.
+    /// first, fewer once they hold `MAX_HISTORY_BYTES`, and whether older ones exist.
     pub async fn history(
         &self,
         room: &str,
@@ -283,7 +288,7 @@ impl MessageStore {
         let limit = limit.min(MAX_READ_ROWS);
         self.inner
             .readers
-            .read(move |conn| reader::history(conn, &room, before_id, limit))
+            .read(move |conn| reader::history(conn, &room, before_id, limit, MAX_HISTORY_BYTES))
             .await
     }
 

@@ -90,11 +90,14 @@ fn bound(id: u64) -> i64 {
     i64::try_from(id).unwrap_or(i64::MAX)
 }
 
+/// Stops at `limit` rows or once the rows read hold `max_bytes` of text (past the first
+/// row); `has_more` then says older ones exist.
 pub(super) fn history(
     conn: &Connection,
     room: &str,
     before_id: u64,
     limit: usize,
+    max_bytes: usize,
 ) -> rusqlite::Result<(Vec<MessageResponse>, bool)> {
     let before = if before_id == 0 {
         i64::MAX
@@ -102,15 +105,21 @@ pub(super) fn history(
         bound(before_id)
     };
     // One row more than asked tells whether older ones exist, without a second query.
-    let mut newest_first: Vec<MessageResponse> = conn
-        .prepare_cached(
-            "SELECT room, id, username, text, sent_at_ms, guest FROM messages
-             WHERE room = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
-        )?
-        .query_map(params![room, before, limit as i64 + 1], message)?
-        .collect::<Result<_, _>>()?;
-    let has_more = newest_first.len() > limit;
-    newest_first.truncate(limit);
+    let mut stmt = conn.prepare_cached(
+        "SELECT room, id, username, text, sent_at_ms, guest FROM messages
+         WHERE room = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![room, before, limit as i64 + 1], message)?;
+    let (mut newest_first, mut bytes, mut has_more) = (Vec::new(), 0, false);
+    for row in rows {
+        if newest_first.len() == limit || bytes >= max_bytes {
+            has_more = true;
+            break;
+        }
+        let msg = row?;
+        bytes += msg.message.len() + msg.text.len();
+        newest_first.push(msg);
+    }
     newest_first.reverse();
     Ok((newest_first, has_more))
 }

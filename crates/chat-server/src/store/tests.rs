@@ -313,6 +313,31 @@ async fn a_read_never_returns_more_than_the_cap() {
 }
 
 #[tokio::test]
+async fn a_history_page_stops_at_its_byte_bound_and_says_more_exist() {
+    let (_dir, path) = db();
+    let store = open(&path);
+    let text = "x".repeat(4000);
+    let count = (MAX_HISTORY_BYTES / 8000 + 10) as u64;
+    let pending: Vec<_> = (1..=count)
+        .map(|id| store.append(msg("general", id, &text)))
+        .collect();
+    for done in join_all(pending).await {
+        done.unwrap();
+    }
+    let (page, has_more) = store.history("general", 0, 200).await.unwrap();
+    assert!(has_more);
+    let bytes: usize = page.iter().map(|m| m.message.len() + m.text.len()).sum();
+    assert!(bytes < MAX_HISTORY_BYTES + 8100, "{bytes}");
+    assert_eq!(page.last().unwrap().id, count, "the newest ones");
+    let (older, _) = store.history("general", page[0].id, 200).await.unwrap();
+    assert_eq!(
+        older.last().unwrap().id,
+        page[0].id - 1,
+        "paging back goes on"
+    );
+}
+
+#[tokio::test]
 async fn an_after_page_stops_at_its_byte_bound() {
     let (_dir, path) = db();
     let store = open(&path);
