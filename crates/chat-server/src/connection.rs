@@ -47,9 +47,10 @@ use crate::{
 const H2_KEEPALIVE: Duration = Duration::from_secs(20);
 const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Streams one HTTP/2 connection may have open (hyper's default is 200), and the bytes h2
-/// buffers per stream for a peer that does not read (hyper's default is 400 KiB).
-pub const H2_MAX_STREAMS: u32 = 32;
+/// Streams one HTTP/2 connection may have open (hyper's default is 200; 100 is the least
+/// RFC 9113 recommends), and the bytes h2 buffers per stream for a peer that does not read
+/// (hyper's default is 400 KiB).
+pub const H2_MAX_STREAMS: u32 = 100;
 pub const H2_SEND_BUFFER: usize = 64 * 1024;
 
 /// One client connection, as seen from a request on it. Cheap to clone.

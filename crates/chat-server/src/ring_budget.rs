@@ -9,7 +9,9 @@
 //! bound on what all rings hold.
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::validate::{MAX_NAME_CHARS, MAX_ROOM_CHARS, MAX_TEXT_BYTES};
+use chat_proto::names::MAX_CHARS as MAX_NAME_CHARS;
+
+use crate::validate::{MAX_ROOM_CHARS, MAX_TEXT_BYTES};
 
 /// What an entry costs beside its encoded bytes: the `Arc<Entry>` allocation (counts and
 /// the entry itself), its slot in the ring and the shared header of its buffer. An upper
