@@ -61,9 +61,31 @@ browser() {
   fi
 }
 
+deploy_tools() {
+  # nginx (Debian's 1.22) and openssl for the deployment test (frontend/e2e/deploy.test.mjs
+  # runs deploy/nginx.conf in front of chat-server). The test starts its own nginx from a
+  # temp dir; on a machine running systemd, installing the package also starts Debian's
+  # default site on port 80 (`systemctl disable --now nginx` stops it).
+  if [ ! -x /usr/sbin/nginx ] || ! command -v openssl >/dev/null; then
+    step "installing nginx and openssl for the deployment test"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx openssl
+  fi
+}
+
 build_frontend() {
   step "building the frontend (trunk, release)"
   (cd "$ROOT" && trunk build --release)
+}
+
+build_frontend_api_url() {
+  # The page for a static host of its own origin, calling the API at another
+  # (frontend/e2e/deploy.test.mjs maps api.example.com to its nginx). It shares the first
+  # build's target dir, so only the frontend crate itself is compiled again.
+  step "building the frontend for a static host (CHAT_API_URL=https://api.example.com)"
+  (cd "$ROOT" && CHAT_API_URL=https://api.example.com trunk build --release --dist target/dist-api-url)
 }
 
 setup_build_tools() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test, from a fresh clone: unit and integration tests of the Rust crates, then the
-# frontend built as users get it (release, wasm-opt) and driven in headless Chromium.
+# frontend built as users get it (release, wasm-opt) and driven in headless Chromium, served
+# by chat-server and behind nginx from deploy/ (frontend/e2e/deploy.test.mjs).
 # .ci/run calls exactly this.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
@@ -11,6 +12,7 @@ trap 'rm -f "$log"' EXIT
 
 setup_build_tools
 browser
+deploy_tools
 
 step "formatting"
 cargo fmt --all -- --check
@@ -20,6 +22,7 @@ cargo test --workspace --color never 2>&1 | tee -a "$log"
 
 step "browser end-to-end tests"
 build_frontend
+build_frontend_api_url
 cargo build -p chat-server -p chat-cli
 node --test --test-reporter=spec frontend/e2e/ 2>&1 | tee -a "$log"
 

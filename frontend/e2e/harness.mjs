@@ -60,8 +60,10 @@ function capture(stream, sink) {
  * into its own temporary database, kept across restarts (that is what durability means).
  */
 export class ChatServer {
-  constructor(port) {
+  /** `extraArgs` go to chat-server after the harness's own flags. */
+  constructor(port, extraArgs = []) {
     this.port = port;
+    this.extraArgs = extraArgs;
     this.url = `http://127.0.0.1:${port}`;
     this.log = { text: '' };
     this.child = null;
@@ -76,6 +78,7 @@ export class ChatServer {
     this.log.text += `\n--- starting ${SERVER_BIN} on port ${this.port} ---\n`;
     const args = [
       '--addr', `127.0.0.1:${this.port}`, '--static-dir', DIST, '--heartbeat-ms', `${HEARTBEAT_MS}`, '--db', this.db,
+      ...this.extraArgs,
     ];
     const child = spawn(SERVER_BIN, args, {
       cwd: ROOT,
@@ -193,10 +196,11 @@ export async function postMessages(serverUrl, username, room, texts) {
 
 /** chat-cli with stdin piped in and stdout collected. */
 export class ChatCli {
-  constructor(name, serverUrl) {
+  /** `extraArgs` go to chat-cli after --name and --server (e.g. --ca-cert FILE). */
+  constructor(name, serverUrl, extraArgs = []) {
     this.out = { text: '' };
     this.err = { text: '' };
-    this.child = spawn(CLI_BIN, ['--name', name, '--server', serverUrl], {
+    this.child = spawn(CLI_BIN, ['--name', name, '--server', serverUrl, ...extraArgs], {
       cwd: ROOT,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -269,7 +273,8 @@ export class FreezingProxy {
   }
 }
 
-export async function launchBrowser() {
+/** Headless Chromium; `extraArgs` are more command-line switches. */
+export async function launchBrowser(extraArgs = []) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -282,6 +287,7 @@ export async function launchBrowser() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...extraArgs,
     ],
   });
 }

@@ -3,7 +3,7 @@
 //! a message, prints every message of the room as `HH:MM:SS [name]: text` (local time).
 //! When stdin ends it waits until the server has echoed back everything it sent, then
 //! leaves and exits, so `echo hi | chat-cli --name me` posts once.
-use std::{process::ExitCode, time::Duration};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use chat_proto::{MessageRequest, MessageResponse};
 use chrono::{Local, TimeZone};
@@ -13,10 +13,10 @@ use tokio::{
     sync::mpsc,
 };
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 
 use crate::session::Session;
 
+mod endpoint;
 mod room;
 mod session;
 
@@ -35,9 +35,14 @@ struct Args {
     /// Room to join (default: general).
     #[arg(long, env = "CHAT_ROOM", default_value = "general")]
     room: String,
-    /// Server URL.
+    /// Server URL: http:// for chat-server itself, https:// for a server behind TLS
+    /// (e.g. nginx, deploy/nginx.conf).
     #[arg(long, env = "CHAT_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
+    /// PEM certificate of the authority to trust for an https:// server, instead of the
+    /// system's (a self-signed or private certificate).
+    #[arg(long, env = "CHAT_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     /// Skip Join and send the name with each message, as the original client did. The
     /// name is then not reserved, and a server refuses it while someone has joined as it.
     #[arg(long)]
@@ -70,11 +75,7 @@ async fn run(args: Args) -> Result<(), String> {
     // The server's own rule (chat_proto::names), so a bad name is explained before
     // anything is sent, in the words the server would use.
     let name = chat_proto::names::display_form(&args.name).map_err(|err| err.to_string())?;
-    let channel = Channel::from_shared(args.server.clone())
-        .map_err(|e| format!("bad --server URL {:?}: {e}", args.server))?
-        .connect()
-        .await
-        .map_err(|e| format!("cannot reach {}: {e}", args.server))?;
+    let channel = endpoint::connect(&args.server, args.ca_cert.as_deref()).await?;
     let session = match args.no_join {
         true => Session::anonymous(channel, &name),
         false => Session::join(channel, &name).await?,
