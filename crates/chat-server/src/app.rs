@@ -12,7 +12,7 @@ use axum::{
     Router,
 };
 use chat_proto::{server::chat_service_server::ChatServiceServer, FILE_DESCRIPTOR_SET};
-use http::{header, HeaderName, HeaderValue, Method};
+use http::{header, HeaderName, HeaderValue, Method, Version};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -25,6 +25,7 @@ use crate::{
     config::Config,
     connection::{self, Connection},
     connection_caps::ConnectionCaps,
+    error::ChatError,
     hub::{HubSettings, RoomHub},
     service::ChatApi,
     sessions::Sessions,
@@ -158,6 +159,14 @@ pub async fn serve_hub(
 /// How often idle sessions are looked for; expiry is also checked on every use.
 const SESSION_SWEEP: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The content types tonic-web takes as grpc-web; over HTTP/1.1 nothing else is gRPC.
+const GRPC_WEB_TYPES: [&str; 4] = [
+    "application/grpc-web",
+    "application/grpc-web+proto",
+    "application/grpc-web-text",
+    "application/grpc-web-text+proto",
+];
+
 async fn dispatch(State(to): State<Dispatch>, mut req: Request) -> Response {
     // Requests built in-process (tests driving the router directly) have no peer.
     if let Some(PeerAddr(peer)) = req.extensions().get::<PeerAddr>().copied() {
@@ -168,11 +177,18 @@ async fn dispatch(State(to): State<Dispatch>, mut req: Request) -> Response {
     if let Some(connection) = req.extensions().get::<Connection>().cloned() {
         req.extensions_mut().insert(ClientStream::of(connection));
     }
-    let is_grpc = req
+    let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/grpc"));
+        .unwrap_or_default();
+    let is_grpc = content_type.starts_with("application/grpc");
+    if is_grpc && req.version() < Version::HTTP_2 && !GRPC_WEB_TYPES.contains(&content_type) {
+        // tonic-web would answer a bare HTTP 400, which a gRPC client reports as an
+        // unexplained INTERNAL error; say what is wrong instead (found by fuzzing).
+        let refused = ChatError::GrpcNeedsHttp2(content_type.to_owned());
+        return tonic::Status::from(refused).into_http();
+    }
     let target = if is_grpc { to.grpc } else { to.files };
     match target.oneshot(req).await {
         Ok(res) => res,

@@ -105,6 +105,8 @@ pub enum ChatError {
     PasswordsBusy { retry_after: RetryAfter },
     #[error("could not read or save accounts and sessions ({0}); try again")]
     AccountStore(StoreError),
+    #[error("native gRPC (content type {0:?}) needs HTTP/2; over HTTP/1.1 send grpc-web (application/grpc-web)")]
+    GrpcNeedsHttp2(String),
 }
 
 impl From<StoreError> for ChatError {
@@ -180,6 +182,8 @@ impl From<ChatError> for Status {
                 with_retry_after(Status::unavailable(msg), retry_after)
             }
             AccountStore(_) => Status::unavailable(msg),
+            // This server does not speak gRPC over HTTP/1.1, only grpc-web there.
+            GrpcNeedsHttp2(_) => Status::unimplemented(msg),
         }
     }
 }

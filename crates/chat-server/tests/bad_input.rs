@@ -181,3 +181,26 @@ async fn a_bad_broadcast_request_ends_only_that_stream() {
         1
     );
 }
+
+/// Found by fuzzing (fuzz/, target grpc_web_framing): native gRPC over HTTP/1.1 got a bare
+/// HTTP 400 from tonic-web, which clients show as an unexplained INTERNAL error.
+#[tokio::test]
+async fn native_grpc_over_http1_gets_a_grpc_status_that_says_why() {
+    let server = TestServer::start().await;
+    let empty_frame = bytes::Bytes::from_static(&[0, 0, 0, 0, 0]);
+    let request = http::Request::post(format!(
+        "http://{}/grpcchat.ChatService/ListRooms",
+        server.addr
+    ))
+    .header("content-type", "application/grpc")
+    .body(http_body_util::Full::new(empty_frame))
+    .unwrap();
+    let res = within(server.web().send(request)).await;
+    let status = tonic::Status::from_header_map(res.headers()).expect("a gRPC status");
+    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(
+        status.message(),
+        "native gRPC (content type \"application/grpc\") needs HTTP/2; over HTTP/1.1 send \
+         grpc-web (application/grpc-web)"
+    );
+}
