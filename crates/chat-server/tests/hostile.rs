@@ -20,10 +20,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chat_proto::{chat_event::Event, chat_service_client::ChatServiceClient, JoinRequest};
-use chat_server::{app, Config, Shutdown};
-use common::{req, subscribe_req, welcome, within, DbFile, WAIT};
-use tokio::{net::TcpListener, sync::oneshot};
+use chat_proto::{
+    chat_event::Event, chat_service_client::ChatServiceClient, JoinRequest, RegisterRequest,
+    SignInRequest,
+};
+use chat_server::{app, Config, RoomHub, Shutdown};
+use common::{req, subscribe_req, welcome, within, Bearer, DbFile, SignedIn, WAIT};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpSocket,
+    sync::oneshot,
+};
 use tonic::{
     transport::{Channel, Endpoint},
     Code, Status,
@@ -33,15 +40,15 @@ use tonic::{
 const P99_BOUND: Duration = Duration::from_millis(200);
 /// How often the bystander posts: far above a person's pace, for enough samples, and
 /// within the session allowance below.
-const BYSTANDER_EVERY: Duration = Duration::from_millis(50);
+const BYSTANDER_EVERY: Duration = Duration::from_millis(20);
 /// The fewest messages the bystander posts, attack or not, for a p99 worth the name
 /// (attacks are sized to last about as long).
-const BYSTANDER_POSTS_AT_LEAST: usize = 20;
+const BYSTANDER_POSTS_AT_LEAST: usize = 200;
 /// The bystander's name.
 const BYSTANDER: &str = "bystander";
 
 // Small, explicit limits, so each attack meets them within a second or two.
-const MESSAGES_PER_SEC: u32 = 25;
+const MESSAGES_PER_SEC: u32 = 60;
 const MESSAGE_BURST: u32 = 10;
 const SIGN_INS_PER_MIN: u32 = 10;
 const SIGN_IN_BURST: u32 = 5;
@@ -70,18 +77,21 @@ fn attacker_ip(n: u8) -> Ipv4Addr {
 /// A server on its own runtime thread, shut down (and its database removed) on drop.
 struct Server {
     addr: SocketAddr,
+    /// The server's rooms, for what their rings hold.
+    hub: RoomHub,
     shutdown: Shutdown,
     stopped: mpsc::Receiver<()>,
     _db: DbFile,
 }
 
+/// Room in the listen queue for a burst of thousands of connections.
+const LISTEN_BACKLOG: u32 = 4096;
+
 impl Server {
     fn start(config: Config) -> Server {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
         let shutdown = Shutdown::new();
         let db = DbFile(config.db.clone());
+        let (started_tx, started) = mpsc::channel();
         let (stopped_tx, stopped) = mpsc::channel();
         let server_shutdown = shutdown.clone();
         thread::Builder::new()
@@ -93,14 +103,24 @@ impl Server {
                     .build()
                     .unwrap();
                 rt.block_on(async move {
-                    let listener = TcpListener::from_std(listener).unwrap();
-                    app::serve(listener, config, server_shutdown).await.unwrap();
+                    let socket = TcpSocket::new_v4().unwrap();
+                    socket.bind((Ipv4Addr::LOCALHOST, 0).into()).unwrap();
+                    let listener = socket.listen(LISTEN_BACKLOG).unwrap();
+                    let hub = app::open_hub(&config).unwrap();
+                    started_tx
+                        .send((listener.local_addr().unwrap(), hub.clone()))
+                        .unwrap();
+                    app::serve_hub(listener, config, hub, server_shutdown)
+                        .await
+                        .unwrap();
                 });
                 let _ = stopped_tx.send(());
             })
             .unwrap();
+        let (addr, hub) = started.recv_timeout(WAIT).expect("the server started");
         Server {
             addr,
+            hub,
             shutdown,
             stopped,
             _db: db,
@@ -108,8 +128,27 @@ impl Server {
     }
 
     /// A native gRPC client connecting from `source`, as a machine there would.
-    async fn client_from(&self, source: Ipv4Addr) -> ChatServiceClient<Channel> {
+    async fn client_from(&self, source: Ipv4Addr) -> Client {
         ChatServiceClient::new(channel_from(self.addr, source).await)
+    }
+
+    /// A client from `source` sending `token`.
+    async fn with_token_from(&self, source: Ipv4Addr, token: &str) -> SignedIn {
+        let bearer = Bearer(format!("Bearer {token}").parse().unwrap());
+        ChatServiceClient::with_interceptor(channel_from(self.addr, source).await, bearer)
+    }
+
+    /// A client from `source` signed in as guest `name`.
+    async fn join_from(&self, source: Ipv4Addr, name: &str) -> SignedIn {
+        let channel = channel_from(self.addr, source).await;
+        let joined = within(ChatServiceClient::new(channel.clone()).join(JoinRequest {
+            username: name.into(),
+        }))
+        .await
+        .unwrap_or_else(|status| panic!("join {name}: {status}"))
+        .into_inner();
+        let bearer = Bearer(format!("Bearer {}", joined.token).parse().unwrap());
+        ChatServiceClient::with_interceptor(channel, bearer)
     }
 }
 
@@ -123,11 +162,12 @@ impl Drop for Server {
 
 type Client = ChatServiceClient<Channel>;
 
-/// `tasks` connections from `source`, each making `calls` calls one after the other, as
-/// fast as the server answers; call `i` (0..tasks*calls) is `call(client, i)`.
+/// `tasks` connections, task `t` from `sources[t % sources.len()]`, each making `calls`
+/// calls one after the other, as fast as the server answers; call `i` (0..tasks*calls) is
+/// `call(client, i)`.
 async fn flood<F, Fut>(
     server: &Server,
-    source: Ipv4Addr,
+    sources: &[Ipv4Addr],
     tasks: usize,
     calls: usize,
     call: F,
@@ -138,7 +178,7 @@ where
 {
     let mut running = Vec::new();
     for task in 0..tasks {
-        let client = server.client_from(source).await;
+        let client = server.client_from(sources[task % sources.len()]).await;
         let call = call.clone();
         running.push(tokio::spawn(async move {
             let mut outcomes = Vec::with_capacity(calls);
@@ -291,7 +331,7 @@ async fn chat(
     .expect("the bystander joins")
     .into_inner()
     .token;
-    let bearer = common::Bearer(format!("Bearer {token}").parse().unwrap());
+    let bearer = Bearer(format!("Bearer {token}").parse().unwrap());
     let mut client = ChatServiceClient::with_interceptor(channel, bearer);
     let mut stream = within(client.subscribe(subscribe_req("general", 0)))
         .await
@@ -376,7 +416,7 @@ async fn a_join_flood_is_refused_while_chat_goes_on() {
     let started = Instant::now();
     let outcomes = flood(
         &server,
-        attacker_ip(0),
+        &[attacker_ip(0)],
         8,
         150,
         |mut client, i| async move {
@@ -417,10 +457,16 @@ async fn name_rotation_by_a_token_less_poster_is_refused_while_chat_goes_on() {
     let server = Server::start(config());
     let bystander = Bystander::start(&server).await;
     let started = Instant::now();
-    let outcomes = flood(&server, attacker_ip(0), 8, 60, |mut client, i| async move {
-        let spam = req(&format!("rotating{i}"), "general", "buy now");
-        client.send_message(spam).await.map(drop)
-    })
+    let outcomes = flood(
+        &server,
+        &[attacker_ip(0)],
+        8,
+        60,
+        |mut client, i| async move {
+            let spam = req(&format!("rotating{i}"), "general", "buy now");
+            client.send_message(spam).await.map(drop)
+        },
+    )
     .await;
     let posted = tally(
         &outcomes,
@@ -431,6 +477,278 @@ async fn name_rotation_by_a_token_less_poster_is_refused_while_chat_goes_on() {
     assert!(
         posted <= most,
         "{posted} posts got through; at most {most} may"
+    );
+    bystander.finish().await;
+}
+
+/// Someone guesses a registered person's password from eight addresses at once (so the
+/// per-address budget alone would let dozens of guesses through): after each wrong one
+/// the account is locked for twice as long, so only a handful are ever checked; the rest
+/// are RESOURCE_EXHAUSTED, and the owner's session is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_is_slowed_while_chat_goes_on() {
+    let _turn = one_at_a_time();
+    let server = Server::start(config());
+    let bystander = Bystander::start(&server).await;
+    let mut ann = server.client_from(Ipv4Addr::LOCALHOST).await;
+    let registered = within(ann.register(RegisterRequest {
+        username: "ann".into(),
+        password: "correct horse battery staple".into(),
+    }))
+    .await
+    .expect("ann registers")
+    .into_inner();
+    let sources: Vec<Ipv4Addr> = (0..8).map(attacker_ip).collect();
+    let started = Instant::now();
+    let outcomes = flood(&server, &sources, 8, 25, |mut client, i| async move {
+        let guess = SignInRequest {
+            username: "ann".into(),
+            password: format!("guess number {i}"),
+        };
+        client.sign_in(guess).await.map(drop)
+    })
+    .await;
+    let elapsed = started.elapsed();
+    let mut checked = 0;
+    for outcome in &outcomes {
+        let status = outcome.as_ref().expect_err("a wrong password signed in");
+        match status.code() {
+            Code::Unauthenticated => {
+                assert_eq!(status.message(), "wrong name or password");
+                checked += 1;
+            }
+            Code::ResourceExhausted => {
+                let says = status.message();
+                assert!(
+                    says.starts_with("too many password attempts")
+                        || says
+                            .starts_with("too many joins and sign-ins from your network address"),
+                    "{says:?}"
+                );
+                assert!(
+                    status.metadata().contains_key("retry-after-ms"),
+                    "{status:?}"
+                );
+            }
+            _ => panic!("{status:?}"),
+        }
+    }
+    // Locks of 1 s, 2 s, 4 s, ...: n checks need at least 2^(n-1) - 1 seconds.
+    let most = 1 + (elapsed.as_secs_f64() + 1.0).log2().floor() as usize;
+    assert!(
+        (1..=most).contains(&checked),
+        "{checked} of {} guesses were checked in {elapsed:?}; at most {most} may be",
+        outcomes.len()
+    );
+    let mut ann = server
+        .with_token_from(Ipv4Addr::LOCALHOST, &registered.token)
+        .await;
+    within(ann.send_message(req("", "general", "still me")))
+        .await
+        .expect("the owner's session goes on");
+    bystander.finish().await;
+}
+
+/// The slowloris attack: how many connections, from how many addresses, trickling a
+/// request head one byte every `TRICKLE_EVERY`, for at most `TRICKLE_BYTES` bytes (10 s,
+/// far past the header-read timeout below).
+const TRICKLERS: usize = 2000;
+const TRICKLE_ADDRESSES: u8 = 20;
+const TRICKLE_EVERY: Duration = Duration::from_millis(50);
+const TRICKLE_BYTES: usize = 200;
+const HEADER_READ_TIMEOUT_MS: u64 = 500;
+
+/// How one trickling connection ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Trickle {
+    /// Closed by the server: over a connection cap, or its head too slow.
+    Closed,
+    /// Still open when the trickle ran out.
+    Open,
+}
+
+async fn trickle(server: SocketAddr, source: Ipv4Addr) -> Trickle {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind((source, 0).into()).unwrap();
+    let Ok(mut tcp) = socket.connect(server).await else {
+        return Trickle::Closed;
+    };
+    let head = b"POST /grpcchat.ChatService/SendMessage HTTP/1.1\r\nhost: chat\r\nx-slow: ";
+    if tcp.write_all(head).await.is_err() {
+        return Trickle::Closed;
+    }
+    let mut buf = [0u8; 512];
+    for _ in 0..TRICKLE_BYTES {
+        tokio::select! {
+            read = tcp.read(&mut buf) => match read {
+                Ok(0) | Err(_) => return Trickle::Closed,
+                Ok(_) => {}
+            },
+            _ = tokio::time::sleep(TRICKLE_EVERY) => {
+                if tcp.write_all(b"a").await.is_err() {
+                    return Trickle::Closed;
+                }
+            }
+        }
+    }
+    Trickle::Open
+}
+
+/// Raises the soft open-file limit to the hard one (each connection here is two sockets
+/// in this process, client and server side) and checks it is enough.
+fn raise_open_file_limit(needed: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        }
+    }
+    assert!(
+        lim.rlim_cur >= needed,
+        "this test needs {needed} open files; the limit is {}",
+        lim.rlim_cur
+    );
+}
+
+/// 2,000 HTTP/1.1 connections from 20 addresses each trickle a request head (issue 8:
+/// "keep sockets open forever"): those over `--max-connections-per-ip` are closed at once,
+/// the rest when the header-read timeout passes, all long before the trickle would end;
+/// then the attacker's address can connect again (its slots were given back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickling_http1_connections_are_closed_while_chat_goes_on() {
+    let _turn = one_at_a_time();
+    raise_open_file_limit(2 * TRICKLERS as u64 + 512);
+    let server = Server::start(Config {
+        max_connections: 1000,
+        max_connections_per_ip: 16,
+        header_read_timeout_ms: HEADER_READ_TIMEOUT_MS,
+        ..config()
+    });
+    let bystander = Bystander::start(&server).await;
+    let tricklers: Vec<_> = (0..TRICKLERS)
+        .map(|n| {
+            let source = attacker_ip((n % TRICKLE_ADDRESSES as usize) as u8);
+            tokio::spawn(trickle(server.addr, source))
+        })
+        .collect();
+    let mut still_open = 0;
+    for trickler in tricklers {
+        if trickler.await.unwrap() == Trickle::Open {
+            still_open += 1;
+        }
+    }
+    assert_eq!(
+        still_open, 0,
+        "{still_open} of {TRICKLERS} trickling connections were still open after \
+         {TRICKLE_BYTES} bytes at one per {TRICKLE_EVERY:?}"
+    );
+    let mut again = server.client_from(attacker_ip(0)).await;
+    within(again.list_rooms(chat_proto::ListRoomsRequest::default()))
+        .await
+        .expect("the attacker's address may connect again once its connections closed");
+    bystander.finish().await;
+}
+
+/// The memory bound: fan-out rings get at most `--fanout-memory-mb` in all.
+const FANOUT_MEMORY_MB: usize = 1;
+const FLOOD_ROOMS: u8 = 10;
+const FLOOD_POSTS: usize = 100;
+/// Posts a flooder tries at most, refused ones included.
+const FLOOD_ATTEMPTS: usize = 1000;
+
+/// Ten signed-in people, each from an address of their own, each in a room of their own
+/// with a stream open that never reads, post 100 messages of 4 KiB each as fast as their
+/// allowances let them (4 MB, four times the bound; issue 8: "grow memory without
+/// bound"): the rings' bytes stay within `--fanout-memory-mb` throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_large_messages_in_many_rooms_stays_within_the_memory_bound() {
+    let _turn = one_at_a_time();
+    let bound = FANOUT_MEMORY_MB << 20;
+    let server = Server::start(Config {
+        fanout_memory_mb: FANOUT_MEMORY_MB,
+        // Few enough rooms that each one's floor (half the bound over the rooms) is at
+        // least one largest message, so the floors and the pool add up to the bound.
+        max_rooms: 32,
+        ..config()
+    });
+    assert!(server.hub.memory_stats().ring_bound <= bound);
+    let bystander = Bystander::start(&server).await;
+
+    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (hub, flooding) = (server.hub.clone(), flooding.clone());
+        tokio::spawn(async move {
+            let mut most = 0;
+            while flooding.load(std::sync::atomic::Ordering::Relaxed) {
+                most = most.max(hub.memory_stats().ring_bytes);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            most.max(hub.memory_stats().ring_bytes)
+        })
+    };
+    let mut flooders = Vec::new();
+    for n in 0..FLOOD_ROOMS {
+        let mut client = server
+            .join_from(attacker_ip(n), &format!("flooder{n}"))
+            .await;
+        let room = format!("flood{n}");
+        let mut never_read = within(client.subscribe(subscribe_req(&room, 0)))
+            .await
+            .unwrap()
+            .into_inner();
+        welcome(&mut never_read).await;
+        flooders.push(tokio::spawn(async move {
+            let big = "x".repeat(4096);
+            // As fast as its allowance lets it: a refused post waits the retry-after it was
+            // given and goes again.
+            let mut posted = 0;
+            for _ in 0..FLOOD_ATTEMPTS {
+                if posted == FLOOD_POSTS {
+                    break;
+                }
+                match within(client.send_message(req("", &room, &big))).await {
+                    Ok(_) => posted += 1,
+                    Err(status) => {
+                        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                        let wait: u64 = status
+                            .metadata()
+                            .get("retry-after-ms")
+                            .unwrap()
+                            .to_str()
+                            .unwrap()
+                            .parse()
+                            .unwrap();
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                    }
+                }
+            }
+            drop(never_read);
+            posted
+        }));
+    }
+    let mut posted = 0;
+    for flooder in flooders {
+        posted += flooder.await.unwrap();
+    }
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    let most = sampler.await.unwrap();
+    assert!(
+        posted * 4096 > 3 * bound,
+        "only {posted} large messages were posted; the flood did not test the bound"
+    );
+    assert!(
+        most <= bound,
+        "the rings held {most} bytes; --fanout-memory-mb allows {bound}"
+    );
+    assert!(
+        most >= bound / 2,
+        "the rings held at most {most} bytes: the flood never pressed on the bound"
     );
     bystander.finish().await;
 }
