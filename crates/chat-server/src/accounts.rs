@@ -146,8 +146,12 @@ impl Accounts {
             return Err(ChatError::WrongPassword);
         };
         attempt.finish(Outcome::Right);
-        tracing::info!(name = account.name, "signed in");
         let started = self.sessions.sign_in(&account.name)?;
+        tracing::info!(
+            name = account.name,
+            session = started.session.id(),
+            "signed in"
+        );
         self.store_new(started).await
     }
 
@@ -239,7 +243,11 @@ impl Accounts {
             }
             let swept = self.sessions.sweep();
             for session in &swept.ended {
-                tracing::debug!(name = session.name(), id = session.id(), "session expired");
+                tracing::debug!(
+                    name = session.name(),
+                    session = session.id(),
+                    "session expired"
+                );
             }
             if let Err(err) = self.store.record(hashes(&swept.ended), swept.active).await {
                 tracing::warn!(%err, "could not record session activity; trying again next sweep");

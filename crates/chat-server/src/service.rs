@@ -133,7 +133,12 @@ impl ChatService for ChatApi {
             let _member = opened.guard;
             let mut live = opened.reader;
             let mut last_id = 0;
-            tracing::debug!(%name, room = room.name(), "broadcast stream joined");
+            tracing::debug!(
+                %name,
+                session = session.as_ref().map(|s| s.id()),
+                room = room.name(),
+                "broadcast stream joined"
+            );
             let mut next_request = Some(first);
             let mut inbound_open = true;
             loop {

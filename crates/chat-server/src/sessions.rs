@@ -267,7 +267,7 @@ impl Sessions {
         state.next_id += 1;
         let session = Session::new(id, name, kind, TokenHash::of(&token), &self.limits, now);
         state.insert(session.clone(), now + self.idle_time(kind));
-        tracing::debug!(name, id, ?kind, "session started");
+        tracing::debug!(name, session = id, ?kind, "session started");
         Ok(Started { session, token })
     }
 
@@ -392,7 +392,11 @@ impl Sessions {
     pub fn leave(&self, session: &Session) -> bool {
         let ended = self.state.lock().unwrap().end(&session.token_hash());
         if ended.is_some() {
-            tracing::debug!(name = session.name(), id = session.id(), "session left");
+            tracing::debug!(
+                name = session.name(),
+                session = session.id(),
+                "session left"
+            );
         }
         ended.is_some()
     }
