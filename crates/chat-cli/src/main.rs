@@ -1,5 +1,5 @@
-//! `chat-cli`: the seed's own usage, over native gRPC (HTTP/2). Joins (so the name is
-//! ours while we chat), follows the room (see `room` for how), sends each stdin line as
+//! `chat-cli`: the seed's own usage, over native gRPC (HTTP/2). Joins as a guest, or signs
+//! in to an account when a password is given (so the name is ours), follows the room (see `room` for how), sends each stdin line as
 //! a message, prints every message of the room as `HH:MM:SS [name]: text` (local time).
 //! When stdin ends it waits until the server has echoed back everything it sent, then
 //! leaves and exits, so `echo hi | chat-cli --name me` posts once.
@@ -14,9 +14,10 @@ use tokio::{
 };
 use tokio_stream::StreamExt;
 
-use crate::session::Session;
+use crate::session::{Identity, Session};
 
 mod endpoint;
+mod password;
 mod room;
 mod session;
 
@@ -45,12 +46,47 @@ struct Args {
     ca_cert: Option<PathBuf>,
     /// Skip Join and send the name with each message, as the original client did. The
     /// name is then not reserved, and a server refuses it while someone has joined as it.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["sign_in", "register", "password_file"])]
     no_join: bool,
+    /// Sign in to the account registered as NAME. The password comes from
+    /// --password-file, else the CHAT_PASSWORD environment variable, else a prompt.
+    /// (Either of those alone also signs in; without any, you chat as a guest.)
+    #[arg(long, conflicts_with = "register")]
+    sign_in: bool,
+    /// Register NAME with a password (from --password-file, CHAT_PASSWORD, or a prompt
+    /// asked twice), so it is yours for good, and sign in.
+    #[arg(long)]
+    register: bool,
+    /// Read the password from FILE (all of it but a trailing newline).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+}
+
+/// Guest or account, and the password, asked for here, before anything else runs, so a
+/// prompt has the terminal to itself.
+fn identity(args: &Args) -> Result<Identity, String> {
+    let asked = args.sign_in || args.register;
+    let prompt_for = asked.then_some(args.name.as_str());
+    let password = password::find(args.password_file.as_deref(), prompt_for, args.register)?;
+    Ok(match (password, args.register) {
+        (None, _) => Identity::Guest,
+        (Some(password), true) => Identity::Register(password),
+        (Some(password), false) => Identity::SignIn(password),
+    })
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let identity = match args.no_join {
+        true => Identity::Guest,
+        false => match identity(&args) {
+            Ok(identity) => identity,
+            Err(err) => {
+                eprintln!("chat-cli: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -58,7 +94,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(args));
+    let result = runtime.block_on(run(args, identity));
     // Stdin is read on a blocking thread that nothing can interrupt; after Ctrl-C it may
     // still be waiting for a line, and an orderly shutdown would wait with it.
     runtime.shutdown_background();
@@ -71,14 +107,14 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<(), String> {
+async fn run(args: Args, identity: Identity) -> Result<(), String> {
     // The server's own rule (chat_proto::names), so a bad name is explained before
     // anything is sent, in the words the server would use.
     let name = chat_proto::names::display_form(&args.name).map_err(|err| err.to_string())?;
     let channel = endpoint::connect(&args.server, args.ca_cert.as_deref()).await?;
     let session = match args.no_join {
         true => Session::anonymous(channel, &name),
-        false => Session::join(channel, &name).await?,
+        false => Session::start(channel, &name, identity).await?,
     };
     let result = chat(&session, &args.room).await;
     session.leave().await;

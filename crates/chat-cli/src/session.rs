@@ -1,10 +1,14 @@
-//! The CLI's session. `Join` trades the name for a token; an interceptor puts it on every
-//! call as `authorization: Bearer <token>`, which is what lets the server take our name
-//! from the token; `Leave` on the way out frees the name at once instead of after the
-//! server's idle timeout, so a restarted CLI can take it straight back.
+//! The CLI's session. `Join` (a guest), `SignIn` or `Register` (an account) trades the
+//! name for a token; an interceptor puts it on every call as `authorization: Bearer
+//! <token>`, which is what lets the server take our name from the token; `Leave` on the
+//! way out ends the session at once instead of after the server's idle timeout, so a
+//! restarted CLI can take a guest name straight back.
 use std::time::Duration;
 
-use chat_proto::{chat_service_client::ChatServiceClient, JoinRequest, LeaveRequest};
+use chat_proto::{
+    chat_service_client::ChatServiceClient, JoinRequest, LeaveRequest, RegisterRequest,
+    SignInRequest,
+};
 use tonic::{
     metadata::{Ascii, MetadataValue},
     service::{interceptor::InterceptedService, Interceptor},
@@ -32,6 +36,13 @@ impl Interceptor for Auth {
     }
 }
 
+/// Who to be: a guest, or an account (with its password).
+pub enum Identity {
+    Guest,
+    SignIn(String),
+    Register(String),
+}
+
 /// A connection to the server, signed in or not.
 pub struct Session {
     pub client: Client,
@@ -50,25 +61,41 @@ impl Session {
         }
     }
 
-    /// Signs in as `name`. A server that predates sessions answers Join with
-    /// UNIMPLEMENTED; then we go on without one, as the original client did.
-    pub async fn join(channel: Channel, name: &str) -> Result<Self, String> {
+    /// Starts a session as `name`: a guest's (Join), or an account's (SignIn, Register).
+    /// A server that predates sessions answers Join with UNIMPLEMENTED; then a guest goes
+    /// on without one, as the original client did.
+    pub async fn start(channel: Channel, name: &str, identity: Identity) -> Result<Self, String> {
         let mut anonymous = Self::anonymous(channel.clone(), name);
-        let joined = match anonymous
-            .client
-            .join(JoinRequest {
-                username: name.to_owned(),
-            })
-            .await
-        {
+        let username = name.to_owned();
+        let (answer, doing) = match identity {
+            Identity::Guest => (
+                anonymous.client.join(JoinRequest { username }).await,
+                "join",
+            ),
+            Identity::SignIn(password) => (
+                anonymous
+                    .client
+                    .sign_in(SignInRequest { username, password })
+                    .await,
+                "sign in",
+            ),
+            Identity::Register(password) => (
+                anonymous
+                    .client
+                    .register(RegisterRequest { username, password })
+                    .await,
+                "register",
+            ),
+        };
+        let joined = match answer {
             Ok(response) => response.into_inner(),
-            Err(status) if status.code() == Code::Unimplemented => {
+            Err(status) if status.code() == Code::Unimplemented && doing == "join" => {
                 eprintln!("chat-cli: this server has no sessions; chatting without one");
                 return Ok(anonymous);
             }
             Err(status) => {
                 return Err(format!(
-                    "could not join as {name:?}: {:?}: {}",
+                    "could not {doing} as {name:?}: {:?}: {}",
                     status.code(),
                     status.message()
                 ))

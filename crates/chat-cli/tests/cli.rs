@@ -6,7 +6,7 @@ use std::{
 
 use chat_proto::{
     chat_service_client::ChatServiceClient, HistoryRequest, JoinRequest, MessageRequest,
-    MessageResponse,
+    MessageResponse, RegisterRequest, SignInRequest,
 };
 use chat_server::{app, Config, Shutdown};
 use tokio::{
@@ -73,6 +73,8 @@ async fn general_history(
 fn cli(url: &str, name: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-cli"));
     cmd.args(["--name", name, "--server", url])
+        // Whatever the shell running the tests has set, the CLI starts as a guest.
+        .env_remove("CHAT_PASSWORD")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -362,4 +364,95 @@ async fn a_paste_faster_than_the_rate_limit_is_paced_not_cut_off() {
     let history = general_history(&mut client(&url).await, 50).await;
     let texts: Vec<_> = history.into_iter().map(|m| m.text).collect();
     assert_eq!(texts, lines);
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+/// Everything the CLI printed, to check no password is in it.
+fn printed(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test]
+async fn a_password_file_signs_in_to_the_account() {
+    let url = start_server().await;
+    let mut client = client(&url).await;
+    client
+        .register(RegisterRequest {
+            username: "ann".into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let right = dir.path().join("right");
+    std::fs::write(&right, format!("{PASSWORD}\n")).unwrap();
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "not the password\n").unwrap();
+
+    let mut signed_in = cli(&url, "ann");
+    signed_in.arg("--password-file").arg(&right);
+    let out = run_with_input(signed_in.spawn().unwrap(), b"from my account\n").await;
+    assert_success(&out);
+    assert!(!printed(&out).contains(PASSWORD));
+    let last = general_history(&mut client, 1).await.pop().unwrap();
+    assert_eq!(
+        (last.username.as_str(), last.text.as_str(), last.guest),
+        ("ann", "from my account", false)
+    );
+
+    let mut refused = cli(&url, "ann");
+    refused.arg("--password-file").arg(&wrong);
+    let out = run_with_input(refused.spawn().unwrap(), b"hi\n").await;
+    assert!(!out.status.success());
+    let said = printed(&out);
+    assert!(said.contains("wrong name or password"), "{said}");
+    assert!(!said.contains("not the password"), "{said}");
+
+    // Without a password the registered name is refused, with the way in.
+    let out = run_with_input(cli(&url, "ann").spawn().unwrap(), b"hi\n").await;
+    assert!(!out.status.success());
+    assert!(
+        printed(&out).contains("sign in with its password"),
+        "{}",
+        printed(&out)
+    );
+}
+
+#[tokio::test]
+async fn chat_password_registers_a_name_with_register() {
+    let url = start_server().await;
+    let mut registering = cli(&url, "bob");
+    registering.arg("--register").env("CHAT_PASSWORD", PASSWORD);
+    let out = run_with_input(registering.spawn().unwrap(), b"mine for good\n").await;
+    assert_success(&out);
+    assert!(!printed(&out).contains(PASSWORD));
+
+    let mut client = client(&url).await;
+    let signed_in = client
+        .sign_in(SignInRequest {
+            username: "bob".into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!signed_in.guest);
+    let last = general_history(&mut client, 1).await.pop().unwrap();
+    assert_eq!((last.text.as_str(), last.guest), ("mine for good", false));
+
+    // CHAT_PASSWORD alone signs in.
+    let mut again = cli(&url, "bob");
+    again.env("CHAT_PASSWORD", PASSWORD);
+    let out = run_with_input(again.spawn().unwrap(), b"back again\n").await;
+    assert_success(&out);
+    let last = general_history(&mut client, 1).await.pop().unwrap();
+    assert_eq!(
+        (last.username.as_str(), last.text.as_str()),
+        ("bob", "back again")
+    );
 }
