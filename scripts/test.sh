@@ -20,6 +20,12 @@ cargo fmt --all -- --check
 step "Rust tests"
 cargo test --workspace --color never 2>&1 | tee -a "$log"
 
+step "fuzz corpus replay"
+# The committed fuzz corpus through each fuzz target's checks, on stable, without
+# cargo-fuzz; fuzz/ is a workspace of its own, built into the same target dir.
+cargo test --manifest-path fuzz/Cargo.toml --no-default-features --target-dir target \
+  --color never 2>&1 | tee -a "$log"
+
 step "browser end-to-end tests"
 build_frontend
 build_frontend_api_url
