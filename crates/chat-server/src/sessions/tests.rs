@@ -326,3 +326,132 @@ async fn zero_means_unlimited_messages() {
         ann.check_message_rate().unwrap();
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_registered_name_is_nobody_elses_and_a_guest_may_claim_its_own() {
+    let sessions = sessions();
+    let carol = join(&sessions, "carol");
+    // Someone else's guest name cannot be claimed; the guest's own can.
+    assert_eq!(
+        sessions.claim("carol", None),
+        Err(ChatError::NameTaken("carol".into()))
+    );
+    assert_eq!(sessions.claim("carol", Some(&carol)), Ok(true));
+    assert_eq!(
+        sessions.claim("Carol", Some(&carol)),
+        Err(ChatError::NameRegistered("Carol".into()))
+    );
+    assert_eq!(sessions.claim("ann", None), Ok(false));
+    assert_eq!(
+        sessions.join("ANN").unwrap_err(),
+        ChatError::NameRegistered("ANN".into())
+    );
+    assert_eq!(
+        sessions.check_bare_name("ann"),
+        Err(ChatError::NameRegisteredBare("ann".into()))
+    );
+    // Any number of account sessions share the name.
+    let phone = sessions.sign_in("ann").unwrap();
+    let laptop = sessions.sign_in("ann").unwrap();
+    assert!(!phone.session.is_guest());
+    assert_eq!(sessions.live_of("ann", Some(&phone.session)).len(), 1);
+    assert_eq!(sessions.live_of("ann", None).len(), 2);
+    sessions.leave(&laptop.session);
+    assert_eq!(sessions.live_of("ann", None).len(), 1);
+    // A failed registration gives the name back.
+    sessions.unclaim("dave");
+    assert_eq!(sessions.claim("dave", None), Ok(false));
+    sessions.unclaim("dave");
+    assert!(sessions.join("dave").is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn restored_sessions_keep_their_remaining_idle_time() {
+    let sessions = sessions();
+    let now = unix_ms();
+    let stored = |name: &str, account: bool, idle_ms: i64| StoredSession {
+        token_hash: TokenHash::of(name),
+        name: name.into(),
+        account,
+        last_active_ms: now - idle_ms,
+    };
+    let gone = sessions.restore(
+        ["ann".to_owned()],
+        vec![
+            stored("ann", true, 10_000),
+            stored("bob", false, 30_000),
+            stored("old", false, IDLE.as_millis() as i64),
+            // A guest session on a registered name, or without its account, is dropped.
+            stored("Ann", false, 0),
+            stored("nobody", true, 0),
+        ],
+    );
+    let dropped = [
+        TokenHash::of("old"),
+        TokenHash::of("Ann"),
+        TokenHash::of("nobody"),
+    ];
+    assert_eq!(gone, dropped);
+    // Bob had 30 of his 60 idle seconds left (looking at his name is no activity; the
+    // second of margin is for the wall clock, which moves on while the test runs).
+    let held = || sessions.check_bare_name("bob");
+    assert_eq!(held(), Err(ChatError::NameHeld("bob".into())));
+    advance(IDLE / 2 - Duration::from_secs(1)).await;
+    assert!(held().is_err());
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(held(), Ok(()));
+    assert!(sessions.authenticate(&with_auth("Bearer bob")).is_err());
+    // Ann's account session idles by the account rule (30 days by default).
+    assert!(sessions.authenticate(&with_auth("Bearer ann")).is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_sweep_records_activity_at_most_once_a_minute() {
+    let sessions = Sessions::new(Limits {
+        session_idle: Duration::from_secs(600),
+        ..Limits::default()
+    });
+    let ann = join(&sessions, "ann");
+    let _bob = join(&sessions, "bob");
+    // Just started: the database has it as of now.
+    assert!(sessions.sweep().active.is_empty());
+    advance(RECORD_ACTIVITY_EVERY - MS).await;
+    sessions.authenticate(&bearer(&ann)).unwrap();
+    assert!(
+        sessions.sweep().active.is_empty(),
+        "less than a minute of activity since the record"
+    );
+    advance(MS).await;
+    sessions.authenticate(&bearer(&ann)).unwrap();
+    let active = sessions.sweep().active;
+    assert_eq!(active.len(), 1, "bob was idle");
+    assert_eq!(active[0].0, ann.token_hash());
+    // Recorded: the next sweep has nothing to say until a minute of activity more.
+    assert!(sessions.sweep().active.is_empty());
+    // An open stream counts as activity.
+    let _stream = sessions.open_stream(&ann).unwrap();
+    advance(RECORD_ACTIVITY_EVERY * 2).await;
+    assert_eq!(sessions.sweep().active.len(), 1);
+}
+
+#[tokio::test]
+async fn sessions_past_the_cap_are_refused_with_a_wait() {
+    let sessions = Sessions::new(Limits {
+        max_sessions: 2,
+        ..Limits::default()
+    });
+    let ann = join(&sessions, "ann");
+    sessions.claim("bob", None).unwrap();
+    sessions.sign_in("bob").unwrap();
+    let full = sessions.join("carol").unwrap_err();
+    assert!(matches!(full, ChatError::TooManySessions { limit: 2, .. }));
+    let status = Status::from(full);
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(
+        status.metadata().get(RETRY_AFTER_METADATA).unwrap(),
+        "30000"
+    );
+    assert!(sessions.sign_in("bob").is_err());
+    sessions.leave(&ann);
+    assert!(sessions.join("carol").is_ok());
+}
