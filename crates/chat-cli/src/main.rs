@@ -125,11 +125,17 @@ async fn run(args: Args, identity: Identity) -> Result<(), String> {
 /// we sent is confirmed, or Ctrl-C, or the feed fails.
 async fn chat(session: &Session, room: &str) -> Result<(), String> {
     let (name, room) = (session.name.clone(), room.to_owned());
-    let request = move |message: String| MessageRequest {
+    let mut ids = LineIds::new();
+    // Each line gets its own client_msg_id, which its retries keep (see `room::Poster`),
+    // so a line sent again after a lost answer is never posted twice.
+    let mut request = move |message: String| MessageRequest {
         username: name.clone(),
+        client_msg_id: match message.is_empty() {
+            true => String::new(),
+            false => ids.next_id(),
+        },
         message,
         room: room.clone(),
-        ..Default::default()
     };
     let (mut feed, mut poster) = room::open(session, request(String::new())).await?;
 
@@ -210,6 +216,27 @@ async fn chat(session: &Session, room: &str) -> Result<(), String> {
     result
 }
 
+/// Client message ids for the lines of one run: a random prefix for the run and the
+/// line's number, so no two lines of any run share one (the server remembers them a day).
+struct LineIds {
+    run: u64,
+    lines: u64,
+}
+
+impl LineIds {
+    fn new() -> Self {
+        LineIds {
+            run: rand::random(),
+            lines: 0,
+        }
+    }
+
+    fn next_id(&mut self) -> String {
+        self.lines += 1;
+        format!("cli-{:016x}-{}", self.run, self.lines)
+    }
+}
+
 fn print_message(msg: &MessageResponse) {
     let time = Local
         .timestamp_millis_opt(msg.sent_at_ms)
@@ -221,5 +248,24 @@ fn print_message(msg: &MessageResponse) {
         println!("{time} {}", msg.message);
     } else {
         println!("{time} [{}]: {}", msg.username, msg.text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LineIds;
+
+    #[test]
+    fn every_line_gets_its_own_id_within_the_servers_rule() {
+        let (mut a, mut b) = (LineIds::new(), LineIds::new());
+        let ids = [a.next_id(), a.next_id(), b.next_id()];
+        assert_ne!(ids[0], ids[1]);
+        assert_ne!(ids[0], ids[2], "another run starts elsewhere");
+        for id in ids {
+            assert!(
+                id.len() <= 64 && id.bytes().all(|b| b.is_ascii_graphic()),
+                "{id}"
+            );
+        }
     }
 }

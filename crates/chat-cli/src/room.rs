@@ -72,22 +72,38 @@ impl Poster {
     pub async fn post(&mut self, request: MessageRequest) -> Result<(), Option<String>> {
         match self {
             Poster::Stream(outbound) => outbound.send(request).await.map_err(|_| None),
-            Poster::Unary(client) => loop {
-                match client.send_message(request.clone()).await {
-                    Ok(_) => return Ok(()),
-                    Err(status) => match retry_after(&status) {
-                        Some(wait) => tokio::time::sleep(wait).await,
-                        None => return Err(Some(describe(&status))),
-                    },
+            Poster::Unary(client) => {
+                let mut unavailable = 0;
+                loop {
+                    match client.send_message(request.clone()).await {
+                        Ok(_) => return Ok(()),
+                        Err(status) => match retry_after(&status) {
+                            Some(wait) => tokio::time::sleep(wait).await,
+                            // The answer may be what was lost, not the message: the same
+                            // request (same client_msg_id) cannot post it twice.
+                            None if status.code() == Code::Unavailable
+                                && unavailable < UNAVAILABLE_RETRIES =>
+                            {
+                                unavailable += 1;
+                                tokio::time::sleep(UNAVAILABLE_BACKOFF * unavailable).await;
+                            }
+                            None => return Err(Some(describe(&status))),
+                        },
+                    }
                 }
-            },
+            }
         }
     }
 }
 
-/// The wait a rate-limit refusal asks for; `None` for any other error.
+/// A line the server could not be reached for is sent again this many times, waiting
+/// this long times the attempt in between.
+const UNAVAILABLE_RETRIES: u32 = 3;
+const UNAVAILABLE_BACKOFF: Duration = Duration::from_millis(500);
+
+/// The wait a refusal asks for (too fast, or the server busy); `None` for any other error.
 fn retry_after(status: &Status) -> Option<Duration> {
-    if status.code() != Code::ResourceExhausted {
+    if !matches!(status.code(), Code::ResourceExhausted | Code::Unavailable) {
         return None;
     }
     let millis = status.metadata().get(RETRY_AFTER_METADATA)?.to_str().ok()?;

@@ -27,6 +27,7 @@ use crate::{
     connection_caps::ConnectionCaps,
     error::ChatError,
     hub::{HubSettings, RoomHub},
+    idempotency,
     service::ChatApi,
     sessions::Sessions,
     shutdown::Shutdown,
@@ -142,6 +143,10 @@ pub async fn serve_hub(
             hub.end_streams();
         });
     }
+    tokio::spawn(idempotency::prune_every(
+        hub.store().clone(),
+        shutdown.clone(),
+    ));
     tokio::spawn(hub.clone().cut_off_stalled_every(
         std::time::Duration::from_millis(config.stall_timeout_ms.max(1)),
         shutdown.clone(),

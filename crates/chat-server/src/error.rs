@@ -8,7 +8,7 @@ use crate::{
     limits::{Action, RetryAfter, RETRY_AFTER_METADATA},
     passwords::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS},
     store::StoreError,
-    validate::{MAX_ROOM_CHARS, MAX_TEXT_BYTES},
+    validate::{MAX_CLIENT_MSG_ID_CHARS, MAX_ROOM_CHARS, MAX_TEXT_BYTES},
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -26,6 +26,18 @@ pub enum ChatError {
     TextTooLong(usize),
     #[error("message contains control characters; only text, newlines and tabs are allowed")]
     TextControlChars,
+    #[error(
+        "client_msg_id is too long ({0} characters); at most {MAX_CLIENT_MSG_ID_CHARS} are allowed"
+    )]
+    ClientMsgIdTooLong(usize),
+    #[error("client_msg_id may only contain printable ASCII characters (space to '~')")]
+    ClientMsgIdInvalid,
+    #[error("client_msg_id {client_msg_id:?} was already used for another message (id {id} in room {room:?}); use a new id for a new message")]
+    ClientMsgIdReused {
+        client_msg_id: String,
+        room: String,
+        id: u64,
+    },
     #[error("a Broadcast stream stays in the room it joined ({joined:?}); open another stream for room {asked:?}")]
     BroadcastRoomChanged { joined: String, asked: String },
     #[error("a Broadcast stream keeps the username it joined with ({joined:?}), got {asked:?}")]
@@ -132,11 +144,18 @@ impl From<ChatError> for Status {
         use ChatError::*;
         let msg = err.to_string();
         match err {
-            Name(_) | RoomTooLong(_) | RoomInvalid(_) | TextEmpty | TextTooLong(_)
-            | TextControlChars => Status::invalid_argument(msg),
-            BroadcastRoomChanged { .. } | BroadcastNameChanged { .. } => {
-                Status::failed_precondition(msg)
-            }
+            Name(_)
+            | RoomTooLong(_)
+            | RoomInvalid(_)
+            | TextEmpty
+            | TextTooLong(_)
+            | TextControlChars
+            | ClientMsgIdTooLong(_)
+            | ClientMsgIdInvalid => Status::invalid_argument(msg),
+            // The id is fine; what it was used for before makes this request wrong.
+            BroadcastRoomChanged { .. }
+            | BroadcastNameChanged { .. }
+            | ClientMsgIdReused { .. } => Status::failed_precondition(msg),
             // ABORTED: the operation was cut short and the client should retry it (from
             // its last id), which is exactly what resuming means.
             SubscriberLagged { .. } => Status::aborted(msg),

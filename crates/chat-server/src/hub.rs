@@ -17,6 +17,7 @@ use chat_proto::{chat_event::Event, ChatEvent, Encoded, RoomInfo, Welcome};
 use crate::{
     client_stream::ClientStream,
     error::ChatError,
+    idempotency::{self, InFlight},
     ring_budget::RingBudget,
     room::Room,
     sessions::{Sender, StreamGuard},
@@ -37,6 +38,7 @@ pub struct RoomHub {
 struct HubInner {
     rooms: Arc<Rooms>,
     store: MessageStore,
+    in_flight: InFlight,
     max_rooms: usize,
     rings: Arc<RingBudget>,
 }
@@ -112,6 +114,7 @@ impl RoomHub {
             inner: Arc::new(HubInner {
                 rooms,
                 store,
+                in_flight: InFlight::default(),
                 max_rooms,
                 rings,
             }),
@@ -127,6 +130,11 @@ impl RoomHub {
 
     pub fn store(&self) -> &MessageStore {
         &self.inner.store
+    }
+
+    /// The sends with a client message id on their way to the store.
+    pub(crate) fn in_flight(&self) -> &InFlight {
+        &self.inner.in_flight
     }
 
     /// The room, created (and recorded in the store) on first use, up to the room cap.
@@ -155,13 +163,21 @@ impl RoomHub {
     }
 
     /// Commits the message, then it is fanned out; resolves with it as stored.
+    /// With a `client_msg_id`, a repeat from the same person within a day resolves with
+    /// the original instead (see `idempotency`).
     pub async fn post(
         &self,
         room: &str,
         sender: Sender<'_>,
         text: &str,
+        client_msg_id: Option<&str>,
     ) -> Result<Committed, ChatError> {
-        let posted = self.room(room)?.post(&self.inner.store, sender, text)?;
+        if let Some(client_msg_id) = client_msg_id {
+            return idempotency::post_once(self, room, sender, text, client_msg_id).await;
+        }
+        let posted = self
+            .room(room)?
+            .post(&self.inner.store, sender, text, None)?;
         Ok(posted.await?)
     }
 

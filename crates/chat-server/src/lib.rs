@@ -18,6 +18,7 @@ pub mod error;
 pub mod fanout;
 pub mod guessing;
 pub mod hub;
+pub mod idempotency;
 pub mod idle_timeout;
 pub mod limits;
 pub mod passwords;

@@ -24,7 +24,7 @@ use crate::{
     fanout::{Entry, Fanout, Reader, RingStats},
     ring_budget::RingBudget,
     sessions::Sender,
-    store::{display_form, Committed, MessageStore, StoreError},
+    store::{display_form, Committed, MessageStore, SentId, StoreError},
 };
 
 pub struct Room {
@@ -56,11 +56,13 @@ impl Room {
     /// Assigns the next id and queues the message for commit; the future resolves once it
     /// is committed and fanned out. A message the store refuses to queue (busy, closed)
     /// gives its id back, so ids stay gapless. Name and text must already be validated.
+    /// `sent` is the sender's own id for it, stored with it (see `idempotency`).
     pub fn post(
         &self,
         store: &MessageStore,
         sender: Sender<'_>,
         text: &str,
+        sent: Option<SentId>,
     ) -> Result<impl Future<Output = Result<Committed, StoreError>> + Send + 'static, StoreError>
     {
         let mut assigned = self.assigned.lock().unwrap();
@@ -70,15 +72,18 @@ impl Room {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or_default();
-        let queued = store.try_append(MessageResponse {
-            message: display_form(&sender.name, text),
-            id: *assigned,
-            username: sender.name.into_owned(),
-            room: self.name.to_string(),
-            text: text.to_owned(),
-            sent_at_ms,
-            guest: sender.guest,
-        });
+        let queued = store.try_append_sent(
+            MessageResponse {
+                message: display_form(&sender.name, text),
+                id: *assigned,
+                username: sender.name.into_owned(),
+                room: self.name.to_string(),
+                text: text.to_owned(),
+                sent_at_ms,
+                guest: sender.guest,
+            },
+            sent,
+        );
         if queued.is_err() {
             *assigned -= 1;
         }

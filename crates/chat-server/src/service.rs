@@ -89,6 +89,7 @@ impl ChatService for ChatApi {
         let req = request.into_inner();
         let room = validate::room(&req.room)?;
         let text = validate::text(&req.message)?;
+        let client_msg_id = validate::client_msg_id(&req.client_msg_id)?;
         let sender = sender(
             &self.sessions,
             &self.budgets,
@@ -96,7 +97,7 @@ impl ChatService for ChatApi {
             &req.username,
             client,
         )?;
-        let msg = self.hub.post(room, sender, text).await?;
+        let msg = self.hub.post(room, sender, text, client_msg_id).await?;
         Ok(Response::new(Encoded::new(&*msg)))
     }
 
@@ -144,8 +145,9 @@ impl ChatService for ChatApi {
             loop {
                 if let Some(req) = next_request.take() {
                     if let Some(text) = broadcast_text(&req, &name, room.name())? {
+                        let client_msg_id = validate::client_msg_id(&req.client_msg_id)?;
                         let sender = sender(&sessions, &budgets, session.as_ref(), &req.username, client)?;
-                        hub.post(room.name(), sender, text).await?;
+                        hub.post(room.name(), sender, text, client_msg_id).await?;
                     }
                 }
                 // A client that half-closes still gets the room's messages until it goes.

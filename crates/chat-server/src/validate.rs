@@ -7,6 +7,7 @@ use crate::error::ChatError;
 
 /// Characters of a name's NFKC form (the shared rule's bound).
 pub use chat_proto::names::MAX_CHARS as MAX_NAME_CHARS;
+pub const MAX_CLIENT_MSG_ID_CHARS: usize = 64;
 pub const MAX_ROOM_CHARS: usize = 32;
 pub const MAX_TEXT_BYTES: usize = 4096;
 pub const DEFAULT_ROOM: &str = "general";
@@ -33,6 +34,22 @@ pub fn room(room: &str) -> Result<&str, ChatError> {
         return Err(ChatError::RoomInvalid(room.to_owned()));
     }
     Ok(room)
+}
+
+/// A client message id: empty means none; otherwise 1-64 characters of printable ASCII
+/// (space to `~`), enough for a UUID or a counter with a prefix.
+pub fn client_msg_id(id: &str) -> Result<Option<&str>, ChatError> {
+    if id.is_empty() {
+        return Ok(None);
+    }
+    if !id.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return Err(ChatError::ClientMsgIdInvalid);
+    }
+    // ASCII from here, so bytes are characters.
+    if id.len() > MAX_CLIENT_MSG_ID_CHARS {
+        return Err(ChatError::ClientMsgIdTooLong(id.len()));
+    }
+    Ok(Some(id))
 }
 
 /// Message text: not blank, at most 4 KiB, no control characters but newline and tab.
@@ -82,6 +99,25 @@ mod tests {
         assert!(matches!(room("a room"), Err(ChatError::RoomInvalid(_))));
         assert!(matches!(room("é"), Err(ChatError::RoomInvalid(_))));
         assert_eq!(room(&"r".repeat(33)), Err(ChatError::RoomTooLong(33)));
+    }
+
+    #[test]
+    fn client_msg_ids() {
+        assert_eq!(client_msg_id(""), Ok(None));
+        let uuid = "0b7e2c1a-5d4f-4c2e-9a51-3f0e8d6b7c21";
+        assert_eq!(client_msg_id(uuid), Ok(Some(uuid)));
+        assert_eq!(client_msg_id("line 7 ~!"), Ok(Some("line 7 ~!")));
+        assert!(client_msg_id(&"x".repeat(64)).is_ok());
+        assert_eq!(
+            client_msg_id(&"x".repeat(65)),
+            Err(ChatError::ClientMsgIdTooLong(65))
+        );
+        assert_eq!(client_msg_id("a\tb"), Err(ChatError::ClientMsgIdInvalid));
+        assert_eq!(client_msg_id("é"), Err(ChatError::ClientMsgIdInvalid));
+        assert_eq!(
+            client_msg_id(&"é".repeat(40)),
+            Err(ChatError::ClientMsgIdInvalid)
+        );
     }
 
     #[test]

@@ -37,6 +37,14 @@ use writer::{Command, Writer};
 /// A committed message, shared by `on_commit` and the append that posted it.
 pub type Committed = Arc<MessageResponse>;
 
+/// A message's id chosen by its sender (`MessageRequest.client_msg_id`), with the key of
+/// the sender's name: stored with the message, so a repeat of the pair finds it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SentId {
+    pub sender_key: String,
+    pub client_msg_id: String,
+}
+
 /// Most rows one read returns, whatever the caller asks: a read holds a blocking thread,
 /// so it stays short. Callers page.
 pub const MAX_READ_ROWS: usize = 1000;
@@ -235,6 +243,17 @@ impl MessageStore {
         msg: MessageResponse,
     ) -> Result<impl Future<Output = Result<Committed, StoreError>> + Send + 'static, StoreError>
     {
+        self.try_append_sent(msg, None)
+    }
+
+    /// `try_append`, recording `sent` (if any) in the same transaction, replacing an older
+    /// record of the same pair, for `find_sent`.
+    pub fn try_append_sent(
+        &self,
+        msg: MessageResponse,
+        sent: Option<SentId>,
+    ) -> Result<impl Future<Output = Result<Committed, StoreError>> + Send + 'static, StoreError>
+    {
         let queued = &self.inner.counters.queued;
         queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -242,7 +261,7 @@ impl MessageStore {
             })
             .map_err(|_| StoreError::Busy(BUSY_RETRY_AFTER))?;
         let (done, answer) = oneshot::channel();
-        if let Err(err) = self.send(Command::Append(msg, done)) {
+        if let Err(err) = self.send(Command::Append(msg, sent, done)) {
             queued.fetch_sub(1, Ordering::AcqRel);
             return Err(err);
         }
@@ -261,6 +280,35 @@ impl MessageStore {
             queued?;
             answer.await.map_err(|_| StoreError::Closed)?
         }
+    }
+
+    /// Forgets the sent ids of messages sent before `before_ms` (ms since the Unix epoch),
+    /// in a transaction of its own once what is queued ahead is committed; resolves with
+    /// how many were forgotten.
+    pub fn prune_sent(
+        &self,
+        before_ms: i64,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send + 'static {
+        let (done, answer) = oneshot::channel();
+        let queued = self.send(Command::PruneSent(before_ms, done));
+        async move {
+            queued?;
+            answer.await.map_err(|_| StoreError::Closed)?
+        }
+    }
+
+    /// The message recorded with `sent` (see `try_append_sent`), if it was sent at
+    /// `since_ms` or later.
+    pub async fn find_sent(
+        &self,
+        sent: &SentId,
+        since_ms: i64,
+    ) -> Result<Option<MessageResponse>, StoreError> {
+        let sent = sent.clone();
+        self.inner
+            .readers
+            .read(move |conn| reader::sent(conn, &sent, since_ms))
+            .await
     }
 
     /// Commits everything queued so far, then stops the writer: later appends fail with

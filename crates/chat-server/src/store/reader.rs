@@ -16,7 +16,7 @@ use chat_proto::MessageResponse;
 use rusqlite::{params, Connection, Row};
 use tokio::sync::Semaphore;
 
-use super::{display_form, schema, StoreError};
+use super::{display_form, schema, SentId, StoreError};
 
 /// Idle read connections kept open between reads.
 const IDLE_READERS: usize = 4;
@@ -148,6 +148,24 @@ pub(super) fn after(
         page.push(msg);
     }
     Ok(page)
+}
+
+pub(super) fn sent(
+    conn: &Connection,
+    sent: &SentId,
+    since_ms: i64,
+) -> rusqlite::Result<Option<MessageResponse>> {
+    conn.prepare_cached(
+        "SELECT m.room, m.id, m.username, m.text, m.sent_at_ms, m.guest
+         FROM sent_ids s JOIN messages m ON m.room = s.room AND m.id = s.id
+         WHERE s.sender_key = ?1 AND s.client_msg_id = ?2 AND s.sent_at_ms >= ?3",
+    )?
+    .query_map(
+        params![sent.sender_key, sent.client_msg_id, since_ms],
+        message,
+    )?
+    .next()
+    .transpose()
 }
 
 fn message(row: &Row<'_>) -> rusqlite::Result<MessageResponse> {

@@ -50,6 +50,9 @@ pub(super) const V1: &str = "
 /// `accounts.name_key` and `sessions.name_key` are the name in `name_key` form (the one
 /// every name comparison uses); `name` keeps it as registered. A session row holds only
 /// the SHA-256 of its token (see `sessions::token`), never the token.
+/// `sent_ids`: which message a sender's own id (`client_msg_id`, with the sender's
+/// `name_key`) posted, so a repeat gets it back (see `idempotency`); kept a day, pruned
+/// by time, hence the index.
 const V2: &str = "
     ALTER TABLE messages ADD COLUMN guest INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE accounts (
@@ -66,6 +69,15 @@ const V2: &str = "
         last_active_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX sessions_by_name ON sessions (name_key);
+    CREATE TABLE sent_ids (
+        sender_key TEXT NOT NULL,
+        client_msg_id TEXT NOT NULL,
+        room TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        sent_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (sender_key, client_msg_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX sent_ids_by_time ON sent_ids (sent_at_ms);
 ";
 
 /// The write connection, ready, with what the store reads once at open.

@@ -579,3 +579,75 @@ async fn reads_beyond_the_limit_wait_their_turn() {
     }
     assert!(peak.load(Ordering::SeqCst) <= 2, "{peak:?} at once");
 }
+
+fn sent(key: &str, id: &str) -> SentId {
+    SentId {
+        sender_key: key.into(),
+        client_msg_id: id.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_sent_id_finds_its_message_after_a_restart_and_only_within_its_window() {
+    let (_dir, path) = db();
+    let store = open(&path);
+    let first = msg("general", 1, "hello"); // sent at 1_700_000_000_001
+    store
+        .try_append_sent(first.clone(), Some(sent("ann", "c-1")))
+        .unwrap()
+        .await
+        .unwrap();
+    store.append(msg("general", 2, "no id")).await.unwrap();
+    drop(store);
+
+    let store = open(&path);
+    let found = store.find_sent(&sent("ann", "c-1"), 0).await.unwrap();
+    assert_eq!(found.map(|m| (m.id, m.text)), Some((1, "hello".to_owned())));
+    // Another sender's id, or another id, is another message.
+    assert_eq!(store.find_sent(&sent("bob", "c-1"), 0).await.unwrap(), None);
+    assert_eq!(store.find_sent(&sent("ann", "c-2"), 0).await.unwrap(), None);
+    // Sent before the window: forgotten, though still stored.
+    let after = first.sent_at_ms + 1;
+    assert_eq!(
+        store.find_sent(&sent("ann", "c-1"), after).await.unwrap(),
+        None
+    );
+
+    // Sent again once expired, the pair points at the new message.
+    store
+        .try_append_sent(msg("general", 3, "again"), Some(sent("ann", "c-1")))
+        .unwrap()
+        .await
+        .unwrap();
+    let found = store.find_sent(&sent("ann", "c-1"), after).await.unwrap();
+    assert_eq!(found.map(|m| m.id), Some(3));
+}
+
+#[tokio::test]
+async fn pruning_forgets_sent_ids_older_than_the_cutoff_and_keeps_the_messages() {
+    let (_dir, path) = db();
+    let store = open(&path);
+    for id in 1..=4 {
+        store
+            .try_append_sent(
+                msg("general", id, "x"),
+                Some(sent("ann", &format!("c-{id}"))),
+            )
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // Messages 1 and 2 were sent before the cutoff.
+    let cutoff = msg("general", 3, "").sent_at_ms;
+    assert_eq!(store.prune_sent(cutoff).await.unwrap(), 2);
+    assert_eq!(store.prune_sent(cutoff).await.unwrap(), 0);
+    for (id, kept) in [(1, false), (2, false), (3, true), (4, true)] {
+        let found = store
+            .find_sent(&sent("ann", &format!("c-{id}")), 0)
+            .await
+            .unwrap();
+        assert_eq!(found.is_some(), kept, "c-{id}");
+    }
+    let (all, _) = store.history("general", 0, 10).await.unwrap();
+    assert_eq!(all.len(), 4);
+}

@@ -15,7 +15,7 @@ use chat_proto::MessageResponse;
 use rusqlite::{params, Connection};
 use tokio::sync::oneshot;
 
-use super::{display_form, Committed, Counters, StoreError};
+use super::{display_form, Committed, Counters, SentId, StoreError};
 
 /// Most messages in one transaction, so one commit (and the wait of its first message)
 /// stays bounded however deep the queue gets.
@@ -26,17 +26,30 @@ pub(super) type OnCommit = Box<dyn Fn(&[Committed]) + Send>;
 pub(super) enum Command {
     Append(
         MessageResponse,
+        Option<SentId>,
         oneshot::Sender<Result<Committed, StoreError>>,
     ),
     CreateRoom(String, oneshot::Sender<Result<(), StoreError>>),
+    /// Commit what was queued before this, then forget sent ids older than this time.
+    PruneSent(i64, oneshot::Sender<Result<usize, StoreError>>),
     /// Commit what was queued before this, then stop.
     Close(oneshot::Sender<()>),
 }
 
 /// A queued write, kept with the append waiting for it.
 enum Item {
-    Message(Committed, oneshot::Sender<Result<Committed, StoreError>>),
+    Message(
+        Committed,
+        Option<SentId>,
+        oneshot::Sender<Result<Committed, StoreError>>,
+    ),
     Room(String, oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// What ends a batch early, to run once the batch is committed.
+enum After {
+    Prune(i64, oneshot::Sender<Result<usize, StoreError>>),
+    Close(oneshot::Sender<()>),
 }
 
 pub(super) struct Writer {
@@ -68,21 +81,25 @@ impl Writer {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while let Ok(first) = commands.recv() {
             let mut next = Some(first);
-            let mut closing = None;
+            let mut after = None;
             while let Some(cmd) = next.take() {
                 match cmd {
-                    Command::Append(mut msg, done) => {
+                    Command::Append(mut msg, sent, done) => {
                         self.counters.queued.fetch_sub(1, Ordering::AcqRel);
                         // Callers usually fill it already; this thread is the one serial
                         // step of every post, so it formats only what is missing.
                         if msg.message.is_empty() {
                             msg.message = display_form(&msg.username, &msg.text);
                         }
-                        batch.push(Item::Message(Arc::new(msg), done));
+                        batch.push(Item::Message(Arc::new(msg), sent, done));
                     }
                     Command::CreateRoom(name, done) => batch.push(Item::Room(name, done)),
+                    Command::PruneSent(before_ms, done) => {
+                        after = Some(After::Prune(before_ms, done));
+                        break;
+                    }
                     Command::Close(done) => {
-                        closing = Some(done);
+                        after = Some(After::Close(done));
                         break;
                     }
                 }
@@ -93,9 +110,19 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit(&mut batch);
             }
-            if let Some(done) = closing {
-                let _ = done.send(());
-                return;
+            match after {
+                Some(After::Prune(before_ms, done)) => {
+                    let pruned = prune_sent(&mut self.conn, before_ms);
+                    if let Err(err) = &pruned {
+                        tracing::warn!(error = %err, "could not forget old sent ids; the next round tries again");
+                    }
+                    let _ = done.send(pruned.map_err(|err| StoreError::Sqlite(Arc::new(err))));
+                }
+                Some(After::Close(done)) => {
+                    let _ = done.send(());
+                    return;
+                }
+                None => {}
             }
         }
     }
@@ -109,7 +136,7 @@ impl Writer {
                 let messages: Vec<Committed> = batch
                     .iter()
                     .filter_map(|item| match item {
-                        Item::Message(msg, _) => Some(Arc::clone(msg)),
+                        Item::Message(msg, ..) => Some(Arc::clone(msg)),
                         Item::Room(..) => None,
                     })
                     .collect();
@@ -128,7 +155,7 @@ impl Writer {
                 for item in batch.drain(..) {
                     // A dropped receiver is a caller that stopped waiting; nothing to do.
                     match item {
-                        Item::Message(msg, done) => drop(done.send(Ok(msg))),
+                        Item::Message(msg, _, done) => drop(done.send(Ok(msg))),
                         Item::Room(_, done) => drop(done.send(Ok(()))),
                     }
                 }
@@ -140,7 +167,7 @@ impl Writer {
                 for item in batch.drain(..) {
                     let failed = StoreError::Sqlite(Arc::clone(&err));
                     match item {
-                        Item::Message(_, done) => drop(done.send(Err(failed))),
+                        Item::Message(_, _, done) => drop(done.send(Err(failed))),
                         Item::Room(_, done) => drop(done.send(Err(failed))),
                     }
                 }
@@ -165,9 +192,16 @@ fn write(
             "INSERT INTO messages (room, id, username, text, sent_at_ms, guest)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
+        // OR REPLACE: a pair sent again after its record expired (but before pruning)
+        // points at the new message. A live record is never replaced: the hub looks
+        // first, one send per pair at a time (see `idempotency`).
+        let mut insert_sent = tx.prepare_cached(
+            "INSERT OR REPLACE INTO sent_ids (sender_key, client_msg_id, room, id, sent_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
         for item in batch {
             let room = match item {
-                Item::Message(msg, _) => &msg.room,
+                Item::Message(msg, ..) => &msg.room,
                 Item::Room(name, _) => name,
             };
             // New rooms are rare, so a linear look through this batch's is cheap.
@@ -175,7 +209,7 @@ fn write(
                 insert_room.execute([room])?;
                 new_rooms.push(room.clone());
             }
-            if let Item::Message(msg, _) = item {
+            if let Item::Message(msg, sent, _) = item {
                 // Plain INSERT: a repeated id is the caller's bug, and must fail loudly
                 // rather than silently keep the older message.
                 insert_message.execute(params![
@@ -186,9 +220,27 @@ fn write(
                     msg.sent_at_ms,
                     msg.guest
                 ])?;
+                if let Some(sent) = sent {
+                    insert_sent.execute(params![
+                        sent.sender_key,
+                        sent.client_msg_id,
+                        msg.room,
+                        msg.id,
+                        msg.sent_at_ms
+                    ])?;
+                }
             }
         }
     }
     tx.commit()?;
     Ok(new_rooms)
+}
+
+/// Forgets the sent ids recorded before `before_ms`, in a transaction of its own (the
+/// index on their time makes it a range delete); returns how many.
+fn prune_sent(conn: &mut Connection, before_ms: i64) -> rusqlite::Result<usize> {
+    let tx = conn.transaction()?;
+    let pruned = tx.execute("DELETE FROM sent_ids WHERE sent_at_ms < ?1", [before_ms])?;
+    tx.commit()?;
+    Ok(pruned)
 }
