@@ -752,3 +752,143 @@ async fn a_flood_of_large_messages_in_many_rooms_stays_within_the_memory_bound()
     );
     bystander.finish().await;
 }
+
+/// Someone tries to pass for other people with names that look like theirs (issue 8: "pass
+/// for someone else"): a registered "pop" and a guest holding "émile". A name mixing
+/// scripts is refused as such; every other look-alike is the same person under the one
+/// name rule, so it can neither Join nor post without a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn look_alike_names_are_refused_while_chat_goes_on() {
+    let _turn = one_at_a_time();
+    let server = Server::start(config());
+    let bystander = Bystander::start(&server).await;
+    let mut owner = server.client_from(Ipv4Addr::LOCALHOST).await;
+    within(owner.register(RegisterRequest {
+        username: "pop".into(),
+        password: "correct horse battery staple".into(),
+    }))
+    .await
+    .expect("pop registers");
+    let _emile = server.join_from(Ipv4Addr::LOCALHOST, "émile").await;
+
+    let look_alikes = [
+        "\u{440}\u{43e}\u{440}", // Cyrillic "рор"
+        "POP",
+        "\u{ff50}\u{ff4f}\u{ff50}", // fullwidth "ｐｏｐ"
+        "ÉMILE",
+        "e\u{301}mile", // "é" as e + combining acute
+        "Émile",
+    ];
+    // One address per attempt, so the per-address sign-in budget is not what refuses them.
+    for (n, name) in look_alikes.iter().enumerate() {
+        let source = attacker_ip(n as u8);
+        let mut client = server.client_from(source).await;
+        let joined = within(client.join(JoinRequest {
+            username: (*name).into(),
+        }))
+        .await
+        .expect_err(name);
+        assert_eq!(joined.code(), Code::AlreadyExists, "{name:?}: {joined:?}");
+        let posted = within(client.send_message(req(name, "general", "it is me")))
+            .await
+            .expect_err(name);
+        assert_eq!(
+            posted.code(),
+            Code::PermissionDenied,
+            "{name:?}: {posted:?}"
+        );
+    }
+    // "pоp" with a Cyrillic "о" between Latin letters is not a name at all.
+    let mixed = "p\u{43e}p";
+    let mut client = server.client_from(attacker_ip(20)).await;
+    for refused in [
+        within(client.join(JoinRequest {
+            username: mixed.into(),
+        }))
+        .await
+        .expect_err("mixed join"),
+        within(client.send_message(req(mixed, "general", "it is me")))
+            .await
+            .expect_err("mixed post"),
+    ] {
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert!(
+            refused
+                .message()
+                .contains("mixes Latin and Cyrillic letters"),
+            "{refused:?}"
+        );
+    }
+    bystander.finish().await;
+}
+
+/// A script replays one captured send (the same `client_msg_id`) hundreds of times, from
+/// eight connections at once (issue 8: "a retry ... can post a message twice"): one
+/// message is posted, and every replay that is answered gets that same message back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_send_posts_once_while_chat_goes_on() {
+    let _turn = one_at_a_time();
+    let server = Server::start(config());
+    let bystander = Bystander::start(&server).await;
+    let replayer = server.join_from(attacker_ip(0), "replayer").await;
+    let send = chat_proto::MessageRequest {
+        client_msg_id: "captured-1".into(),
+        ..req("", "general", "pay me")
+    };
+    let mut running = Vec::new();
+    for _ in 0..8 {
+        let (mut client, send) = (replayer.clone(), send.clone());
+        running.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for _ in 0..40 {
+                match within(client.send_message(send.clone())).await {
+                    Ok(answer) => ids.push(answer.into_inner().id),
+                    Err(status) => {
+                        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                        assert!(status.metadata().contains_key("retry-after-ms"));
+                    }
+                }
+            }
+            ids
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in running {
+        ids.extend(task.await.unwrap());
+    }
+    assert!(!ids.is_empty(), "no replay was answered");
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "replays got different messages: {ids:?}"
+    );
+    // Everything from the original on, paged back from the newest (the bystander's posts
+    // come after it too).
+    let mut reader = replayer.clone();
+    let (mut posted, mut before_id) = (Vec::new(), 0);
+    loop {
+        let page = within(reader.history(chat_proto::HistoryRequest {
+            room: "general".into(),
+            before_id,
+            limit: 200,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+        posted.extend(
+            page.messages
+                .iter()
+                .filter(|m| m.username == "replayer" && m.id >= ids[0])
+                .map(|m| m.id),
+        );
+        match page.messages.first() {
+            Some(oldest) if oldest.id > ids[0] && page.has_more => before_id = oldest.id,
+            _ => break,
+        }
+    }
+    assert_eq!(
+        posted,
+        [ids[0]],
+        "the replayed send was posted more than once"
+    );
+    bystander.finish().await;
+}
