@@ -5,8 +5,9 @@
 // post_build hook (Trunk.toml) in $TRUNK_STAGING_DIR; node's zlib does both formats, so
 // nothing else needs installing.
 //
-// Release builds first get their JS glue minified (minify.mjs), so what is compressed is
-// what is served. Debug builds (`trunk serve`) are several times larger and rebuilt on
+// Release builds first get their JS glue minified (minify.mjs), and every build gets its
+// inline loader moved into a file for the Content-Security-Policy (csp.mjs), so what is
+// compressed is what is served. Debug builds (`trunk serve`) are several times larger and rebuilt on
 // every save, so they get fast settings: the files exist either way, and only release
 // sizes are measured.
 import { readdir, readFile, writeFile } from "node:fs/promises";
@@ -14,6 +15,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import zlib from "node:zlib";
 
+import { externalizeScripts, recordApiOrigin } from "./csp.mjs";
 import { minifyGlue } from "./minify.mjs";
 
 const brotli = promisify(zlib.brotliCompress);
@@ -63,6 +65,8 @@ async function compress(path) {
 }
 
 if (release) await minifyGlue(dir);
+await externalizeScripts(dir);
+await recordApiOrigin(dir);
 const jobs = [];
 for await (const path of files(dir)) jobs.push(compress(path));
 for (const line of await Promise.all(jobs)) console.log(`compress: ${line}`);

@@ -4,10 +4,17 @@
 //   node --test frontend/e2e/
 //
 // The page's test hooks (data-testid), kept stable for these tests:
-//   name-input, name-submit, name-error      the name prompt (Join); name-error also shows
-//                                            the server's reason (name taken)
-//   me                                       the name signed in as, in the header
+//   mode-guest, mode-sign-in, mode-register  the prompt's three ways in (Join, SignIn, Register)
+//   name-input, password-input, name-submit  the prompt's fields and button (the button counts
+//                                            down while the server says to wait)
+//   name-error                               the server's refusal (name taken, wrong password)
+//   name-notice                              why the prompt came back (session ended, ...)
+//   me, me-guest                             the name signed in as, in the header; "guest" tag
 //   sign-out                                 the sign-out button (Leave)
+//   account-menu; old-password-input,        an account's menu: change password, sign out
+//   new-password-input, change-password-     everywhere, and the outcome of either
+//   submit, sign-out-everywhere,
+//   account-result
 //   connection [data-state]                  badge: connecting | live | reconnecting | offline
 //   room-title                               "#room" of the room on screen
 //   rooms; room [data-room=NAME]             the room list; the current one has class "current"
@@ -18,7 +25,8 @@
 //   members; member [data-name=NAME]         who is here
 //   typing                                   "NAME is typing..." (empty when nobody types)
 //   messages; message [data-id],             the conversation; rows of the reader's own
-//   message-user, message-text, message-time messages have class "mine"
+//   message-user, message-text, message-time messages have class "mine"; message-guest
+//   message-guest                            tags a guest's message
 //   older-loading                            shown while an older page is on its way
 //   composer-input, composer-send,           the composer and the server's error next to it
 //   composer-error
@@ -30,13 +38,16 @@ import {
 } from './harness.mjs';
 
 const XSS = '<img src=x onerror=alert(1)>';
+const IVY_PASSWORD = 'ivy keeps this 1';
 
 describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
   let server;
   let browser;
   let alice;
   let bob;
+  // Pages still open, and every page ever opened (for the CSP check at the end).
   const people = [];
+  const everyone = [];
 
   // Every failure report carries what the server and the pages said.
   const step = (name, opts, fn) =>
@@ -54,6 +65,7 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     const person = await Person.open(browser, url);
     person.name = name;
     people.push(person);
+    everyone.push(person);
     return person;
   };
 
@@ -77,23 +89,30 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     await server?.stop();
   });
 
-  step('the page mounts, checks the name and joins', {}, async () => {
+  step('the page mounts under its security headers, checks the name and joins as a guest', {}, async () => {
     alice = await open('alice');
-    // The wasm app actually ran (a broken wasm-opt pass would leave an empty body).
+    // The page was served with the policy it must run under, and has no inline script
+    // (the loader is a file of its own).
+    const headers = alice.response.headers();
+    assert.match(headers['content-security-policy'], /script-src 'self' 'wasm-unsafe-eval'/);
+    assert.match(headers['content-security-policy'], /frame-ancestors 'none'/);
+    assert.equal(headers['x-content-type-options'], 'nosniff');
+    assert.equal(headers['referrer-policy'], 'no-referrer');
+    assert.equal(await alice.page.locator('script:not([src])').count(), 0);
+    // The wasm app actually ran (a broken wasm-opt pass, or a loader the CSP refused,
+    // would leave an empty body).
     await alice.page.locator('[data-testid=name-input]').waitFor({ state: 'visible' });
     await alice.page.locator('[data-testid=name-input]').fill('not a name!');
     await alice.page.locator('[data-testid=name-submit]').click();
     await alice.page.locator('[data-testid=name-error]').waitFor();
     await alice.join('alice');
+    await alice.page.locator('[data-testid=me-guest]').waitFor();
 
     // Join refuses a name another live session holds, in the server's words.
     const impostor = await open('impostor');
     try {
-      await impostor.page.locator('[data-testid=name-input]').fill('alice');
-      await impostor.page.locator('[data-testid=name-submit]').click();
-      const error = impostor.page.locator('[data-testid=name-error]');
-      await error.waitFor();
-      assert.match(await error.textContent(), /alice/);
+      await impostor.submitPrompt('guest', 'alice');
+      assert.match(await impostor.promptError(), /alice/);
     } finally {
       people.splice(people.indexOf(impostor), 1);
       await impostor.close();
@@ -113,6 +132,8 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     assert.equal(await atAlice.getAttribute('data-id'), await atBob.getAttribute('data-id'));
     assert.ok(await atAlice.evaluate((el) => el.classList.contains('mine')), 'sender sees it as mine');
     assert.ok(!(await atBob.evaluate((el) => el.classList.contains('mine'))), 'receiver does not');
+    // Alice is a guest: her name may be someone else's later, and the row says so.
+    assert.equal(await atBob.locator('[data-testid=message-guest]').textContent(), 'guest');
 
     // Shift+Enter is a newline, not a send.
     const box = bob.page.locator('[data-testid=composer-input]');
@@ -169,6 +190,23 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
       assert.equal(await p.page.locator('[data-testid=messages] img').count(), 0);
       assert.deepEqual(p.dialogs, [], `${p.name} saw a dialog`);
     }
+  });
+
+  step("an injected inline script is refused by the page's policy, and the refusal is heard", {}, async () => {
+    // What an injection would try. page.evaluate itself is not subject to the policy; the
+    // script element it adds is.
+    const ran = await alice.page.evaluate(() => {
+      const script = document.createElement('script');
+      script.textContent = 'window.injected = true;';
+      document.body.append(script);
+      return window.injected === true;
+    });
+    assert.equal(ran, false, 'the inline script ran');
+    await until('the violation to be reported by the page and by Chromium', async () =>
+      alice.cspViolations.some((l) => l.startsWith('error: csp violation: script-src'))
+      && alice.cspViolations.some((l) => l.includes('Content Security Policy')));
+    // Expected here; the last step checks that nothing else was ever refused.
+    alice.cspViolations.length = 0;
   });
 
   step('a page that was offline shows it, comes back by itself and gets what it missed', {}, async () => {
@@ -409,9 +447,9 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
       const token = await henry.page.evaluate(() => localStorage.getItem('chat.token'));
       assert.equal((await grpcWebCall(server.url, 'Leave', {}, token)).code, 0);
       assert.equal((await grpcWebCall(server.url, 'Join', { 1: 'henry' })).code, 0);
-      const error = henry.page.locator('[data-testid=name-error]');
-      await error.waitFor();
-      assert.match(await error.textContent(), /henry/);
+      const notice = henry.page.locator('[data-testid=name-notice]');
+      await notice.waitFor();
+      assert.match(await notice.textContent(), /henry/);
       assert.equal(await henry.page.locator('[data-testid=name-input]').inputValue(), 'henry');
       await henry.join('henry.2');
     } finally {
@@ -420,10 +458,159 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     }
   });
 
+  step('registering keeps a name: no guest can take it, a wrong password is refused, the right one signs in', {}, async () => {
+    const ivy = await open('ivy');
+    const other = await open('ivy elsewhere');
+    try {
+      await ivy.register('ivy', IVY_PASSWORD);
+      assert.equal(await ivy.page.locator('[data-testid=me-guest]').count(), 0, 'not a guest');
+      const text = `from an account ${Date.now()}`;
+      await ivy.sendOk(text);
+      const row = await alice.message(text);
+      assert.equal(await row.locator('[data-testid=message-guest]').count(), 0);
+      // The page keeps the session's token, never the password.
+      const stored = await ivy.page.evaluate(() => JSON.stringify({ ...localStorage }));
+      assert.ok(stored.includes('chat.token') && !stored.includes(IVY_PASSWORD), stored);
+
+      await other.submitPrompt('guest', 'ivy');
+      assert.match(await other.promptError(), /ivy/);
+      await other.submitPrompt('sign-in', 'ivy', 'not the password');
+      assert.match(await other.promptError(), /wrong name or password/);
+      // Each wrong password locks the account a while (1 s, then doubling): tried again
+      // meanwhile, the page shows the server's refusal and counts the wait down on the
+      // button. (A try slow enough to miss the lock earns a longer one.)
+      const button = other.page.locator('[data-testid=name-submit]');
+      await until('a try inside the lock', async () => {
+        await other.submitPrompt('sign-in', 'ivy', 'still not the password');
+        const said = await other.promptError();
+        return /try again in/.test(said) && /Try again in \d+ s/.test(await button.textContent());
+      });
+      assert.ok(await button.isDisabled(), 'the button waits');
+      await other.signIn('ivy', IVY_PASSWORD);
+      await other.message(text);
+      assert.equal(await other.page.locator('[data-testid=me-guest]').count(), 0);
+    } finally {
+      for (const p of [ivy, other]) {
+        people.splice(people.indexOf(p), 1);
+        await p.close();
+      }
+    }
+  });
+
+  step('an account changes its password and signs out everywhere, which ends its other pages too', {}, async () => {
+    const kate = await open('kate');
+    const elsewhere = await open('kate elsewhere');
+    try {
+      await kate.register('kate', 'first password 1');
+      await elsewhere.signIn('kate', 'first password 1');
+
+      await kate.page.locator('[data-testid=account-menu] summary').click();
+      await kate.page.locator('[data-testid=old-password-input]').fill('first password 1');
+      await kate.page.locator('[data-testid=new-password-input]').fill('second password 2');
+      await kate.page.locator('[data-testid=change-password-submit]').click();
+      await kate.page.locator('[data-testid=account-result]', { hasText: 'Password changed' }).waitFor();
+
+      // This page goes back to the sign-in form and says what happened...
+      await kate.page.locator('[data-testid=sign-out-everywhere]').click();
+      await kate.page.locator('[data-testid=name-notice]', { hasText: /signed out everywhere/i }).waitFor();
+      assert.equal(await kate.page.locator('[data-testid=name-input]').inputValue(), 'kate');
+      assert.equal(await kate.page.locator('[data-testid=password-input]').inputValue(), '');
+      // ...and the other page learns at its next call that its session ended too: the
+      // sign-in form, the name prefilled, not a guest's name taken over.
+      await elsewhere.page.locator('[data-testid=name-notice]').waitFor();
+      assert.equal(await elsewhere.page.locator('[data-testid=name-input]').inputValue(), 'kate');
+      await elsewhere.page.locator('[data-testid=password-input]').waitFor();
+      assert.equal(await elsewhere.page.evaluate(() => localStorage.getItem('chat.token')), null);
+
+      await elsewhere.submitPrompt('sign-in', 'kate', 'first password 1');
+      assert.match(await elsewhere.promptError(), /wrong name or password|try again in/);
+      await elsewhere.signIn('kate', 'second password 2');
+    } finally {
+      for (const p of [kate, elsewhere]) {
+        people.splice(people.indexOf(p), 1);
+        await p.close();
+      }
+    }
+  });
+
+  step('a registered name survives a server restart: still signed in after a reload, and no guest takes it', {}, async () => {
+    const judy = await open('judy');
+    const guest = await open('not judy');
+    try {
+      await judy.register('judy', 'judy password 1');
+      const token = () => judy.page.evaluate(() => localStorage.getItem('chat.token'));
+      const before = await token();
+      await server.kill();
+      await judy.waitForState('reconnecting');
+      await server.start();
+      await judy.waitForState('live', 3 * TIMEOUT);
+      await judy.page.reload();
+      await judy.page.locator('[data-testid=me]', { hasText: 'judy' }).waitFor();
+      await judy.waitForState('live');
+      // The same session, kept by the server across the restart: no new sign-in.
+      assert.equal(await token(), before);
+      assert.equal(await judy.page.locator('[data-testid=name-input]').count(), 0);
+      assert.equal(await judy.page.locator('[data-testid=me-guest]').count(), 0);
+      await judy.sendOk(`judy after the restart ${Date.now()}`);
+
+      await guest.submitPrompt('guest', 'judy');
+      assert.match(await guest.promptError(), /judy/);
+    } finally {
+      for (const p of [judy, guest]) {
+        people.splice(people.indexOf(p), 1);
+        await p.close();
+      }
+    }
+    // The guests' pages came back by themselves, for the steps after this one.
+    await Promise.all([alice.waitForState('live', 3 * TIMEOUT), bob.waitForState('live', 3 * TIMEOUT)]);
+  });
+
+  step('a message whose answer was lost is sent again by itself and posted exactly once', {}, async () => {
+    const proxy = new FreezingProxy(server.port);
+    await proxy.start();
+    const lena = await open('lena', proxy.url);
+    try {
+      await lena.join('lena');
+      // The request reaches the server, which stores the message; the answer never
+      // comes back, so the page cannot know it was posted.
+      proxy.loseAnswers(true);
+      const text = `answer lost ${Date.now()}`;
+      await lena.send(text);
+      await alice.message(text);
+      const error = lena.page.locator('[data-testid=composer-error]');
+      await until('lena to say the message is not sent yet', async () => /Not sent yet/.test(await error.textContent()));
+      const box = lena.page.locator('[data-testid=composer-input]');
+      assert.equal(await box.inputValue(), text, 'the text waits in the box');
+
+      // The page keeps trying with the same message id; the server answers the next try
+      // with the message it already has.
+      proxy.loseAnswers(false);
+      await until('the composer to clear once a try got through', async () => (await box.inputValue()) === '', 2 * TIMEOUT);
+      await lena.waitForState('live', 2 * TIMEOUT);
+      await lena.message(text);
+      // A second copy would have been posted before this one.
+      const marker = `after the lost answer ${Date.now()}`;
+      await alice.sendOk(marker);
+      for (const p of [alice, lena]) {
+        await p.message(marker);
+        const copies = (await p.messages()).filter((m) => m.text === text).length;
+        assert.equal(copies, 1, `${p.name} shows the message ${copies} times`);
+      }
+    } finally {
+      people.splice(people.indexOf(lena), 1);
+      await lena.close();
+      await proxy.stop();
+    }
+  });
+
   step('no page threw (a Rust panic shows up as a page error)', {}, async () => {
     for (const p of people) {
       const errors = p.console.filter((line) => line.startsWith('pageerror') || line.includes('panicked'));
       assert.deepEqual(errors, [], `${p.name}'s page reported errors`);
     }
+  });
+
+  step('no page met a Content-Security-Policy violation', {}, async () => {
+    for (const p of everyone) assert.deepEqual(p.cspViolations, [], `${p.name}'s page was refused something`);
   });
 });

@@ -233,12 +233,15 @@ export class ChatCli {
 /**
  * A TCP relay in front of the server that can freeze: bytes stop flowing both ways but no
  * connection closes, like a Wi-Fi that drops without telling anyone. Only a missing
- * heartbeat can reveal that.
+ * heartbeat can reveal that. It can also lose answers: requests still reach the server,
+ * but a connection is cut as soon as the server starts to answer, so the client never
+ * learns whether what it sent was done (the case idempotent sends are for).
  */
 export class FreezingProxy {
   constructor(targetPort) {
     this.targetPort = targetPort;
     this.frozen = false;
+    this.losingAnswers = false;
     this.sockets = new Set();
   }
 
@@ -247,7 +250,14 @@ export class FreezingProxy {
       const upstream = net.connect(this.targetPort, '127.0.0.1');
       for (const [from, to] of [[client, upstream], [upstream, client]]) {
         this.sockets.add(from);
-        from.on('data', (chunk) => to.write(chunk));
+        from.on('data', (chunk) => {
+          if (from === upstream && this.losingAnswers) {
+            client.destroy();
+            upstream.destroy();
+          } else {
+            to.write(chunk);
+          }
+        });
         from.on('error', () => to.destroy());
         from.on('close', () => { this.sockets.delete(from); to.destroy(); });
         if (this.frozen) from.pause();
@@ -265,6 +275,11 @@ export class FreezingProxy {
   thaw() {
     this.frozen = false;
     for (const s of this.sockets) s.resume();
+  }
+
+  /** While on, every answer from the server is lost (its connection cut) on the way. */
+  loseAnswers(on) {
+    this.losingAnswers = on;
   }
 
   async stop() {
@@ -292,11 +307,20 @@ export async function launchBrowser(extraArgs = []) {
   });
 }
 
+/** A Content-Security-Policy violation, as the page's listener or Chromium reports it. */
+const CSP_VIOLATION = /^error: (csp violation|.*Content Security Policy)/;
+
 /** One person: a fresh browser context (own localStorage) with the page open. */
 export class Person {
   static async open(browser, url) {
     const context = await browser.newContext();
     context.setDefaultTimeout(TIMEOUT);
+    // Before any of the page's scripts: every CSP violation the page meets is logged.
+    await context.addInitScript(() => {
+      document.addEventListener('securitypolicyviolation', (e) => {
+        console.error(`csp violation: ${e.effectiveDirective} refused ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`);
+      });
+    });
     const page = await context.newPage();
     const person = new Person(context, page);
     page.on('dialog', (dialog) => {
@@ -304,8 +328,12 @@ export class Person {
       dialog.dismiss().catch(() => {});
     });
     page.on('pageerror', (err) => person.console.push(`pageerror: ${err.message}`));
-    page.on('console', (msg) => person.console.push(`${msg.type()}: ${msg.text()}`));
-    await page.goto(url);
+    page.on('console', (msg) => {
+      const line = `${msg.type()}: ${msg.text()}`;
+      person.console.push(line);
+      if (CSP_VIOLATION.test(line)) person.cspViolations.push(line);
+    });
+    person.response = await page.goto(url);
     return person;
   }
 
@@ -314,16 +342,62 @@ export class Person {
     this.page = page;
     this.dialogs = [];
     this.console = [];
+    this.cspViolations = [];
   }
 
-  /** Picks a name on the prompt (Join) and waits until the feed is live. */
-  async join(name) {
+  /**
+   * Fills the prompt: `mode` is guest | sign-in | register, the password only for the
+   * last two. Does not wait for the outcome.
+   */
+  async submitPrompt(mode, name, password = undefined) {
+    await this.page.locator(`[data-testid=mode-${mode}]`).click();
     const input = this.page.locator('[data-testid=name-input]');
     await input.waitFor({ state: 'visible' });
     await input.fill(name);
+    if (password !== undefined) await this.page.locator('[data-testid=password-input]').fill(password);
     await this.page.locator('[data-testid=name-submit]').click();
-    await this.page.locator('[data-testid=me]', { hasText: name }).waitFor();
+  }
+
+  /**
+   * In as `name` (guest | sign-in | register) and the feed live. When the server says to
+   * wait (password guessing from this address backs off), the button counts down; the
+   * click waits for it, as a person would.
+   */
+  async enter(mode, name, password = undefined) {
+    await this.submitPrompt(mode, name, password);
+    const me = this.page.locator('[data-testid=me]', { hasText: name });
+    const error = this.page.locator('[data-testid=name-error]');
+    await until(`${name} to be in (${mode})`, async () => {
+      if (await me.count()) return true;
+      if ((await error.count()) && /try again in/.test(await error.textContent())) {
+        await this.page.locator('[data-testid=name-submit]').click();
+      }
+      return false;
+    }, 2 * TIMEOUT).catch(async (err) => {
+      const said = (await error.count()) ? await error.textContent() : '';
+      throw new Error(`${err.message}; the prompt says ${JSON.stringify(said)}`);
+    });
     await this.waitForState('live');
+  }
+
+  /** Continues as a guest named `name` (Join). */
+  async join(name) {
+    await this.enter('guest', name);
+  }
+
+  async register(name, password) {
+    await this.enter('register', name, password);
+  }
+
+  async signIn(name, password) {
+    await this.enter('sign-in', name, password);
+  }
+
+  /** The prompt's error, once shown. */
+  async promptError() {
+    const error = this.page.locator('[data-testid=name-error]');
+    await error.waitFor();
+    return error.textContent();
   }
 
   async waitForState(state, timeout = TIMEOUT) {

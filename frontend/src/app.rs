@@ -1,33 +1,35 @@
-//! The page shell: the name prompt until the person has a session, then the chat: rooms and
-//! who is here on the side, the room on screen (header with the connection badge,
-//! messages, typing line, composer). The room comes from the URL hash, else the last one
+//! The page shell: the prompt (guest, sign in, register) until the person has a session,
+//! then the chat: rooms and who is here on the side, the room on screen (header with the
+//! connection badge and who is signed in, messages, typing line, composer). The room comes from the URL hash, else the last one
 //! visited; switching changes the hash, so it needs no reload and Back works.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use crate::account_menu::AccountMenu;
 use crate::client::ChatClient;
 use crate::composer::Composer;
 use crate::connection_badge::ConnectionBadge;
 use crate::feed::Feed;
 use crate::member_list::MemberList;
 use crate::message_list::MessageList;
-use crate::name_prompt::NamePrompt;
+use crate::name_prompt::{Mode, NamePrompt};
 use crate::room_list::RoomList;
 use crate::room_name;
-use crate::session;
+use crate::session::{self, Who};
 use crate::typing_indicator::TypingIndicator;
 
 #[component]
 pub fn App() -> impl IntoView {
-    let me = RwSignal::new(None::<String>);
-    // The server's reason when the page could not get its name back by itself.
+    let me = RwSignal::new(None::<Who>);
+    // Why the prompt is back: the page could not keep the session by itself (the server's
+    // reason, or an account's session ended), or the person signed out everywhere.
     let notice = RwSignal::new(None::<String>);
     let client = ChatClient::new(move |reason| {
         notice.set(Some(reason));
         me.set(None);
     });
-    me.set(client.name());
+    me.set(client.who());
     let feed = Feed::new(client.clone());
     let client = StoredValue::new_local(client);
 
@@ -56,31 +58,54 @@ pub fn App() -> impl IntoView {
     });
     on_cleanup(move || hash.remove());
 
-    let on_joined = Callback::new(move |name: String| {
+    let on_joined = Callback::new(move |who: Who| {
         notice.set(None);
-        me.set(Some(name));
+        me.set(Some(who));
         // A new session: (re)open the room so its stream carries the new token.
         let room = room_name::initial();
         room_name::remember(&room);
         feed.open(room);
     });
-    let sign_out = move |_| {
+    let sign_out = Callback::new(move |()| {
         me.set(None);
         let client = client.get_value();
         spawn_local(async move { client.leave().await });
+    });
+    let signed_out_everywhere = Callback::new(move |what: String| {
+        notice.set(Some(what));
+        me.set(None);
+    });
+    let who = Signal::derive(move || {
+        me.get().unwrap_or(Who {
+            name: String::new(),
+            guest: true,
+        })
+    });
+    let my_name = Signal::derive(move || who.with(|w| w.name.clone()));
+    // The prompt comes back on the form that fits the last name: an account's on sign in.
+    let prompt_for = move || {
+        let last = session::last();
+        let mode = match &last {
+            Some(Who { guest: false, .. }) => Mode::SignIn,
+            _ => Mode::Guest,
+        };
+        (last.map(|w| w.name).unwrap_or_default(), mode)
     };
-    let my_name = Signal::derive(move || me.get().unwrap_or_default());
 
     view! {
         <Show
             when=move || me.with(Option::is_some)
-            fallback=move || view! {
-                <NamePrompt
-                    client=client.get_value()
-                    initial=session::last_name().unwrap_or_default()
-                    notice=notice.get_untracked()
-                    on_joined
-                />
+            fallback=move || {
+                let (initial, mode) = prompt_for();
+                view! {
+                    <NamePrompt
+                        client=client.get_value()
+                        initial
+                        mode
+                        notice=notice.get_untracked()
+                        on_joined
+                    />
+                }
             }
         >
             <div class="chat">
@@ -92,12 +117,12 @@ pub fn App() -> impl IntoView {
                     <header class="topbar">
                         <h1 data-testid="room-title">"#"{move || feed.room().get()}</h1>
                         <ConnectionBadge state=feed.state() />
-                        <span class="me">
-                            "You are " <strong data-testid="me">{my_name}</strong>
-                        </span>
-                        <button type="button" class="link" data-testid="sign-out" on:click=sign_out>
-                            "Sign out"
-                        </button>
+                        <AccountMenu
+                            client=client.get_value()
+                            who
+                            on_sign_out=sign_out
+                            on_ended=signed_out_everywhere
+                        />
                     </header>
                     <Show when=move || feed.problem().with(Option::is_some)>
                         <p class="error room-error" role="alert" data-testid="room-error">

@@ -3,20 +3,23 @@
 //! call these methods and get plain proto messages or an [`ApiError`] with text fit for
 //! a person, so no other module depends on tonic or the transport.
 //!
-//! It also owns the session: the token from Join rides on every call as
+//! It also owns the session: the token from Join, Register or SignIn rides on every call as
 //! `authorization: Bearer ...` (one function sends every unary call, so none can forget
-//! it), and a call refused as UNAUTHENTICATED (server restarted, session idled out) joins again under
-//! the same name and is retried once. Only when that name is now taken does the person
-//! hear about it, through the `on_signed_out` hook.
+//! it). A call refused as UNAUTHENTICATED (session idled out, or a guest's session lost in a
+//! restart) is retried once after a guest joins again under the same name; an account's
+//! session cannot be renewed without the password, which the page never keeps. The person
+//! hears about it through the `on_signed_out` hook only then, or when a guest's name was
+//! taken meanwhile.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::{Buf, BufMut, Bytes};
 use chat_proto::{
-    chat_event, ChatEvent, HistoryRequest, HistoryResponse, JoinRequest, JoinResponse,
-    LeaveRequest, ListRoomsRequest, ListRoomsResponse, MessageRequest, MessageResponse, Presence,
-    SubscribeRequest, TypingEvent, TypingRequest, Welcome,
+    chat_event, ChangePasswordRequest, ChatEvent, HistoryRequest, HistoryResponse, JoinRequest,
+    JoinResponse, LeaveRequest, ListRoomsRequest, ListRoomsResponse, MessageRequest,
+    MessageResponse, Presence, RegisterRequest, SignInRequest, SignOutEverywhereRequest,
+    SignOutEverywhereResponse, SubscribeRequest, TypingEvent, TypingRequest, Welcome,
 };
 use prost::Message;
 use tonic::client::Grpc;
@@ -26,7 +29,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Code, Request, Status, Streaming};
 use tonic_web_wasm_client::Client;
 
-use crate::session::{self, Identity};
+use crate::session::{self, Identity, Who};
 use crate::timer::sleep_ms;
 
 /// Why a call failed, as far as the page acts on it.
@@ -34,7 +37,8 @@ use crate::timer::sleep_ms;
 pub enum ErrorKind {
     /// No answer from the server (network, server down): worth retrying later.
     Unreachable,
-    /// The session is gone and its name taken: the person must pick a name again.
+    /// The session is gone and the page cannot renew it (an account's, or a guest's name
+    /// taken meanwhile): the person must sign in or pick a name again.
     SignedOut,
     /// The server answered no, for the reason in the message.
     Refused,
@@ -45,10 +49,27 @@ pub enum ErrorKind {
 pub struct ApiError {
     pub kind: ErrorKind,
     pub message: String,
+    /// When the server refused for a limit (RESOURCE_EXHAUSTED), how long until it allows
+    /// the call again (its `retry-after-ms` metadata).
+    pub retry_after_ms: Option<u32>,
+}
+
+impl ApiError {
+    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError {
+            kind,
+            message: message.into(),
+            retry_after_ms: None,
+        }
+    }
 }
 
 impl From<Status> for ApiError {
     fn from(status: Status) -> Self {
+        let retry_after_ms = status
+            .metadata()
+            .get("retry-after-ms")
+            .and_then(|v| v.to_str().ok()?.parse().ok());
         let (kind, message) = match status.code() {
             // Transport failures surface as UNKNOWN/UNAVAILABLE with JS noise in the message.
             Code::Unknown | Code::Unavailable | Code::Internal => (
@@ -62,7 +83,11 @@ impl From<Status> for ApiError {
             }
             _ => (ErrorKind::Refused, status.message().to_owned()),
         };
-        ApiError { kind, message }
+        ApiError {
+            kind,
+            message,
+            retry_after_ms,
+        }
     }
 }
 
@@ -102,9 +127,11 @@ impl EventStream {
 }
 
 fn decode<T: Message + Default>(bytes: Bytes) -> Result<T, ApiError> {
-    T::decode(bytes).map_err(|_| ApiError {
-        kind: ErrorKind::Refused,
-        message: "the server sent a reply this page cannot read; reload the page".into(),
+    T::decode(bytes).map_err(|_| {
+        ApiError::new(
+            ErrorKind::Refused,
+            "the server sent a reply this page cannot read; reload the page",
+        )
     })
 }
 
@@ -157,14 +184,18 @@ mod path {
     pub const LEAVE: &str = "/grpcchat.ChatService/Leave";
     pub const LIST_ROOMS: &str = "/grpcchat.ChatService/ListRooms";
     pub const TYPING: &str = "/grpcchat.ChatService/Typing";
+    pub const REGISTER: &str = "/grpcchat.ChatService/Register";
+    pub const SIGN_IN: &str = "/grpcchat.ChatService/SignIn";
+    pub const CHANGE_PASSWORD: &str = "/grpcchat.ChatService/ChangePassword";
+    pub const SIGN_OUT_EVERYWHERE: &str = "/grpcchat.ChatService/SignOutEverywhere";
 }
 
 /// Who this page speaks as, shared by every clone of the client.
 #[derive(Default)]
 struct Session {
     identity: Option<Identity>,
-    /// A re-join is under way: other calls wait for it instead of racing it (a second Join
-    /// for the same name would find it taken by the first).
+    /// A guest's re-join is under way: other calls wait for it instead of racing it (a
+    /// second Join for the same name would find it taken by the first).
     rejoining: bool,
 }
 
@@ -197,10 +228,10 @@ impl ChatClient {
         }
     }
 
-    /// The name this page speaks as, if signed in.
-    pub fn name(&self) -> Option<String> {
+    /// Who this page speaks as, if signed in.
+    pub fn who(&self) -> Option<Who> {
         let session = self.session.borrow();
-        session.identity.as_ref().map(|i| i.name.clone())
+        session.identity.as_ref().map(|i| i.who.clone())
     }
 
     fn token(&self) -> Option<String> {
@@ -208,30 +239,87 @@ impl ChatClient {
         session.identity.as_ref().map(|i| i.token.clone())
     }
 
-    /// Takes `name` and keeps the session (here and in localStorage).
-    pub async fn join(&self, name: &str) -> Result<String, ApiError> {
+    /// Takes `name` as a guest and keeps the session (here and in localStorage).
+    pub async fn join(&self, name: &str) -> Result<Who, ApiError> {
         let request = JoinRequest {
             username: name.to_owned(),
         };
-        let reply = self.unary(path::JOIN, &request, None).await?;
-        let joined: JoinResponse = decode(reply)?;
+        self.begin(path::JOIN, &request, true).await
+    }
+
+    /// Registers `name` with `password` and keeps the session it starts.
+    pub async fn register(&self, name: &str, password: &str) -> Result<Who, ApiError> {
+        let request = RegisterRequest {
+            username: name.to_owned(),
+            password: password.to_owned(),
+        };
+        self.begin(path::REGISTER, &request, false).await
+    }
+
+    /// Signs in to the account `name` and keeps the session.
+    pub async fn sign_in(&self, name: &str, password: &str) -> Result<Who, ApiError> {
+        let request = SignInRequest {
+            username: name.to_owned(),
+            password: password.to_owned(),
+        };
+        self.begin(path::SIGN_IN, &request, false).await
+    }
+
+    /// One of the calls that start a session. Whether it is a guest's is decided by the
+    /// call made, so the page never renews an account's session by joining as a guest.
+    async fn begin(
+        &self,
+        path: &'static str,
+        request: &impl Message,
+        guest: bool,
+    ) -> Result<Who, ApiError> {
+        let joined: JoinResponse = decode(self.unary(path, request, None).await?)?;
         let identity = Identity {
-            name: joined.username,
+            who: Who {
+                name: joined.username,
+                guest,
+            },
             token: joined.token,
         };
         session::save(&identity);
-        let name = identity.name.clone();
+        let who = identity.who.clone();
         self.session.borrow_mut().identity = Some(identity);
-        Ok(name)
+        Ok(who)
     }
 
     /// Ends the session on the server (best effort: it idles out anyway) and forgets it.
     pub async fn leave(&self) {
-        let gone = self.session.borrow_mut().identity.take();
-        session::forget_token();
+        let gone = self.forget();
         if let Some(Identity { token, .. }) = gone {
             let _ = self.unary(path::LEAVE, &LeaveRequest {}, Some(token)).await;
         }
+    }
+
+    /// Drops the session here and in localStorage (the name stays, to prefill the prompt).
+    fn forget(&self) -> Option<Identity> {
+        session::forget_token();
+        self.session.borrow_mut().identity.take()
+    }
+
+    /// Changes the account's password; the server checks the current one.
+    pub async fn change_password(&self, old: &str, new: &str) -> Result<(), ApiError> {
+        let request = ChangePasswordRequest {
+            old_password: old.to_owned(),
+            new_password: new.to_owned(),
+        };
+        self.authed(path::CHANGE_PASSWORD, &request)
+            .await
+            .map(|_| ())
+    }
+
+    /// Ends every session of the account, this page's too; returns how many ended.
+    pub async fn sign_out_everywhere(&self) -> Result<u32, ApiError> {
+        let reply = self
+            .authed(path::SIGN_OUT_EVERYWHERE, &SignOutEverywhereRequest {})
+            .await?;
+        let ended: SignOutEverywhereResponse = decode(reply)?;
+        self.forget();
+        Ok(ended.sessions_ended)
     }
 
     pub async fn history(
@@ -249,13 +337,20 @@ impl ChatClient {
     }
 
     /// Posts as the session's name (the server takes it from the token; a re-join keeps
-    /// the same name, so the one sent along stays right).
-    pub async fn send(&self, message: &str, room: &str) -> Result<MessageResponse, ApiError> {
+    /// the same name, so the one sent along stays right). `client_msg_id` makes the send
+    /// idempotent: the caller passes the same one for every try of the same message, and
+    /// the re-join retry below sends the very same request.
+    pub async fn send(
+        &self,
+        message: &str,
+        room: &str,
+        client_msg_id: &str,
+    ) -> Result<MessageResponse, ApiError> {
         let request = MessageRequest {
-            username: self.name().unwrap_or_default(),
+            username: self.who().map(|w| w.name).unwrap_or_default(),
             message: message.to_owned(),
             room: room.to_owned(),
-            ..Default::default()
+            client_msg_id: client_msg_id.to_owned(),
         };
         decode(self.authed(path::SEND, &request).await?)
     }
@@ -347,37 +442,37 @@ impl ChatClient {
     }
 
     /// Replaces the session whose token was `stale` by a new one under the same name,
-    /// unless another call already did.
+    /// unless another call already did. Only a guest's: an account's ended session takes
+    /// the password to renew, so the person is asked for it.
     async fn rejoin(&self, stale: Option<String>) -> Result<(), ApiError> {
         while self.session.borrow().rejoining {
             sleep_ms(100).await;
         }
-        let Some(name) = self.name() else {
-            return Err(ApiError {
-                kind: ErrorKind::SignedOut,
-                message: "please choose a name".into(),
-            });
+        let Some(who) = self.who() else {
+            return Err(ApiError::new(ErrorKind::SignedOut, "please sign in"));
         };
         if self.token() != stale {
             return Ok(());
         }
+        if !who.guest {
+            return Err(self.signed_out("Your session has ended: sign in again.".into()));
+        }
         self.session.borrow_mut().rejoining = true;
-        let joined = self.join(&name).await;
+        let joined = self.join(&who.name).await;
         self.session.borrow_mut().rejoining = false;
         match joined {
             Ok(_) => Ok(()),
             Err(e) if e.kind == ErrorKind::Unreachable => Err(e),
             // Taken by someone else meanwhile (or no longer valid): only the person can fix it.
-            Err(e) => {
-                self.session.borrow_mut().identity = None;
-                session::forget_token();
-                (self.on_signed_out)(e.message.clone());
-                Err(ApiError {
-                    kind: ErrorKind::SignedOut,
-                    message: e.message,
-                })
-            }
+            Err(e) => Err(self.signed_out(e.message)),
         }
+    }
+
+    /// Forgets the session and tells the page why; the error for the call that found out.
+    fn signed_out(&self, reason: String) -> ApiError {
+        self.forget();
+        (self.on_signed_out)(reason.clone());
+        ApiError::new(ErrorKind::SignedOut, reason)
     }
 }
 

@@ -1,14 +1,18 @@
 //! Where a person writes: Enter sends, Shift+Enter adds a line. The text stays in the box
 //! until the server has accepted it, so a failed send (shown right under the box with the
-//! server's own reason: too long, too fast, ...) loses nothing. Typing tells the others,
+//! server's own reason: too long, too fast, ...) loses nothing. A send that cannot reach
+//! the server is tried again by itself, with backoff, under the same message id
+//! (`Outgoing`), so however many tries it takes it is posted once. Typing tells the others,
 //! spaced out by `TypingThrottle` so it stays under the server's rate limit.
 
 use leptos::ev::KeyboardEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::client::ChatClient;
-use crate::timer::now_ms;
+use crate::backoff;
+use crate::client::{ChatClient, ErrorKind};
+use crate::outgoing::{random_id, Outgoing};
+use crate::timer::{now_ms, sleep_ms};
 use crate::typing::TypingThrottle;
 
 #[component]
@@ -18,6 +22,7 @@ pub fn Composer(client: ChatClient, room: Signal<String>) -> impl IntoView {
     let (sending, set_sending) = signal(false);
     let client = StoredValue::new_local(client);
     let throttle = StoredValue::new(TypingThrottle::default());
+    let outgoing = StoredValue::new(Outgoing::default());
 
     // An error about the last room's message means nothing in the next one.
     Effect::new(move || {
@@ -31,20 +36,40 @@ pub fn Composer(client: ChatClient, room: Signal<String>) -> impl IntoView {
         }
         let body = text.get_untracked();
         let room = room.get_untracked();
+        let id = outgoing
+            .try_update_value(|o| o.id_for(&room, &body, random_id))
+            .unwrap_or_default();
         let client = client.get_value();
         set_sending.set(true);
         spawn_local(async move {
-            match client.send(&body, &room).await {
-                Ok(_) => {
-                    set_error.set(None);
-                    // Only clear what was sent: the person may have kept typing meanwhile.
-                    if text.get_untracked() == body {
-                        set_text.set(String::new());
+            let mut attempt = 0;
+            // `sending` is disposed with the composer (signed out): stop trying then.
+            while sending.try_get_untracked().is_some() {
+                match client.send(&body, &room, &id).await {
+                    Ok(_) => {
+                        outgoing.try_update_value(|o| o.accepted(&id));
+                        set_error.try_set(None);
+                        // Only clear what was sent: the person may have kept typing meanwhile.
+                        if text.try_get_untracked().as_ref() == Some(&body) {
+                            set_text.try_set(String::new());
+                        }
+                    }
+                    Err(e) if e.kind == ErrorKind::Unreachable => {
+                        attempt += 1;
+                        set_error.try_set(Some(format!(
+                            "Not sent yet ({}); trying again\u{2026}",
+                            e.message
+                        )));
+                        sleep_ms(backoff::delay_ms(attempt, js_sys::Math::random())).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        set_error.try_set(Some(e.message));
                     }
                 }
-                Err(e) => set_error.set(Some(e.message)),
+                break;
             }
-            set_sending.set(false);
+            set_sending.try_set(false);
         });
     };
     let on_input = move |value: String| {

@@ -1,6 +1,8 @@
 //! The chat page: a Leptos client-side app that talks grpc-web to chat-server.
-//! `main` only mounts it; `app` decides between the name prompt and the chat.
+//! `main` only mounts it; `app` decides between the prompt (guest, sign in, register) and
+//! the chat.
 
+mod account_menu;
 mod app;
 mod backoff;
 mod client;
@@ -13,6 +15,7 @@ mod message_list;
 mod name;
 mod name_prompt;
 mod network;
+mod outgoing;
 mod room_list;
 mod room_name;
 mod session;

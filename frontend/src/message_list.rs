@@ -1,5 +1,6 @@
 //! The conversation: one row per message with sender, text and local time, the reader's
-//! own messages set apart. It follows new messages only while the reader is at the
+//! own messages set apart, and a "guest" tag on a guest's (whose name someone else may use
+//! later). It follows new messages only while the reader is at the
 //! bottom, so scrolling back to read is not yanked away by each arrival. Scrolling near
 //! the top asks for the page before; when rows land above, the scroll offset moves by
 //! their height so the rows being read stay where they are.
@@ -95,6 +96,7 @@ fn MessageRow(message: MessageResponse, me: Signal<String>) -> impl IntoView {
         <li class="message" class:mine=mine data-testid="message" data-id=message.id.to_string()>
             <div class="meta">
                 <span class="user" data-testid="message-user">{message.username}</span>
+                {message.guest.then(|| view! { <span class="tag" data-testid="message-guest">"guest"</span> })}
                 <time class="time" data-testid="message-time" title=full_time>{time}</time>
             </div>
             <p class="text" data-testid="message-text">{message.text}</p>

@@ -1,57 +1,150 @@
-//! The first screen: pick the name to chat under. Checked here with the server's rules
-//! (see `name`), so a typo gets an explanation at once; then Join asks the server, whose
-//! refusal (the name is taken) is shown the same way.
+//! The first screen: continue as a guest (Join: the name is held while the session lives),
+//! sign in to an account, or register a name with a password (it is then the account's for
+//! good). The name is checked here with the server's rules (see `name`), so a typo gets an
+//! explanation at once; the server's refusals (name taken, wrong password, too many tries)
+//! are shown in its words, and a refusal that says how long to wait keeps the button off
+//! for that long. The password goes to the server and nowhere else.
 
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::client::ChatClient;
+use crate::client::{ApiError, ChatClient};
 use crate::name;
+use crate::session::Who;
+use crate::timer::sleep_ms;
+
+/// Which way in the prompt offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Guest,
+    SignIn,
+    Register,
+}
+
+impl Mode {
+    fn action(self) -> &'static str {
+        match self {
+            Mode::Guest => "Continue as guest",
+            Mode::SignIn => "Sign in",
+            Mode::Register => "Register",
+        }
+    }
+
+    fn hint(self) -> &'static str {
+        match self {
+            Mode::Guest => {
+                "Up to 32 letters (of one script), digits, _ - or . A guest's name is free \
+                 again once the session ends; register to keep it."
+            }
+            Mode::SignIn => "The name and password you registered.",
+            Mode::Register => "The name becomes yours for good: nobody else can use it.",
+        }
+    }
+}
 
 #[component]
 pub fn NamePrompt(
     client: ChatClient,
     initial: String,
-    /// Why the prompt is back (the server's words), e.g. the name was taken while away.
+    mode: Mode,
+    /// Why the prompt is back (the session ended, the name was taken while away, ...).
     notice: Option<String>,
-    on_joined: Callback<String>,
+    on_joined: Callback<Who>,
 ) -> impl IntoView {
     let client = StoredValue::new_local(client);
+    let mode = RwSignal::new(mode);
     let (value, set_value) = signal(initial);
-    let (error, set_error) = signal(notice);
+    let (password, set_password) = signal(String::new());
+    let (error, set_error) = signal(None::<String>);
     let (joining, set_joining) = signal(false);
+    // Seconds until the server takes another try (after RESOURCE_EXHAUSTED).
+    let wait_s = RwSignal::new(0u32);
+
+    let refused = move |e: ApiError| {
+        set_error.set(Some(e.message));
+        set_joining.set(false);
+        let Some(ms) = e.retry_after_ms.filter(|&ms| ms > 0) else {
+            return;
+        };
+        let started = wait_s.get_untracked() == 0;
+        wait_s.set(ms.div_ceil(1000));
+        if started {
+            spawn_local(async move {
+                while wait_s.try_get_untracked().is_some_and(|s| s > 0) {
+                    sleep_ms(1000).await;
+                    wait_s.try_update(|s| *s = s.saturating_sub(1));
+                }
+            });
+        }
+    };
     let on_submit = move |ev: SubmitEvent| {
         ev.prevent_default();
-        if joining.get_untracked() {
+        if joining.get_untracked() || wait_s.get_untracked() > 0 {
             return;
         }
         let chosen = match name::validate(&value.get_untracked()) {
             Ok(chosen) => chosen,
             Err(message) => return set_error.set(Some(message)),
         };
+        let mode = mode.get_untracked();
+        let secret = password.get_untracked();
+        if mode != Mode::Guest && secret.is_empty() {
+            return set_error.set(Some("Please enter your password.".into()));
+        }
         set_joining.set(true);
         let client = client.get_value();
         spawn_local(async move {
-            match client.join(&chosen).await {
-                Ok(joined) => on_joined.run(joined),
-                Err(e) => {
-                    set_error.set(Some(e.message));
-                    set_joining.set(false);
-                }
+            let joined = match mode {
+                Mode::Guest => client.join(&chosen).await,
+                Mode::SignIn => client.sign_in(&chosen, &secret).await,
+                Mode::Register => client.register(&chosen, &secret).await,
+            };
+            match joined {
+                Ok(who) => on_joined.run(who),
+                Err(e) => refused(e),
             }
         });
+    };
+    let tab = move |which: Mode, label: &'static str, testid: &'static str| {
+        view! {
+            <button
+                type="button"
+                role="tab"
+                class="link"
+                class:current=move || mode.get() == which
+                aria-selected=move || (mode.get() == which).to_string()
+                data-testid=testid
+                on:click=move |_| {
+                    mode.set(which);
+                    set_error.set(None);
+                }
+            >
+                {label}
+            </button>
+        }
+    };
+    let blocked = move || joining.get() || wait_s.get() != 0;
+    let button_label = move || match wait_s.get() {
+        0 => mode.get().action().to_owned(),
+        s => format!("Try again in {s} s"),
     };
 
     view! {
         <form class="name-prompt" on:submit=on_submit>
             <h1>"Join the chat"</h1>
+            <div class="modes" role="tablist">
+                {tab(Mode::Guest, "Guest", "mode-guest")}
+                {tab(Mode::SignIn, "Sign in", "mode-sign-in")}
+                {tab(Mode::Register, "Register", "mode-register")}
+            </div>
+            {notice.map(|text| view! { <p class="notice" role="status" data-testid="name-notice">{text}</p> })}
             <label for="name-input">"Your name"</label>
             <input
                 id="name-input"
                 data-testid="name-input"
                 type="text"
-                autocomplete="nickname"
+                autocomplete=move || if mode.get() == Mode::Guest { "nickname" } else { "username" }
                 autofocus
                 prop:value=value
                 on:input=move |ev| {
@@ -59,13 +152,35 @@ pub fn NamePrompt(
                     set_error.set(None);
                 }
             />
-            <button type="submit" data-testid="name-submit" disabled=joining>"Join"</button>
+            <Show when=move || mode.get() != Mode::Guest>
+                <label for="password-input">"Password"</label>
+                <input
+                    id="password-input"
+                    data-testid="password-input"
+                    type="password"
+                    autocomplete=move || {
+                        if mode.get() == Mode::Register { "new-password" } else { "current-password" }
+                    }
+                    prop:value=password
+                    on:input=move |ev| {
+                        set_password.set(event_target_value(&ev));
+                        set_error.set(None);
+                    }
+                />
+            </Show>
+            <button
+                type="submit"
+                data-testid="name-submit"
+                disabled=blocked
+            >
+                {button_label}
+            </button>
             <Show when=move || error.with(Option::is_some)>
                 <p class="error" role="alert" data-testid="name-error">
                     {move || error.get().unwrap_or_default()}
                 </p>
             </Show>
-            <p class="hint">"Up to 32 letters (of one script), digits, _ - or ."</p>
+            <p class="hint">{move || mode.get().hint()}</p>
         </form>
     }
 }

@@ -21,6 +21,7 @@ pub mod hub;
 pub mod idempotency;
 pub mod idle_timeout;
 pub mod limits;
+pub mod page_headers;
 pub mod passwords;
 pub mod ring_budget;
 pub mod room;

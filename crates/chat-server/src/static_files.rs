@@ -6,7 +6,8 @@
 //! index.html keeps its name across releases and is what points at the new hashes, so it (and
 //! the SPA fallback, which is index.html too) is revalidated on every load. The build writes
 //! brotli and gzip copies next to each file (frontend/compress.mjs), so nothing is compressed
-//! per request; ServeDir picks the best one the browser accepts.
+//! per request; ServeDir picks the best one the browser accepts. Every file goes out with
+//! the page's security headers (`page_headers`).
 use std::path::Path;
 
 use axum::{
@@ -17,6 +18,8 @@ use axum::{
 use http::{header, HeaderValue, StatusCode};
 use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
+
+use crate::page_headers::PageHeaders;
 
 /// Hashed names: a year, and no revalidation while fresh (`immutable`).
 const FOREVER: &str = "public, max-age=31536000, immutable";
@@ -30,6 +33,7 @@ struct Dist {
     assets: ServeDir,
     /// The files present, else index.html, so client-side routes survive a reload.
     pages: ServeDir<ServeFile>,
+    headers: PageHeaders,
 }
 
 /// Serves `dir`; without a built frontend there, every path explains how to build it.
@@ -48,9 +52,12 @@ pub fn router(dir: Option<&Path>) -> Router {
         .precompressed_br()
         .precompressed_gzip();
     let pages = assets.clone().fallback(index);
-    Router::new()
-        .fallback(serve)
-        .with_state(Dist { assets, pages })
+    let headers = PageHeaders::for_dist(dir);
+    Router::new().fallback(serve).with_state(Dist {
+        assets,
+        pages,
+        headers,
+    })
 }
 
 async fn serve(State(dist): State<Dist>, req: Request) -> Response {
@@ -70,6 +77,7 @@ async fn serve(State(dist): State<Dist>, req: Request) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     // The same URL answers with br, gzip or plain bytes: caches must key on the encoding.
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    dist.headers.apply(headers);
     res
 }
 

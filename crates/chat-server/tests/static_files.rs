@@ -1,6 +1,6 @@
 //! The built frontend as browsers fetch it: precompressed variants picked by
 //! Accept-Encoding, year-long caching only for trunk's content-hashed names, index.html and
-//! client-side routes revalidated on every load. The fixture is a fake dist whose .br/.gz
+//! client-side routes revalidated on every load, and the security headers on everything. The fixture is a fake dist whose .br/.gz
 //! files hold marker bytes, so each response shows which file was sent.
 mod common;
 
@@ -38,6 +38,11 @@ impl Dist {
             std::fs::write(dir.join(name), body).unwrap();
         }
         Dist(dir)
+    }
+
+    fn with(self, name: &str, body: &str) -> Self {
+        std::fs::write(self.0.join(name), body).unwrap();
+        self
     }
 
     async fn serve(&self) -> TestServer {
@@ -160,4 +165,57 @@ async fn a_missing_hashed_asset_is_a_404_never_the_page() {
     assert_eq!(got.status, StatusCode::NOT_FOUND);
     assert_ne!(got.header(header::CACHE_CONTROL), FOREVER);
     assert!(!got.body.starts_with(b"<!doctype"));
+}
+
+/// The policy the page runs under (frontend/e2e runs the real page under it).
+const CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
+                   img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+                   frame-ancestors 'none'; object-src 'none'";
+
+#[tokio::test]
+async fn every_file_carries_the_security_headers() {
+    let dist = Dist::new("headers");
+    let server = dist.serve().await;
+    let wasm = format!("/{WASM}");
+    for path in [
+        "/",
+        "/index.html",
+        "/room/general",
+        &wasm,
+        "/missing-0123456789abcdef.js",
+    ] {
+        let got = get(&server, path, &accept("br, gzip")).await;
+        assert_eq!(got.header(header::CONTENT_SECURITY_POLICY), CSP, "{path}");
+        assert_eq!(
+            got.header(header::X_CONTENT_TYPE_OPTIONS),
+            "nosniff",
+            "{path}"
+        );
+        assert_eq!(got.header(header::REFERRER_POLICY), "no-referrer", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_page_built_for_another_api_origin_may_call_it() {
+    let dist = Dist::new("api-origin").with("api-origin", "https://api.example.com\n");
+    let server = dist.serve().await;
+    let got = get(&server, "/", &[]).await;
+    let csp = got.header(header::CONTENT_SECURITY_POLICY);
+    assert!(
+        csp.contains("; connect-src 'self' https://api.example.com; "),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("script-src 'self' 'wasm-unsafe-eval';"),
+        "{csp}"
+    );
+}
+
+#[tokio::test]
+async fn a_recorded_api_origin_that_is_not_one_is_ignored() {
+    // Written by hand, say: it must not open the policy up.
+    let dist = Dist::new("bad-origin").with("api-origin", "https://a.example; script-src *");
+    let server = dist.serve().await;
+    let got = get(&server, "/", &[]).await;
+    assert_eq!(got.header(header::CONTENT_SECURITY_POLICY), CSP);
 }

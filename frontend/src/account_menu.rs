@@ -1,0 +1,133 @@
+//! Who is signed in, in the header: the name (tagged "guest" for a guest, whose name is
+//! only held while the session lives), "Sign out" (this page's session), and for an
+//! account a menu to change the password or sign out everywhere (every session of the
+//! account ends, on every device, this one too).
+
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::client::ChatClient;
+use crate::session::Who;
+
+#[component]
+pub fn AccountMenu(
+    client: ChatClient,
+    who: Signal<Who>,
+    on_sign_out: Callback<()>,
+    /// Signed out everywhere: what to tell the person on the prompt.
+    on_ended: Callback<String>,
+) -> impl IntoView {
+    let client = StoredValue::new_local(client);
+    let guest = move || who.with(|w| w.guest);
+    view! {
+        <span class="me">
+            "You are " <strong data-testid="me">{move || who.with(|w| w.name.clone())}</strong>
+            <Show when=guest>
+                " " <span class="tag" data-testid="me-guest">"guest"</span>
+            </Show>
+        </span>
+        <Show when=move || !guest()>
+            <AccountActions client=client.get_value() on_ended />
+        </Show>
+        <button type="button" class="link" data-testid="sign-out" on:click=move |_| on_sign_out.run(())>
+            "Sign out"
+        </button>
+    }
+}
+
+/// The account's menu: change the password, sign out everywhere.
+#[component]
+fn AccountActions(client: ChatClient, on_ended: Callback<String>) -> impl IntoView {
+    let client = StoredValue::new_local(client);
+    let (old, set_old) = signal(String::new());
+    let (new, set_new) = signal(String::new());
+    let (busy, set_busy) = signal(false);
+    // The outcome of the last action: (is an error, text).
+    let (outcome, set_outcome) = signal(None::<(bool, String)>);
+
+    let change = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        let (old_pw, new_pw) = (old.get_untracked(), new.get_untracked());
+        if old_pw.is_empty() || new_pw.is_empty() {
+            return set_outcome.set(Some((
+                true,
+                "Enter the current and the new password.".into(),
+            )));
+        }
+        set_busy.set(true);
+        let client = client.get_value();
+        spawn_local(async move {
+            let result = client.change_password(&old_pw, &new_pw).await;
+            set_outcome.try_set(Some(match result {
+                Ok(()) => {
+                    set_old.try_set(String::new());
+                    set_new.try_set(String::new());
+                    (false, "Password changed.".into())
+                }
+                Err(e) => (true, e.message),
+            }));
+            set_busy.try_set(false);
+        });
+    };
+    let everywhere = move |_| {
+        set_busy.set(true);
+        let client = client.get_value();
+        spawn_local(async move {
+            match client.sign_out_everywhere().await {
+                Ok(n) => on_ended.run(format!(
+                    "Signed out everywhere: {n} session{} ended.",
+                    if n == 1 { "" } else { "s" }
+                )),
+                Err(e) => {
+                    set_outcome.try_set(Some((true, e.message)));
+                    set_busy.try_set(false);
+                }
+            }
+        });
+    };
+
+    view! {
+        <details class="account" data-testid="account-menu">
+            <summary>"Account"</summary>
+            <div class="account-panel">
+                <form class="change-password" on:submit=change>
+                    <label for="old-password">"Current password"</label>
+                    <input
+                        id="old-password"
+                        data-testid="old-password-input"
+                        type="password"
+                        autocomplete="current-password"
+                        prop:value=old
+                        on:input=move |ev| set_old.set(event_target_value(&ev))
+                    />
+                    <label for="new-password">"New password"</label>
+                    <input
+                        id="new-password"
+                        data-testid="new-password-input"
+                        type="password"
+                        autocomplete="new-password"
+                        prop:value=new
+                        on:input=move |ev| set_new.set(event_target_value(&ev))
+                    />
+                    <button type="submit" data-testid="change-password-submit" disabled=busy>
+                        "Change password"
+                    </button>
+                </form>
+                <button
+                    type="button"
+                    data-testid="sign-out-everywhere"
+                    disabled=busy
+                    on:click=everywhere
+                >
+                    "Sign out everywhere"
+                </button>
+                {move || outcome.get().map(|(failed, text)| view! {
+                    <p class:error=failed class:notice=!failed role="status" data-testid="account-result">
+                        {text}
+                    </p>
+                })}
+            </div>
+        </details>
+    }
+}
