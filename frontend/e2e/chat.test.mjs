@@ -578,7 +578,8 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
       await lena.send(text);
       await alice.message(text);
       const error = lena.page.locator('[data-testid=composer-error]');
-      await until('lena to say the message is not sent yet', async () => /Not sent yet/.test(await error.textContent()));
+      await until('lena to say the message is not sent yet', async () =>
+        /Not sent yet/.test((await error.allTextContents()).join('')));
       const box = lena.page.locator('[data-testid=composer-input]');
       assert.equal(await box.inputValue(), text, 'the text waits in the box');
 

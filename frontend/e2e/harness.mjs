@@ -373,12 +373,13 @@ export class Person {
     const error = this.page.locator('[data-testid=name-error]');
     await until(`${name} to be in (${mode})`, async () => {
       if (await me.count()) return true;
-      if ((await error.count()) && /try again in/.test(await error.textContent())) {
-        await this.page.locator('[data-testid=name-submit]').click();
+      if (/try again in/.test((await error.allTextContents()).join(''))) {
+        // Short: the button is off until the wait is over, and gone once signed in.
+        await this.page.locator('[data-testid=name-submit]').click({ timeout: 1000 });
       }
       return false;
     }, 2 * TIMEOUT).catch(async (err) => {
-      const said = (await error.count()) ? await error.textContent() : '';
+      const said = (await error.allTextContents()).join('');
       throw new Error(`${err.message}; the prompt says ${JSON.stringify(said)}`);
     });
     await this.waitForState('live');
@@ -427,7 +428,8 @@ export class Person {
     let lastError = '';
     await until(`composer to clear after sending ${JSON.stringify(text)}`, async () => {
       if ((await box.inputValue()) === '') return true;
-      lastError = (await error.count()) ? await error.textContent() : '';
+      // Never waits: the error may go between a count and a read.
+      lastError = (await error.allTextContents()).join('');
       if (/too fast/.test(lastError)) {
         await sleep(300);
         await box.press('Enter');
@@ -467,7 +469,7 @@ export class Person {
   /** The unread badge of `room` as shown ('' when there is none). */
   async unread(room) {
     const badge = this.roomItem(room).locator('[data-testid=unread]');
-    return (await badge.count()) ? (await badge.textContent()).trim() : '';
+    return (await badge.allTextContents()).join('').trim();
   }
 
   /** Opens `room` from the room list (creating it through the new-room box when absent). */

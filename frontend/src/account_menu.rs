@@ -28,7 +28,7 @@ pub fn AccountMenu(
             </Show>
         </span>
         <Show when=move || !guest()>
-            <AccountActions client=client.get_value() on_ended />
+            <AccountActions client=client.get_value() who on_ended />
         </Show>
         <button type="button" class="link" data-testid="sign-out" on:click=move |_| on_sign_out.run(())>
             "Sign out"
@@ -38,7 +38,7 @@ pub fn AccountMenu(
 
 /// The account's menu: change the password, sign out everywhere.
 #[component]
-fn AccountActions(client: ChatClient, on_ended: Callback<String>) -> impl IntoView {
+fn AccountActions(client: ChatClient, who: Signal<Who>, on_ended: Callback<String>) -> impl IntoView {
     let client = StoredValue::new_local(client);
     let (old, set_old) = signal(String::new());
     let (new, set_new) = signal(String::new());
@@ -92,6 +92,14 @@ fn AccountActions(client: ChatClient, on_ended: Callback<String>) -> impl IntoVi
             <summary>"Account"</summary>
             <div class="account-panel">
                 <form class="change-password" on:submit=change>
+                    // Tells a password manager which account the new password is for.
+                    <input
+                        type="text"
+                        autocomplete="username"
+                        hidden
+                        readonly
+                        prop:value=move || who.with(|w| w.name.clone())
+                    />
                     <label for="old-password">"Current password"</label>
                     <input
                         id="old-password"
