@@ -38,7 +38,11 @@ pub fn AccountMenu(
 
 /// The account's menu: change the password, sign out everywhere.
 #[component]
-fn AccountActions(client: ChatClient, who: Signal<Who>, on_ended: Callback<String>) -> impl IntoView {
+fn AccountActions(
+    client: ChatClient,
+    who: Signal<Who>,
+    on_ended: Callback<String>,
+) -> impl IntoView {
     let client = StoredValue::new_local(client);
     let (old, set_old) = signal(String::new());
     let (new, set_new) = signal(String::new());
