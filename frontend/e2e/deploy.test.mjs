@@ -114,7 +114,8 @@ describe('deployed behind nginx', { timeout: 20 * TIMEOUT }, () => {
 
   step('nginx serves the page with chat-server\'s cache rules and headers, gzip precompressed', {}, async () => {
     const index = await request(`${site}/`, { ca });
-    const wasm = /["'/]([\w.-]+-[0-9a-f]{8,16}_bg\.wasm)["']/.exec(index.body.toString('utf8'))?.[1];
+    // Named by the preload link (the loader that imports it is a file of its own).
+    const wasm = /["'/]([\w.-]+-[0-9a-f]{8,16}_bg\.wasm)["'\s>]/.exec(index.body.toString('utf8'))?.[1];
     assert.ok(wasm, `no hashed wasm named in index.html:\n${index.body}`);
     // Every header chat-server sets on its files, compared with nginx's for the same paths.
     const compared = ['cache-control', 'content-security-policy', 'x-content-type-options', 'referrer-policy', 'x-frame-options'];
