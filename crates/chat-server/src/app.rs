@@ -33,6 +33,7 @@ use crate::{
     shutdown::Shutdown,
     static_files,
     store::AccountStore,
+    stream_caps::StreamCaps,
 };
 
 #[derive(Clone)]
@@ -50,7 +51,14 @@ pub async fn router(
     shutdown: Shutdown,
 ) -> io::Result<Router> {
     let budgets = AddressBudgets::new(config.budget_settings());
-    let chat = ChatServiceServer::new(ChatApi::new(hub, accounts, budgets, config.heartbeat_ms))
+    let stream_caps = StreamCaps::new(config.max_streams, config.max_streams_per_ip);
+    let chat = ChatServiceServer::new(ChatApi::new(
+        hub,
+        accounts,
+        budgets,
+        stream_caps,
+        config.heartbeat_ms,
+    ))
         .max_decoding_message_size(config.max_request_bytes);
 
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -135,6 +135,16 @@ pub struct Config {
     #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_IP", default_value_t = 64)]
     pub max_connections_per_ip: usize,
 
+    /// Subscribe and Broadcast streams the server holds open at once, token-less ones
+    /// included; more are refused (RESOURCE_EXHAUSTED) until some close. 0 = no cap.
+    #[arg(long, env = "CHAT_MAX_STREAMS", default_value_t = 10_000)]
+    pub max_streams: usize,
+
+    /// Subscribe and Broadcast streams one client address (as `--trusted-proxy` decides
+    /// it) may hold open at once, whatever sessions they use or none; 0 = no cap.
+    #[arg(long, env = "CHAT_MAX_STREAMS_PER_IP", default_value_t = 256)]
+    pub max_streams_per_ip: usize,
+
     /// An HTTP/1.1 client gets this long to send a request's headers, counted from when
     /// the connection starts waiting for them (so it also closes idle keep-alive
     /// connections). Slowloris connections end this quickly.

@@ -113,6 +113,16 @@ pub enum ChatError {
         limit: usize,
         retry_after: RetryAfter,
     },
+    #[error("the server already has {limit} streams open, the most it allows; try again in {retry_after}")]
+    ServerStreamsFull {
+        limit: usize,
+        retry_after: RetryAfter,
+    },
+    #[error("your network address already has {limit} streams open, the most one address may hold; close one, or try again in {retry_after}")]
+    AddressStreamsFull {
+        limit: usize,
+        retry_after: RetryAfter,
+    },
     #[error("the server is busy checking other passwords; try again in {retry_after}")]
     PasswordsBusy { retry_after: RetryAfter },
     #[error("could not read or save accounts and sessions ({0}); try again")]
@@ -177,7 +187,9 @@ impl From<ChatError> for Status {
             | AnonymousPostsTooFast(retry_after)
             | TooManyNewRooms(retry_after)
             | Guessing { retry_after, .. }
-            | TooManySessions { retry_after, .. } => {
+            | TooManySessions { retry_after, .. }
+            | ServerStreamsFull { retry_after, .. }
+            | AddressStreamsFull { retry_after, .. } => {
                 with_retry_after(Status::resource_exhausted(msg), retry_after)
             }
             // Nothing was queued; the same request shortly after is exactly right.

@@ -30,6 +30,7 @@ pub mod sessions;
 pub mod shutdown;
 pub mod static_files;
 pub mod store;
+pub mod stream_caps;
 pub mod subscription;
 pub mod validate;
 

@@ -26,6 +26,7 @@ use crate::{
     error::ChatError,
     hub::{self, RoomHub},
     sessions::{Sender, Session, Sessions, Started},
+    stream_caps::StreamCaps,
     validate,
 };
 
@@ -41,6 +42,7 @@ pub struct ChatApi {
     sessions: Sessions,
     accounts: Accounts,
     budgets: AddressBudgets,
+    stream_caps: StreamCaps,
     heartbeat: Option<Duration>,
 }
 
@@ -49,6 +51,7 @@ impl ChatApi {
         hub: RoomHub,
         accounts: Accounts,
         budgets: AddressBudgets,
+        stream_caps: StreamCaps,
         heartbeat_ms: u32,
     ) -> Self {
         ChatApi {
@@ -56,6 +59,7 @@ impl ChatApi {
             sessions: accounts.sessions().clone(),
             accounts,
             budgets,
+            stream_caps,
             heartbeat: (heartbeat_ms > 0).then(|| Duration::from_millis(heartbeat_ms.into())),
         }
     }
@@ -115,14 +119,15 @@ impl ChatService for ChatApi {
             Some(session) => Some(self.sessions.open_stream(session)?),
             None => None,
         };
-        let stream_end = request.extensions().get::<ClientStream>().cloned();
         let client = client_ip(&request);
+        let capped = self.stream_caps.admit(client.map(|c| c.0))?;
+        let stream_end = request.extensions().get::<ClientStream>().cloned();
         let mut inbound = request.into_inner();
         let hub = self.hub.clone();
         let sessions = self.sessions.clone();
         let budgets = self.budgets.clone();
         let stream = async_stream::try_stream! {
-            let _slot = slot;
+            let (_slot, _capped) = (slot, capped);
             let Some(first) = inbound.message().await? else { return };
             let name = match &session {
                 Some(session) => session.name().to_owned(),
@@ -186,6 +191,7 @@ impl ChatService for ChatApi {
             Some(session) => Some(self.sessions.open_stream(&session)?),
             None => None,
         };
+        let capped = self.stream_caps.admit(client_ip(&request).map(|c| c.0))?;
         let client = request.extensions().get::<ClientStream>().cloned();
         let req = request.into_inner();
         let room = validate::room(&req.room)?;
@@ -200,6 +206,11 @@ impl ChatService for ChatApi {
             },
             DEFAULT_HISTORY_PAGE as u64,
         )?;
+        // The slot is the stream's: it is freed when the stream is dropped.
+        let subscription = subscription.map(move |event| {
+            let _held = &capped;
+            event
+        });
         Ok(Response::new(Box::pin(subscription)))
     }
 
