@@ -59,7 +59,7 @@ pub async fn router(
         stream_caps,
         config.heartbeat_ms,
     ))
-        .max_decoding_message_size(config.max_request_bytes);
+    .max_decoding_message_size(config.max_request_bytes);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ChatServiceServer<ChatApi>>().await;
