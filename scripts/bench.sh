@@ -48,6 +48,9 @@ if grep -q -- '--max-connections-per-ip' <<<"$HELP"; then
   # Every subscriber connects from 127.0.0.1: the caps are for strangers, not the load.
   SERVER_FLAGS+=(--max-connections 0 --max-connections-per-ip 0)
 fi
+if grep -q -- '--max-new-rooms-per-hour' <<<"$HELP"; then
+  SERVER_FLAGS+=(--max-new-rooms-per-hour 0) # one session creates every room of the run
+fi
 
 # Below Linux's ephemeral range (32768-60999), so no client socket of an earlier run holds it.
 free_port() {

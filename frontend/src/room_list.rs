@@ -1,5 +1,5 @@
 //! The rooms, each with its unread count, and the box to open a new one. The list comes
-//! from ListRooms, polled every few seconds and whenever the window regains focus (cheap,
+//! from ListRooms (a page: the server's most recently active rooms), polled every few seconds and whenever the window regains focus (cheap,
 //! and no stream per room needed); counts come from `Unread`, with the room on screen
 //! marked read as its messages arrive. Rooms are links to `#name`, so switching is a hash
 //! change: no reload, and Back goes to the previous room.
@@ -61,8 +61,9 @@ pub fn RoomList(client: ChatClient, feed: Feed, on_pick: Callback<String>) -> im
         });
     });
 
-    // The server's list, plus the room on screen if it is too new to be listed yet. Rows
-    // are keyed by (name, count), so a changed count redraws its row.
+    // The server's page (its most recently active rooms), plus the room on screen if the
+    // page leaves it out, shown by name so rows do not jump as rooms get busy. Rows are
+    // keyed by (name, count), so a changed count redraws its row.
     let shown = move || {
         let mut list: Vec<(String, u64)> = rooms.with(|rooms| {
             unread.with(|u| {
@@ -75,9 +76,9 @@ pub fn RoomList(client: ChatClient, feed: Feed, on_pick: Callback<String>) -> im
         current.with(|room| {
             if !room.is_empty() && !list.iter().any(|(name, _)| name == room) {
                 list.push((room.clone(), 0));
-                list.sort();
             }
         });
+        list.sort();
         list
     };
 

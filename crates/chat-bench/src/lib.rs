@@ -1,7 +1,8 @@
 //! `chat-bench`: a load generator for the chat server's fan-out, and the yardstick it is
 //! judged by. A library so the smoke test drives exactly what the binary runs.
 //!
-//! One run: `config` (what to do, loopback only, bounded) -> `run` (connect the
+//! One run: `config` (what to do, loopback only, bounded) -> `rooms` (created by a
+//! signed-in session, as the server wants) -> `run` (connect the
 //! `subscriber`s, start the `sender`s, drain) -> `report`. Each subscriber reads its
 //! stream with `http1` + `wire` (native gRPC: tonic with `raw_codec`), judges it with
 //! `checker` against the `stamp` in each text and times it into `latency`; `tally` and
@@ -19,6 +20,7 @@ pub mod proc_stats;
 pub mod progress;
 pub mod raw_codec;
 pub mod report;
+pub mod rooms;
 pub mod run;
 pub mod sender;
 pub mod stamp;
@@ -60,6 +62,7 @@ pub async fn run(cfg: &BenchConfig, baseline_exe: Option<&Path>) -> Result<Repor
         },
         pid: cfg.server_pid,
     };
+    rooms::create(addr, &room_names(cfg.rooms)).await?;
     let main = run::measure(cfg, &chat, &room_names(cfg.rooms)).await?;
     let baseline = match (cfg.baseline && cfg.senders > 0, baseline_exe) {
         (false, _) => None,

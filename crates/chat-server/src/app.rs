@@ -28,6 +28,7 @@ use crate::{
     error::ChatError,
     hub::{HubSettings, RoomHub},
     idempotency,
+    room_creation::RoomCreation,
     service::ChatApi,
     sessions::Sessions,
     shutdown::Shutdown,
@@ -52,11 +53,13 @@ pub async fn router(
 ) -> io::Result<Router> {
     let budgets = AddressBudgets::new(config.budget_settings());
     let stream_caps = StreamCaps::new(config.max_streams, config.max_streams_per_ip);
+    let rooms = RoomCreation::new(config.max_new_rooms_per_hour);
     let chat = ChatServiceServer::new(ChatApi::new(
         hub,
         accounts,
         budgets,
         stream_caps,
+        rooms,
         config.heartbeat_ms,
     ))
     .max_decoding_message_size(config.max_request_bytes);
@@ -151,6 +154,10 @@ pub async fn serve_hub(
             hub.end_streams();
         });
     }
+    tokio::spawn(hub.clone().drop_unused_rooms_every(
+        Duration::from_secs(config.empty_room_ttl_secs),
+        shutdown.clone(),
+    ));
     tokio::spawn(idempotency::prune_every(
         hub.store().clone(),
         shutdown.clone(),

@@ -72,6 +72,16 @@ pub struct Config {
     #[arg(long, env = "CHAT_MAX_ROOMS", default_value_t = 1000)]
     pub max_rooms: usize,
 
+    /// Rooms one session, and one address, may create per hour (all at once if they
+    /// like, then spread over the hour); 0 = unlimited. Only signed-in people create rooms.
+    #[arg(long, env = "CHAT_MAX_NEW_ROOMS_PER_HOUR", default_value_t = 5)]
+    pub max_new_rooms_per_hour: u32,
+
+    /// A room that never got a message and that nobody has open is dropped (from memory
+    /// and the database) once it is this old; `general` never is.
+    #[arg(long, env = "CHAT_EMPTY_ROOM_TTL_SECS", default_value_t = 600)]
+    pub empty_room_ttl_secs: u64,
+
     /// Messages per second one session (or one address, shared by every name it posts
     /// under without a token) may post, on average; 0 = unlimited (benchmarks).
     #[arg(long, env = "CHAT_MAX_MESSAGES_PER_SEC", default_value_t = 10)]
@@ -210,8 +220,11 @@ impl Config {
                 "normal",
                 "--max-messages-per-sec",
                 "0",
-                // Tests join many names from one address; the budget has tests of its own.
+                // Tests join many names and open many rooms from one address; these
+                // budgets have tests of their own.
                 "--max-sign-ins-per-min",
+                "0",
+                "--max-new-rooms-per-hour",
                 "0",
             ])
         }

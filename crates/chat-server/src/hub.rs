@@ -5,8 +5,13 @@
 //! The store's writer thread calls back into the rooms after each commit (the hook set
 //! up in `open`); that is the only way a message reaches subscribers, so whatever they
 //! see is already on disk.
+//!
+//! Who may create a room is `room_creation`'s rule; the hub only keeps the cap. Rooms
+//! that never got a message and that nobody has open are dropped after a while (see
+//! `drop_unused_rooms`), so names tried once do not pile up.
 use std::{
-    collections::HashMap,
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap},
     path::Path,
     sync::{Arc, RwLock},
     time::Duration,
@@ -72,8 +77,8 @@ pub struct MemoryStats {
 }
 
 /// Who opens a Subscribe stream and from where.
-pub struct SubscribeRequest<'a> {
-    pub room: &'a str,
+pub struct SubscribeRequest {
+    pub room: Arc<Room>,
     /// Resume after this id (0 = live only).
     pub after_id: u64,
     /// The history epoch `after_id` belongs to (0 = unknown).
@@ -103,10 +108,10 @@ impl RoomHub {
         ));
         {
             let mut map = rooms.write().unwrap();
-            for (name, last_id) in store.rooms() {
+            for stored in store.rooms() {
                 map.insert(
-                    name.clone(),
-                    Arc::new(Room::new(name, *last_id, rings.clone())),
+                    stored.name.clone(),
+                    Arc::new(Room::restored(stored, rings.clone())),
                 );
             }
         }
@@ -119,7 +124,7 @@ impl RoomHub {
                 rings,
             }),
         };
-        hub.room(DEFAULT_ROOM)?;
+        hub.get_or_create(DEFAULT_ROOM)?;
         Ok(hub)
     }
 
@@ -137,8 +142,9 @@ impl RoomHub {
         &self.inner.in_flight
     }
 
-    /// The room, created (and recorded in the store) on first use, up to the room cap.
-    pub fn room(&self, name: &str) -> Result<Arc<Room>, ChatError> {
+    /// The room, created (and recorded in the store) if it does not exist, up to the room
+    /// cap. Whether the caller may create rooms is `room_creation`'s to decide.
+    pub fn get_or_create(&self, name: &str) -> Result<Arc<Room>, ChatError> {
         if let Some(room) = self.existing(name) {
             return Ok(room);
         }
@@ -167,7 +173,7 @@ impl RoomHub {
     /// the original instead (see `idempotency`).
     pub async fn post(
         &self,
-        room: &str,
+        room: &Room,
         sender: Sender<'_>,
         text: &str,
         client_msg_id: Option<&str>,
@@ -175,9 +181,7 @@ impl RoomHub {
         if let Some(client_msg_id) = client_msg_id {
             return idempotency::post_once(self, room, sender, text, client_msg_id).await;
         }
-        let posted = self
-            .room(room)?
-            .post(&self.inner.store, sender, text, None)?;
+        let posted = room.post(&self.inner.store, sender, text, None)?;
         Ok(posted.await?)
     }
 
@@ -195,23 +199,80 @@ impl RoomHub {
         Ok(self.inner.store.history(room, before_id, limit).await?)
     }
 
-    /// Every room, sorted by name.
-    pub fn list(&self) -> Vec<RoomInfo> {
-        let mut rooms: Vec<RoomInfo> = self
-            .inner
-            .rooms
-            .read()
-            .unwrap()
-            .values()
-            .map(|room| RoomInfo {
-                name: room.name().to_owned(),
-                members: room.member_count() as u32,
-                last_id: room.last_id(),
-                last_active_ms: 0,
+    /// The `limit` most recently active rooms, most recent first (ties by name), and how
+    /// many rooms exist. A bounded heap picks them in one pass, so the cost per call is
+    /// O(rooms x log limit) with no allocation beyond the page.
+    pub fn list_page(&self, limit: usize) -> (Vec<RoomInfo>, usize) {
+        let rooms = self.inner.rooms.read().unwrap();
+        // Min-heap of the best `limit` so far; the root is the first to give way.
+        let mut top: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(limit + 1);
+        for room in rooms.values() {
+            top.push(Reverse(Ranked {
+                last_active_ms: room.last_active_ms(),
+                room,
+            }));
+            if top.len() > limit {
+                top.pop();
+            }
+        }
+        let page = top
+            .into_sorted_vec()
+            .into_iter()
+            .map(|Reverse(ranked)| RoomInfo {
+                name: ranked.room.name().to_owned(),
+                members: ranked.room.member_count() as u32,
+                last_id: ranked.room.last_id(),
+                last_active_ms: i64::try_from(ranked.last_active_ms).unwrap_or(i64::MAX),
             })
             .collect();
-        rooms.sort_by(|a, b| a.name.cmp(&b.name));
-        rooms
+        (page, rooms.len())
+    }
+
+    /// Drops every room (never `general`) that has no message, that nobody holds (no
+    /// stream, no post under way) and that this server run has known for at least `ttl`;
+    /// from memory now and from the store with the writer's next batch. Returns their
+    /// names.
+    ///
+    /// "Nobody holds it" is the room's reference count: every stream, membership and post
+    /// holds an `Arc<Room>`, and under the write lock nobody can take a new one from the
+    /// map, so a count of one (the map's) cannot change underneath.
+    pub fn drop_unused_rooms(&self, ttl: Duration) -> Vec<String> {
+        let mut rooms = self.inner.rooms.write().unwrap();
+        let unused: Vec<String> = rooms
+            .iter()
+            .filter(|(name, room)| {
+                name.as_str() != DEFAULT_ROOM
+                    && Arc::strong_count(room) == 1
+                    && room.age() >= ttl
+                    && !room.has_messages()
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &unused {
+            rooms.remove(name);
+            // Queued now, behind anything already queued for it; a failure leaves a
+            // row that the next start loads and this drops again.
+            drop(self.inner.store.delete_empty_room(name));
+        }
+        unused
+    }
+
+    /// Runs `drop_unused_rooms(ttl)` now and then until shutdown.
+    pub async fn drop_unused_rooms_every(self, ttl: Duration, shutdown: crate::Shutdown) {
+        let every = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = shutdown.wait() => return,
+            }
+            let dropped = self.drop_unused_rooms(ttl);
+            if !dropped.is_empty() {
+                tracing::info!(rooms = dropped.len(), "dropped rooms nobody used");
+                tracing::debug!(?dropped, "dropped rooms");
+            }
+        }
     }
 
     /// Opens a Subscribe stream. Ids from another epoch, or beyond anything this history
@@ -219,10 +280,10 @@ impl RoomHub {
     /// (`reset_page` messages) instead, and pages further back through History.
     pub fn subscribe(
         &self,
-        req: SubscribeRequest<'_>,
+        req: SubscribeRequest,
         reset_page: u64,
     ) -> Result<Subscription, ChatError> {
-        let room = self.room(req.room)?;
+        let room = req.room;
         let newest = room.last_id();
         let reset = (req.epoch != 0 && req.epoch != self.epoch()) || req.after_id > newest;
         let after_id = match (reset, req.after_id) {
@@ -319,6 +380,39 @@ impl RoomHub {
     }
 }
 
+/// A room's place in ListRooms: more recently active first, then by name. Read once, so
+/// a message arriving meanwhile cannot reorder the heap under it.
+struct Ranked<'a> {
+    last_active_ms: u64,
+    room: &'a Room,
+}
+
+impl Ranked<'_> {
+    fn key(&self) -> (u64, Reverse<&str>) {
+        (self.last_active_ms, Reverse(self.room.name()))
+    }
+}
+
+impl PartialEq for Ranked<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Ranked<'_> {}
+
+impl PartialOrd for Ranked<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ranked<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
 /// The store's commit hook: hands each room its messages of the batch, in order.
 fn publish(rooms: &Rooms, batch: &[Committed]) {
     let rooms = rooms.read().unwrap();
@@ -335,5 +429,96 @@ fn publish(rooms: &Rooms, batch: &[Committed]) {
             None => tracing::error!(room = %name, "committed a message for an unknown room"),
         }
         start = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &tempfile::TempDir) -> RoomHub {
+        RoomHub::open(HubSettings {
+            db: &dir.path().join("chat.db"),
+            durability: Durability::Normal,
+            max_rooms: 100,
+            queue_len: 16,
+            fanout_bytes: 1 << 20,
+            store_reads: 2,
+        })
+        .unwrap()
+    }
+
+    fn subscribe(hub: &RoomHub, room: Arc<Room>) -> Subscription {
+        hub.subscribe(
+            SubscribeRequest {
+                room,
+                after_id: 0,
+                epoch: 0,
+                member: None,
+                heartbeat: None,
+                client: None,
+            },
+            50,
+        )
+        .unwrap()
+    }
+
+    fn ann() -> Sender<'static> {
+        Sender {
+            name: "ann".into(),
+            guest: true,
+        }
+    }
+
+    fn names(rooms: &[RoomInfo]) -> Vec<&str> {
+        rooms.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn only_rooms_nobody_used_or_holds_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = open(&dir);
+        hub.get_or_create("junk").unwrap();
+        let used = hub.get_or_create("used").unwrap();
+        // Activity is in milliseconds: a later post is then later than general's creation.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        hub.post(&used, ann(), "hi", None).await.unwrap();
+        drop(used);
+        let held = subscribe(&hub, hub.get_or_create("held").unwrap());
+        // Too young to go.
+        assert!(hub.drop_unused_rooms(Duration::from_secs(3600)).is_empty());
+        assert_eq!(hub.drop_unused_rooms(Duration::ZERO), ["junk"]);
+        assert!(hub.existing("junk").is_none());
+        drop(held);
+        assert_eq!(hub.drop_unused_rooms(Duration::ZERO), ["held"]);
+        assert!(hub.existing(DEFAULT_ROOM).is_some() && hub.existing("used").is_some());
+        hub.close().await;
+        drop(hub);
+        // Gone from the database too.
+        let hub = open(&dir);
+        let (rooms, total) = hub.list_page(10);
+        assert_eq!((names(&rooms), total), (vec!["used", "general"], 2));
+        hub.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_page_is_the_most_recently_active_rooms() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = open(&dir);
+        let rooms: Vec<_> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|name| hub.get_or_create(name).unwrap())
+            .collect();
+        for room in [&rooms[2], &rooms[0]] {
+            // Distinct milliseconds, so the order is by activity and not by the tie-break.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            hub.post(room, ann(), "hi", None).await.unwrap();
+        }
+        let (page, total) = hub.list_page(2);
+        assert_eq!((names(&page), total), (vec!["a", "c"], 5));
+        assert!(page[0].last_active_ms > page[1].last_active_ms);
+        let (all, _) = hub.list_page(10);
+        assert_eq!(names(&all)[..2], ["a", "c"]);
+        hub.close().await;
     }
 }

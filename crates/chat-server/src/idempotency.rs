@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::{
     error::ChatError,
     hub::RoomHub,
+    room::Room,
     sessions::{name_key, Sender},
     shutdown::Shutdown,
     store::{Committed, MessageStore, SentId},
@@ -83,7 +84,7 @@ impl InFlight {
 /// id stands for.
 pub async fn post_once(
     hub: &RoomHub,
-    room: &str,
+    room: &Room,
     sender: Sender<'_>,
     text: &str,
     client_msg_id: &str,
@@ -100,7 +101,7 @@ pub async fn post_once(
                 let _ = result.changed().await;
                 let posted = result.borrow().clone();
                 match posted {
-                    Some(original) => return same_request(original, &sent, room, text),
+                    Some(original) => return same_request(original, &sent, room.name(), text),
                     None => continue,
                 }
             }
@@ -109,11 +110,9 @@ pub async fn post_once(
         if let Some(original) = hub.store().find_sent(&sent, since).await? {
             let original = Arc::new(original);
             first.done(&original);
-            return same_request(original, &sent, room, text);
+            return same_request(original, &sent, room.name(), text);
         }
-        let posting = hub
-            .room(room)?
-            .post(hub.store(), sender, text, Some(sent.clone()))?;
+        let posting = room.post(hub.store(), sender, text, Some(sent.clone()))?;
         // The message is queued now; whatever becomes of this request (its client may go
         // away), the claim is held until the store has answered, so a repeat arriving
         // meanwhile waits for the message instead of posting a second one.

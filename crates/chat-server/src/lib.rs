@@ -25,6 +25,7 @@ pub mod page_headers;
 pub mod passwords;
 pub mod ring_budget;
 pub mod room;
+pub mod room_creation;
 pub mod service;
 pub mod sessions;
 pub mod shutdown;

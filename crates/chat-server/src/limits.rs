@@ -135,6 +135,13 @@ impl RateLimiter {
         Ok(())
     }
 
+    /// How long until `check` would pass, without taking anything; `None` = now.
+    pub fn wait(&self, now: Instant) -> Option<Duration> {
+        self.interval?;
+        let ahead = self.full_at.max(now) - now;
+        (ahead > self.tolerance).then(|| ahead - self.tolerance)
+    }
+
     /// A full bucket behaves exactly like a new one, so forgetting it loses nothing.
     pub fn is_full(&self, now: Instant) -> bool {
         self.full_at <= now
@@ -181,6 +188,11 @@ impl<K: Hash + Eq + Clone> KeyedLimits<K> {
         let result = limiter.check(now);
         self.by_key.insert(key.clone(), limiter);
         result
+    }
+
+    /// How long until `key`'s next request would pass, without taking it; `None` = now.
+    pub fn wait(&self, key: &K, now: Instant) -> Option<Duration> {
+        self.by_key.get(key)?.wait(now)
     }
 
     /// Drops the buckets that have refilled; forgetting them loses nothing.
@@ -280,7 +292,9 @@ mod tests {
         let mut limits = KeyedLimits::new(per_second(1), 2, 100);
         assert_eq!(limits.check(&"spammer", t0), Ok(()));
         assert_eq!(limits.check(&"spammer", t0), Ok(()));
+        assert_eq!(limits.wait(&"spammer", t0), Some(1000 * MS));
         assert_eq!(limits.check(&"spammer", t0), Err(1000 * MS));
+        assert_eq!(limits.wait(&"ann", t0), None);
         assert_eq!(limits.check(&"ann", t0), Ok(()));
         assert_eq!(limits.check(&"spammer", t0 + 1000 * MS), Ok(()));
     }

@@ -17,6 +17,8 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use tokio::time::Instant;
+
 use chat_proto::{chat_event::Event, encode_message, Encoded, MessageResponse, Presence};
 
 use crate::{
@@ -24,7 +26,7 @@ use crate::{
     fanout::{Entry, Fanout, Reader, RingStats},
     ring_budget::RingBudget,
     sessions::Sender,
-    store::{display_form, Committed, MessageStore, SentId, StoreError},
+    store::{display_form, Committed, MessageStore, SentId, StoreError, StoredRoom},
 };
 
 pub struct Room {
@@ -36,6 +38,12 @@ pub struct Room {
     fanout: Arc<Fanout>,
     /// Open streams per member name. A BTreeMap, so member lists come out sorted.
     members: Mutex<BTreeMap<String, usize>>,
+    /// When this server run created or loaded the room: an empty room's age counts from
+    /// here (see `RoomHub::drop_unused_rooms`).
+    created: Instant,
+    /// The newest message's time, or the creation time (ms since the Unix epoch): what
+    /// ListRooms orders by.
+    last_active_ms: AtomicU64,
 }
 
 impl Room {
@@ -46,7 +54,32 @@ impl Room {
             published: AtomicU64::new(last_id),
             fanout: Fanout::new(rings),
             members: Mutex::default(),
+            created: Instant::now(),
+            last_active_ms: AtomicU64::new(now_ms()),
         }
+    }
+
+    /// A room as the store kept it, its ids and activity continuing from there.
+    pub fn restored(stored: &StoredRoom, rings: Arc<RingBudget>) -> Self {
+        let room = Room::new(&stored.name, stored.last_id, rings);
+        room.last_active_ms
+            .store(stored.last_active_ms, Ordering::Relaxed);
+        room
+    }
+
+    /// Whether a message was ever posted here (committed or still queued).
+    pub fn has_messages(&self) -> bool {
+        *self.assigned.lock().unwrap() > 0
+    }
+
+    /// How long since this server run created or loaded the room.
+    pub fn age(&self) -> std::time::Duration {
+        self.created.elapsed()
+    }
+
+    /// See `last_active_ms`.
+    pub fn last_active_ms(&self) -> u64 {
+        self.last_active_ms.load(Ordering::Relaxed)
     }
 
     pub fn name(&self) -> &str {
@@ -68,10 +101,7 @@ impl Room {
         let mut assigned = self.assigned.lock().unwrap();
         *assigned += 1;
         // Read under the lock, so times never go backwards as ids go forwards.
-        let sent_at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default();
+        let sent_at_ms = now_ms() as i64;
         let queued = store.try_append_sent(
             MessageResponse {
                 message: display_form(&sender.name, text),
@@ -93,6 +123,10 @@ impl Room {
     /// Called by the store's writer after a commit, with this room's messages in id order.
     pub fn publish_committed(&self, messages: &[Committed]) {
         let Some(last) = messages.last() else { return };
+        self.last_active_ms.fetch_max(
+            u64::try_from(last.sent_at_ms).unwrap_or(0),
+            Ordering::Relaxed,
+        );
         // Raised before the ring gets them: a stream opened in between reports them in
         // Welcome.last_id and also reads them live, a duplicate clients drop by id;
         // the other order could leave a gap.
@@ -218,6 +252,12 @@ impl Room {
     pub fn close(&self) {
         self.fanout.close();
     }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// What a new stream starts from.

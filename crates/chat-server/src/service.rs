@@ -25,6 +25,7 @@ use crate::{
     client_stream::ClientStream,
     error::ChatError,
     hub::{self, RoomHub},
+    room_creation::RoomCreation,
     sessions::{Sender, Session, Sessions, Started},
     stream_caps::StreamCaps,
     validate,
@@ -32,6 +33,8 @@ use crate::{
 
 pub const DEFAULT_HISTORY_PAGE: usize = 50;
 pub const MAX_HISTORY_PAGE: usize = 200;
+pub const DEFAULT_ROOMS_PAGE: usize = 50;
+pub const MAX_ROOMS_PAGE: usize = 200;
 /// How long others show "NAME is typing..." after one Typing call.
 pub const TYPING_SHOWN_MS: u32 = 5_000;
 
@@ -43,6 +46,7 @@ pub struct ChatApi {
     accounts: Accounts,
     budgets: AddressBudgets,
     stream_caps: StreamCaps,
+    rooms: RoomCreation,
     heartbeat: Option<Duration>,
 }
 
@@ -52,6 +56,7 @@ impl ChatApi {
         accounts: Accounts,
         budgets: AddressBudgets,
         stream_caps: StreamCaps,
+        rooms: RoomCreation,
         heartbeat_ms: u32,
     ) -> Self {
         ChatApi {
@@ -60,6 +65,7 @@ impl ChatApi {
             accounts,
             budgets,
             stream_caps,
+            rooms,
             heartbeat: (heartbeat_ms > 0).then(|| Duration::from_millis(heartbeat_ms.into())),
         }
     }
@@ -101,7 +107,10 @@ impl ChatService for ChatApi {
             &req.username,
             client,
         )?;
-        let msg = self.hub.post(room, sender, text, client_msg_id).await?;
+        let room = self
+            .rooms
+            .room(&self.hub, room, session.as_ref(), client.as_ref())?;
+        let msg = self.hub.post(&room, sender, text, client_msg_id).await?;
         Ok(Response::new(Encoded::new(&*msg)))
     }
 
@@ -126,6 +135,7 @@ impl ChatService for ChatApi {
         let hub = self.hub.clone();
         let sessions = self.sessions.clone();
         let budgets = self.budgets.clone();
+        let rooms = self.rooms.clone();
         let stream = async_stream::try_stream! {
             let (_slot, _capped) = (slot, capped);
             let Some(first) = inbound.message().await? else { return };
@@ -133,7 +143,8 @@ impl ChatService for ChatApi {
                 Some(session) => session.name().to_owned(),
                 None => validate::username(&first.username)?,
             };
-            let room = hub.room(validate::room(&first.room)?)?;
+            let room = validate::room(&first.room)?;
+            let room = rooms.room(&hub, room, session.as_ref(), client.as_ref())?;
             // Open before posting, so the sender sees its own first message.
             let opened = room.open(session.as_ref().map(|s| s.name()), None, stream_end);
             let _member = opened.guard;
@@ -152,7 +163,7 @@ impl ChatService for ChatApi {
                     if let Some(text) = broadcast_text(&req, &name, room.name())? {
                         let client_msg_id = validate::client_msg_id(&req.client_msg_id)?;
                         let sender = sender(&sessions, &budgets, session.as_ref(), &req.username, client)?;
-                        hub.post(room.name(), sender, text, client_msg_id).await?;
+                        hub.post(&room, sender, text, client_msg_id).await?;
                     }
                 }
                 // A client that half-closes still gets the room's messages until it goes.
@@ -193,8 +204,13 @@ impl ChatService for ChatApi {
         };
         let capped = self.stream_caps.admit(client_ip(&request).map(|c| c.0))?;
         let client = request.extensions().get::<ClientStream>().cloned();
+        let client_addr = client_ip(&request);
         let req = request.into_inner();
         let room = validate::room(&req.room)?;
+        let session = slot.as_ref().map(|slot| slot.session());
+        let room = self
+            .rooms
+            .room(&self.hub, room, session, client_addr.as_ref())?;
         let subscription = self.hub.subscribe(
             hub::SubscribeRequest {
                 room,
@@ -256,11 +272,15 @@ impl ChatService for ChatApi {
         request: Request<ListRoomsRequest>,
     ) -> Result<Response<ListRoomsResponse>, Status> {
         self.sessions.authenticate(request.metadata())?;
-        let rooms = self.hub.list();
+        let limit = match request.get_ref().limit as usize {
+            0 => DEFAULT_ROOMS_PAGE,
+            n => n.min(MAX_ROOMS_PAGE),
+        };
+        let (rooms, total) = self.hub.list_page(limit);
         Ok(Response::new(ListRoomsResponse {
-            total: rooms.len() as u32,
             rooms,
             epoch: self.hub.epoch(),
+            total: total as u32,
         }))
     }
 

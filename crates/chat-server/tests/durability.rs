@@ -11,9 +11,9 @@ use tokio::{process::Child, process::Command, sync::mpsc};
 use tonic::transport::Channel;
 
 const ROOMS: [&str; 2] = ["general", "durable"];
-/// Posters at once, each under its own name so per-name rate limits never stop one.
+/// Posters at once, each under its own name (the server runs with `--max-messages-per-sec
+/// 0`, so no rate limit stops one: a poster ends only when the server stops answering).
 const POSTERS: usize = 40;
-/// Below the per-name burst, so a poster ends only when the server stops answering.
 const POSTS_EACH: usize = 15;
 /// Acknowledged posts before the server is stopped: past one History page per room, and
 /// short of all of them, so posts are still in flight when it stops.
@@ -53,6 +53,23 @@ impl Server {
 
     fn pid(&self) -> String {
         self.child.id().expect("still running").to_string()
+    }
+}
+
+/// Creates the rooms that do not exist yet: only someone signed in may, so a session
+/// posts the first message of each.
+async fn create_rooms(client: &mut ChatServiceClient<Channel>) {
+    let joined = within(client.join(chat_proto::JoinRequest {
+        username: "creator".into(),
+    }))
+    .await
+    .unwrap()
+    .into_inner();
+    for room in ROOMS {
+        let mut request = tonic::Request::new(req("", room, "first"));
+        let bearer = format!("Bearer {}", joined.token).parse().unwrap();
+        request.metadata_mut().insert("authorization", bearer);
+        within(client.send_message(request)).await.unwrap();
     }
 }
 
@@ -198,6 +215,7 @@ async fn sigkill_mid_load_loses_nothing_acknowledged() {
     let epoch_before = epoch(&mut server.client).await;
     assert_ne!(epoch_before, 0);
 
+    create_rooms(&mut server.client).await;
     let mut receiver = post_concurrently(&server.client);
     let mut acked = acknowledged(&mut receiver, STOP_AFTER).await;
     assert_eq!(acked.len(), STOP_AFTER, "posters finished before the kill");
@@ -217,6 +235,7 @@ async fn sigterm_mid_load_loses_nothing_acknowledged() {
     let mut server = Server::start(&db).await;
     let epoch_before = epoch(&mut server.client).await;
 
+    create_rooms(&mut server.client).await;
     let mut receiver = post_concurrently(&server.client);
     let mut acked = acknowledged(&mut receiver, STOP_AFTER).await;
     let term = Command::new("kill")

@@ -207,6 +207,7 @@ async fn a_client_from_another_history_epoch_is_told_to_reset() {
 #[tokio::test]
 async fn history_pages_backwards() {
     let server = TestServer::start().await;
+    server.create_rooms(&["paging"]).await;
     let mut client = server.client().await;
     post_numbered(&mut client, "a", "paging", 1..=120).await;
     let page = |before_id, limit| HistoryRequest {
@@ -247,6 +248,7 @@ async fn history_pages_backwards() {
 #[tokio::test]
 async fn rooms_do_not_leak_into_each_other() {
     let server = TestServer::start().await;
+    server.create_rooms(&["a", "b"]).await;
     let mut client = server.client().await;
     let mut in_a = client
         .subscribe(SubscribeRequest {

@@ -16,7 +16,7 @@ use std::{
         mpsc, Arc,
     },
     thread::{self, JoinHandle},
-    time::Duration,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use chat_proto::MessageResponse;
@@ -33,6 +33,16 @@ mod writer;
 pub use accounts::{Account, AccountStore, StoredSession};
 use reader::Readers;
 use writer::{Command, Writer};
+
+/// A room as the database held it at open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRoom {
+    pub name: String,
+    /// Its newest message id; 0 = no messages.
+    pub last_id: u64,
+    /// Its newest message's time, or when it was created if later (ms since the epoch).
+    pub last_active_ms: u64,
+}
 
 /// A committed message, shared by `on_commit` and the append that posted it.
 pub type Committed = Arc<MessageResponse>;
@@ -151,7 +161,7 @@ struct Inner {
     readers: Arc<Readers>,
     counters: Arc<Counters>,
     epoch: u64,
-    rooms: Vec<(String, u64)>,
+    rooms: Vec<StoredRoom>,
 }
 
 #[derive(Default)]
@@ -207,9 +217,9 @@ impl MessageStore {
         self.inner.epoch
     }
 
-    /// Every room as the database held it at open, with its newest id (0 = no messages),
-    /// so the hub can recreate its rooms and continue their ids.
-    pub fn rooms(&self) -> &[(String, u64)] {
+    /// Every room as the database held it at open, so the hub can recreate its rooms and
+    /// continue their ids.
+    pub fn rooms(&self) -> &[StoredRoom] {
         &self.inner.rooms
     }
 
@@ -268,14 +278,31 @@ impl MessageStore {
         Ok(async move { answer.await.map_err(|_| StoreError::Closed)? })
     }
 
-    /// Records a room, so it outlives a restart even with no messages. Queued now, like
-    /// `append`.
+    /// Records a room, created now, so it outlives a restart even with no messages.
+    /// Queued now, like `append`.
     pub fn create_room(
         &self,
         name: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
         let (done, answer) = oneshot::channel();
-        let queued = self.send(Command::CreateRoom(name.to_owned(), done));
+        let created_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let queued = self.send(Command::CreateRoom(name.to_owned(), created_at_ms, done));
+        async move {
+            queued?;
+            answer.await.map_err(|_| StoreError::Closed)?
+        }
+    }
+
+    /// Forgets a room that never got a message. Queued now, like `append`; a room that
+    /// has messages by the time the writer gets to it is kept.
+    pub fn delete_empty_room(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
+        let (done, answer) = oneshot::channel();
+        let queued = self.send(Command::DeleteEmptyRoom(name.to_owned(), done));
         async move {
             queued?;
             answer.await.map_err(|_| StoreError::Closed)?

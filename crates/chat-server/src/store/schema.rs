@@ -12,7 +12,7 @@ use std::{path::Path, time::Duration};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use super::{Durability, StoreError};
+use super::{Durability, StoreError, StoredRoom};
 
 /// Bumped when the layout changes; a database from a newer server is refused rather than
 /// misread.
@@ -45,7 +45,8 @@ pub(super) const V1: &str = "
     ) WITHOUT ROWID;
 ";
 
-/// Accounts, stored sessions, and whether a message came from a guest.
+/// Accounts, stored sessions, whether a message came from a guest, and when each room was
+/// created (rooms from before get 0: unknown, so they sort as least recently active).
 ///
 /// `accounts.name_key` and `sessions.name_key` are the name in `name_key` form (the one
 /// every name comparison uses); `name` keeps it as registered. A session row holds only
@@ -78,13 +79,14 @@ const V2: &str = "
         PRIMARY KEY (sender_key, client_msg_id)
     ) WITHOUT ROWID;
     CREATE INDEX sent_ids_by_time ON sent_ids (sent_at_ms);
+    ALTER TABLE rooms ADD COLUMN created_at_ms INTEGER NOT NULL DEFAULT 0;
 ";
 
 /// The write connection, ready, with what the store reads once at open.
 pub(super) struct Opened {
     pub conn: Connection,
     pub epoch: u64,
-    pub rooms: Vec<(String, u64)>,
+    pub rooms: Vec<StoredRoom>,
 }
 
 pub(super) fn open(path: &Path, durability: Durability) -> Result<Opened, StoreError> {
@@ -176,17 +178,25 @@ fn epoch(conn: &Connection) -> rusqlite::Result<u64> {
     Ok(epoch)
 }
 
-fn rooms(conn: &Connection) -> rusqlite::Result<Vec<(String, u64)>> {
-    let names: Vec<String> = conn
-        .prepare("SELECT name FROM rooms ORDER BY name")?
-        .query_map([], |row| row.get(0))?
+fn rooms(conn: &Connection) -> rusqlite::Result<Vec<StoredRoom>> {
+    let rooms: Vec<(String, u64)> = conn
+        .prepare("SELECT name, created_at_ms FROM rooms ORDER BY name")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    let mut last_id = conn.prepare("SELECT max(id) FROM messages WHERE room = ?1")?;
-    names
+    let mut newest = conn
+        .prepare("SELECT id, sent_at_ms FROM messages WHERE room = ?1 ORDER BY id DESC LIMIT 1")?;
+    rooms
         .into_iter()
-        .map(|name| {
-            let last: Option<u64> = last_id.query_row([&name], |row| row.get(0))?;
-            Ok((name, last.unwrap_or(0)))
+        .map(|(name, created_at_ms)| {
+            let last: Option<(u64, u64)> = newest
+                .query_row([&name], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            let (last_id, last_sent_ms) = last.unwrap_or((0, 0));
+            Ok(StoredRoom {
+                name,
+                last_id,
+                last_active_ms: last_sent_ms.max(created_at_ms),
+            })
         })
         .collect()
 }

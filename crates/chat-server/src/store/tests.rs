@@ -28,6 +28,15 @@ fn msg(room: &str, id: u64, text: &str) -> MessageResponse {
     }
 }
 
+/// Each room's name and newest id, as the store found them at open.
+fn room_ids(store: &MessageStore) -> Vec<(String, u64)> {
+    store
+        .rooms()
+        .iter()
+        .map(|room| (room.name.clone(), room.last_id))
+        .collect()
+}
+
 fn open(path: &Path) -> MessageStore {
     MessageStore::open(path, Durability::Normal, 4, |_: &[Committed]| {}).unwrap()
 }
@@ -107,7 +116,7 @@ async fn everything_appended_is_there_after_reopen() {
     let store = open(&path);
     assert_eq!(store.epoch(), epoch, "the epoch is kept with the database");
     assert_eq!(
-        store.rooms(),
+        room_ids(&store),
         [("general".to_owned(), 30), ("other".to_owned(), 5)]
     );
     let (messages, has_more) = store.history("general", 0, 100).await.unwrap();
@@ -387,7 +396,7 @@ async fn rooms_outlive_a_restart_even_without_messages() {
     drop(store);
     let store = open(&path);
     assert_eq!(
-        store.rooms(),
+        room_ids(&store),
         [("busy".to_owned(), 3), ("quiet".to_owned(), 0)]
     );
 }
@@ -449,7 +458,7 @@ async fn a_failed_commit_refuses_its_whole_batch_and_fans_out_none_of_it() {
     assert_eq!(ids(&page), [1, 5]);
     assert_eq!(*gated.seen.lock().unwrap(), [1, 5]);
     drop(gated);
-    assert_eq!(open(&path).rooms(), [("general".to_owned(), 5)]);
+    assert_eq!(room_ids(&open(&path)), [("general".to_owned(), 5)]);
 }
 
 #[tokio::test]
@@ -484,7 +493,7 @@ async fn close_commits_what_was_queued_and_refuses_the_rest() {
     assert_eq!(store.create_room("late").await, Err(StoreError::Closed));
     store.close().await; // twice is fine
     drop(store);
-    assert_eq!(open(&path).rooms(), [("general".to_owned(), 100)]);
+    assert_eq!(room_ids(&open(&path)), [("general".to_owned(), 100)]);
 }
 
 #[tokio::test]
@@ -498,7 +507,7 @@ async fn dropping_the_last_handle_still_commits_what_was_queued() {
     for done in join_all(queued).await {
         done.unwrap();
     }
-    assert_eq!(open(&path).rooms(), [("general".to_owned(), 100)]);
+    assert_eq!(room_ids(&open(&path)), [("general".to_owned(), 100)]);
 }
 
 #[tokio::test]
@@ -532,7 +541,7 @@ async fn a_version_1_database_is_upgraded_in_place() {
         .unwrap();
     }
     let store = open(&path);
-    assert_eq!(store.rooms(), [("general".to_owned(), 1)]);
+    assert_eq!(room_ids(&store), [("general".to_owned(), 1)]);
     let (old, _) = store.history("general", 0, 10).await.unwrap();
     assert_eq!((old[0].text.as_str(), old[0].guest), ("old", false));
     let mut guest = msg("general", 2, "new");
@@ -650,4 +659,36 @@ async fn pruning_forgets_sent_ids_older_than_the_cutoff_and_keeps_the_messages()
     }
     let (all, _) = store.history("general", 0, 10).await.unwrap();
     assert_eq!(all.len(), 4);
+}
+
+#[tokio::test]
+async fn an_empty_room_can_be_deleted_and_one_with_messages_cannot() {
+    let (_dir, path) = db();
+    let store = open(&path);
+    store.create_room("junk").await.unwrap();
+    store.create_room("used").await.unwrap();
+    let later = MessageResponse {
+        sent_at_ms: 4_000_000_000_000, // after the room's creation, whenever this runs
+        ..msg("used", 1, "hi")
+    };
+    store.append(later).await.unwrap();
+    store.delete_empty_room("junk").await.unwrap();
+    store.delete_empty_room("used").await.unwrap();
+    // Deleted and created again in one go: the room is there.
+    let again = store.create_room("again");
+    let gone = store.delete_empty_room("again");
+    let back = store.create_room("again");
+    again.await.unwrap();
+    gone.await.unwrap();
+    back.await.unwrap();
+    drop(store);
+    let store = open(&path);
+    assert_eq!(
+        room_ids(&store),
+        [("again".to_owned(), 0), ("used".to_owned(), 1)]
+    );
+    // Activity: the newest message's time, or the creation time for an empty room.
+    assert_eq!(store.rooms()[1].last_active_ms, 4_000_000_000_000);
+    let created = store.rooms()[0].last_active_ms;
+    assert!(created > 1_700_000_000_000 && created < 4_000_000_000_000);
 }

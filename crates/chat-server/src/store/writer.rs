@@ -15,7 +15,7 @@ use chat_proto::MessageResponse;
 use rusqlite::{params, Connection};
 use tokio::sync::oneshot;
 
-use super::{display_form, Committed, Counters, SentId, StoreError};
+use super::{display_form, Committed, Counters, SentId, StoreError, StoredRoom};
 
 /// Most messages in one transaction, so one commit (and the wait of its first message)
 /// stays bounded however deep the queue gets.
@@ -29,7 +29,9 @@ pub(super) enum Command {
         Option<SentId>,
         oneshot::Sender<Result<Committed, StoreError>>,
     ),
-    CreateRoom(String, oneshot::Sender<Result<(), StoreError>>),
+    /// A room and its creation time (ms since the Unix epoch).
+    CreateRoom(String, i64, oneshot::Sender<Result<(), StoreError>>),
+    DeleteEmptyRoom(String, oneshot::Sender<Result<(), StoreError>>),
     /// Commit what was queued before this, then forget sent ids older than this time.
     PruneSent(i64, oneshot::Sender<Result<usize, StoreError>>),
     /// Commit what was queued before this, then stop.
@@ -43,7 +45,8 @@ enum Item {
         Option<SentId>,
         oneshot::Sender<Result<Committed, StoreError>>,
     ),
-    Room(String, oneshot::Sender<Result<(), StoreError>>),
+    Room(String, i64, oneshot::Sender<Result<(), StoreError>>),
+    Unroom(String, oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// What ends a batch early, to run once the batch is committed.
@@ -63,13 +66,13 @@ pub(super) struct Writer {
 impl Writer {
     pub fn new(
         conn: Connection,
-        rooms: &[(String, u64)],
+        rooms: &[StoredRoom],
         on_commit: OnCommit,
         counters: Arc<Counters>,
     ) -> Self {
         Writer {
             conn,
-            known_rooms: rooms.iter().map(|(name, _)| name.clone()).collect(),
+            known_rooms: rooms.iter().map(|room| room.name.clone()).collect(),
             on_commit,
             counters,
         }
@@ -93,7 +96,8 @@ impl Writer {
                         }
                         batch.push(Item::Message(Arc::new(msg), sent, done));
                     }
-                    Command::CreateRoom(name, done) => batch.push(Item::Room(name, done)),
+                    Command::CreateRoom(name, at, done) => batch.push(Item::Room(name, at, done)),
+                    Command::DeleteEmptyRoom(name, done) => batch.push(Item::Unroom(name, done)),
                     Command::PruneSent(before_ms, done) => {
                         after = Some(After::Prune(before_ms, done));
                         break;
@@ -131,13 +135,16 @@ impl Writer {
     /// all succeed or all get the same error, and a failed batch is never fanned out.
     fn commit(&mut self, batch: &mut Vec<Item>) {
         match write(&mut self.conn, &self.known_rooms, batch) {
-            Ok(new_rooms) => {
+            Ok((new_rooms, deleted)) => {
                 self.known_rooms.extend(new_rooms);
+                for name in &deleted {
+                    self.known_rooms.remove(name);
+                }
                 let messages: Vec<Committed> = batch
                     .iter()
                     .filter_map(|item| match item {
                         Item::Message(msg, ..) => Some(Arc::clone(msg)),
-                        Item::Room(..) => None,
+                        Item::Room(..) | Item::Unroom(..) => None,
                     })
                     .collect();
                 self.counters.batches.fetch_add(1, Ordering::Relaxed);
@@ -156,7 +163,7 @@ impl Writer {
                     // A dropped receiver is a caller that stopped waiting; nothing to do.
                     match item {
                         Item::Message(msg, _, done) => drop(done.send(Ok(msg))),
-                        Item::Room(_, done) => drop(done.send(Ok(()))),
+                        Item::Room(_, _, done) | Item::Unroom(_, done) => drop(done.send(Ok(()))),
                     }
                 }
             }
@@ -168,7 +175,9 @@ impl Writer {
                     let failed = StoreError::Sqlite(Arc::clone(&err));
                     match item {
                         Item::Message(_, _, done) => drop(done.send(Err(failed))),
-                        Item::Room(_, done) => drop(done.send(Err(failed))),
+                        Item::Room(_, _, done) | Item::Unroom(_, done) => {
+                            drop(done.send(Err(failed)))
+                        }
                     }
                 }
             }
@@ -176,18 +185,24 @@ impl Writer {
     }
 }
 
-/// One transaction for the whole batch; returns the rooms it added. Dropping the
-/// transaction on an error rolls it back, so a failed batch leaves no trace.
+/// One transaction for the whole batch; returns the rooms it added and the ones it
+/// deleted. Dropping the transaction on an error rolls it back, so a failed batch leaves
+/// no trace.
 fn write(
     conn: &mut Connection,
     known_rooms: &HashSet<String>,
     batch: &[Item],
-) -> rusqlite::Result<Vec<String>> {
+) -> rusqlite::Result<(Vec<String>, Vec<String>)> {
     let tx = conn.transaction()?;
     let mut new_rooms: Vec<String> = Vec::new();
+    let mut deleted: Vec<String> = Vec::new();
     {
         let mut insert_room =
-            tx.prepare_cached("INSERT OR IGNORE INTO rooms (name) VALUES (?1)")?;
+            tx.prepare_cached("INSERT OR IGNORE INTO rooms (name, created_at_ms) VALUES (?1, ?2)")?;
+        let mut delete_room = tx.prepare_cached(
+            "DELETE FROM rooms WHERE name = ?1
+             AND NOT EXISTS (SELECT 1 FROM messages WHERE room = ?1)",
+        )?;
         let mut insert_message = tx.prepare_cached(
             "INSERT INTO messages (room, id, username, text, sent_at_ms, guest)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -200,14 +215,24 @@ fn write(
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for item in batch {
-            let room = match item {
-                Item::Message(msg, ..) => &msg.room,
-                Item::Room(name, _) => name,
+            let (room, created_at_ms) = match item {
+                // A message to a room not recorded yet records it as of the message.
+                Item::Message(msg, ..) => (&msg.room, msg.sent_at_ms),
+                Item::Room(name, at, _) => (name, *at),
+                Item::Unroom(name, _) => {
+                    if delete_room.execute([name])? > 0 {
+                        new_rooms.retain(|r| r != name);
+                        deleted.push(name.clone());
+                    }
+                    continue;
+                }
             };
             // New rooms are rare, so a linear look through this batch's is cheap.
-            if !known_rooms.contains(room) && !new_rooms.contains(room) {
-                insert_room.execute([room])?;
+            let known = known_rooms.contains(room) && !deleted.contains(room);
+            if !known && !new_rooms.contains(room) {
+                insert_room.execute(params![room, created_at_ms])?;
                 new_rooms.push(room.clone());
+                deleted.retain(|r| r != room);
             }
             if let Item::Message(msg, sent, _) = item {
                 // Plain INSERT: a repeated id is the caller's bug, and must fail loudly
@@ -233,7 +258,7 @@ fn write(
         }
     }
     tx.commit()?;
-    Ok(new_rooms)
+    Ok((new_rooms, deleted))
 }
 
 /// Forgets the sent ids recorded before `before_ms`, in a transaction of its own (the

@@ -97,9 +97,33 @@ impl TestServer {
         (self.with_token(&joined.token).await, joined.token)
     }
 
+    /// Creates the rooms, as only someone signed in may: a session opens each once.
+    pub async fn create_rooms(&self, rooms: &[&str]) {
+        let (mut maker, _) = self.join(&format!("maker{}", next_maker())).await;
+        for room in rooms {
+            let mut stream = within(maker.subscribe(subscribe_req(room, 0)))
+                .await
+                .unwrap_or_else(|status| panic!("create room {room}: {status}"))
+                .into_inner();
+            welcome(&mut stream).await;
+        }
+    }
+
     pub async fn with_token(&self, token: &str) -> SignedIn {
         let bearer = Bearer(format!("Bearer {token}").parse().unwrap());
         ChatServiceClient::with_interceptor(self.channel().await, bearer)
+    }
+
+    /// A signed-in client whose connection comes from `local` (see `client_from`).
+    pub async fn with_token_from(&self, token: &str, local: &str) -> SignedIn {
+        let bearer = Bearer(format!("Bearer {token}").parse().unwrap());
+        let channel = Channel::from_shared(self.url())
+            .unwrap()
+            .local_address(Some(local.parse().unwrap()))
+            .connect()
+            .await
+            .unwrap();
+        ChatServiceClient::with_interceptor(channel, bearer)
     }
 
     pub fn url(&self) -> String {
@@ -145,6 +169,12 @@ impl TestServer {
             http2: true,
         }
     }
+}
+
+fn next_maker() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 pub fn req(user: &str, room: &str, text: &str) -> MessageRequest {
