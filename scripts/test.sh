@@ -18,7 +18,7 @@ step "formatting"
 cargo fmt --all -- --check
 
 step "Rust tests"
-cargo test --workspace --color never 2>&1 | tee -a "$log"
+cargo test --workspace --no-fail-fast --color never 2>&1 | tee -a "$log"
 
 step "fuzz corpus replay"
 # The committed fuzz corpus through each fuzz target's checks, on stable, without

@@ -892,3 +892,92 @@ async fn a_replayed_send_posts_once_while_chat_goes_on() {
     );
     bystander.finish().await;
 }
+
+/// Rooms one session, and one address, may create per hour in the room-flood test.
+const NEW_ROOMS_PER_HOUR: u32 = 5;
+
+/// A script tries to fill the room list with junk (issue 8: "use up the room cap for
+/// everyone"): without a token it cannot create a room at all (NOT_FOUND, saying who
+/// creates rooms); signed in, under guest names it keeps joining, its address creates a
+/// handful and is then RESOURCE_EXHAUSTED; someone at another address still creates one,
+/// and ListRooms stays a short page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_flood_is_refused_while_chat_goes_on() {
+    let _turn = one_at_a_time();
+    let server = Server::start(Config {
+        max_new_rooms_per_hour: NEW_ROOMS_PER_HOUR,
+        ..config()
+    });
+    let bystander = Bystander::start(&server).await;
+
+    let token_less = flood(
+        &server,
+        &[attacker_ip(0)],
+        4,
+        25,
+        |mut client, i| async move {
+            let room = format!("junk{i}");
+            // A few posts (within the address's anonymous allowance), mostly streams.
+            if i % 10 == 0 {
+                client
+                    .send_message(req("spammer", &room, "hi"))
+                    .await
+                    .map(drop)
+            } else {
+                client.subscribe(subscribe_req(&room, 0)).await.map(drop)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        tally(
+            &token_less,
+            Code::NotFound,
+            "rooms are created by people who are signed in"
+        ),
+        0,
+        "a token-less client created a room"
+    );
+
+    // Four guests of one address, each trying twenty new rooms.
+    let mut created = 0;
+    let mut refusals = Vec::new();
+    for guest in 0..4 {
+        let mut client = server
+            .join_from(attacker_ip(1), &format!("flooder{guest}"))
+            .await;
+        for i in 0..20 {
+            let room = format!("flood{guest}x{i}");
+            match within(client.subscribe(subscribe_req(&room, 0))).await {
+                Ok(_) => created += 1,
+                Err(status) => refusals.push(Err(status)),
+            }
+        }
+    }
+    refusals.push(Ok(()));
+    tally(
+        &refusals,
+        Code::ResourceExhausted,
+        "you have created as many rooms as allowed for now",
+    );
+    assert!(
+        created <= NEW_ROOMS_PER_HOUR,
+        "one address created {created} rooms; at most {NEW_ROOMS_PER_HOUR} may"
+    );
+
+    let mut newcomer = server.join_from(attacker_ip(2), "newcomer").await;
+    within(newcomer.subscribe(subscribe_req("book-club", 0)))
+        .await
+        .expect("someone at another address still creates a room");
+    let rooms = within(newcomer.list_rooms(chat_proto::ListRoomsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        rooms.total <= 2 + NEW_ROOMS_PER_HOUR,
+        "{} rooms exist after the flood",
+        rooms.total
+    );
+    assert!(rooms.rooms.iter().any(|r| r.name == "book-club"));
+    bystander.finish().await;
+}

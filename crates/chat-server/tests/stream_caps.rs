@@ -19,7 +19,7 @@ fn caps(max_streams: usize, max_streams_per_ip: usize) -> chat_server::Config {
 
 /// A token-less Subscribe stream, its Welcome read (so the server holds it).
 async fn subscribed(client: &mut ChatServiceClient<Channel>) -> Streaming<ChatEvent> {
-    let mut stream = within(client.subscribe(subscribe_req("lobby", 0)))
+    let mut stream = within(client.subscribe(subscribe_req("general", 0)))
         .await
         .unwrap()
         .into_inner();
@@ -45,7 +45,7 @@ fn assert_refused(status: Status, says: &str) {
 async fn subscribed_once_freed(client: &mut ChatServiceClient<Channel>) -> Streaming<ChatEvent> {
     within(async {
         loop {
-            match client.subscribe(subscribe_req("lobby", 0)).await {
+            match client.subscribe(subscribe_req("general", 0)).await {
                 Ok(stream) => break stream.into_inner(),
                 Err(status) => assert_eq!(status.code(), Code::ResourceExhausted),
             }
@@ -65,12 +65,12 @@ async fn the_server_wide_cap_counts_every_stream_and_a_closed_one_frees_its_slot
     // A signed-in Broadcast stream takes a slot too.
     let (mut ann, _) = server.join("ann").await;
     let (tx, rx) = mpsc::channel(8);
-    tx.send(req("ann", "lobby", "")).await.unwrap();
+    tx.send(req("ann", "general", "")).await.unwrap();
     let _broadcast = within(ann.broadcast(ReceiverStream::new(rx)))
         .await
         .unwrap();
 
-    let refused = within(other.subscribe(subscribe_req("lobby", 0)))
+    let refused = within(other.subscribe(subscribe_req("general", 0)))
         .await
         .unwrap_err();
     assert_refused(
@@ -94,7 +94,7 @@ async fn the_per_address_cap_holds_one_address_and_not_another() {
     let mut flooder = server.client_from("127.0.0.2").await;
     let first = subscribed(&mut flooder).await;
     let _second = subscribed(&mut flooder).await;
-    let refused = within(flooder.subscribe(subscribe_req("lobby", 0)))
+    let refused = within(flooder.subscribe(subscribe_req("general", 0)))
         .await
         .unwrap_err();
     assert_refused(
@@ -108,7 +108,7 @@ async fn the_per_address_cap_holds_one_address_and_not_another() {
     .await
     .unwrap()
     .into_inner();
-    let mut request = tonic::Request::new(subscribe_req("lobby", 0));
+    let mut request = tonic::Request::new(subscribe_req("general", 0));
     request.metadata_mut().insert(
         "authorization",
         format!("Bearer {}", joined.token).parse().unwrap(),
@@ -135,7 +135,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_counted() {
     let server = TestServer::start_with(config).await;
     let mut proxy = server.client().await;
     let forwarded = |client: &str| {
-        let mut request = tonic::Request::new(subscribe_req("lobby", 0));
+        let mut request = tonic::Request::new(subscribe_req("general", 0));
         request
             .metadata_mut()
             .insert("x-forwarded-for", client.parse().unwrap());
