@@ -38,19 +38,13 @@ stop_server() {
 }
 trap 'stop_server; rm -rf "$TMP"' EXIT
 
-# Flags the server may or may not have yet: ask its --help rather than guess.
-HELP="$("$BIN/chat-server" --help)"
-SERVER_FLAGS=()
-if grep -q -- '--max-messages-per-sec' <<<"$HELP"; then
-  SERVER_FLAGS+=(--max-messages-per-sec 0) # the senders are the load, not abuse
-fi
-if grep -q -- '--max-connections-per-ip' <<<"$HELP"; then
-  # Every subscriber connects from 127.0.0.1: the caps are for strangers, not the load.
-  SERVER_FLAGS+=(--max-connections 0 --max-connections-per-ip 0)
-fi
-if grep -q -- '--max-new-rooms-per-hour' <<<"$HELP"; then
-  SERVER_FLAGS+=(--max-new-rooms-per-hour 0) # one session creates every room of the run
-fi
+# The limits are for strangers; here every client is the load, from 127.0.0.1.
+SERVER_FLAGS=(
+  --max-messages-per-sec 0                            # the senders are the load, not abuse
+  --max-connections 0 --max-connections-per-ip 0      # every subscriber connects from one address
+  --max-streams 0 --max-streams-per-ip 0              # and holds one stream
+  --max-new-rooms-per-hour 0                          # one session creates every room of the run
+)
 
 # Below Linux's ephemeral range (32768-60999), so no client socket of an earlier run holds it.
 free_port() {
@@ -68,12 +62,8 @@ free_port() {
 
 start_server() {
   PORT="$(free_port)"
-  local flags=("${SERVER_FLAGS[@]}")
-  if grep -q -- '--db <' <<<"$HELP"; then
-    rm -f "$TMP"/bench.db*
-    flags+=(--db "$TMP/bench.db")
-  fi
-  "$BIN/chat-server" --addr "127.0.0.1:$PORT" "${flags[@]}" >"$TMP/server.log" 2>&1 &
+  rm -f "$TMP"/bench.db*
+  "$BIN/chat-server" --addr "127.0.0.1:$PORT" --db "$TMP/bench.db" "${SERVER_FLAGS[@]}" >"$TMP/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
@@ -106,7 +96,7 @@ scenario() {
 }
 
 echo "# fan-out benchmark, $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates proto || echo '+uncommitted'), $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "# server flags: ${SERVER_FLAGS[*]:-(none)}"
+echo "# server flags: ${SERVER_FLAGS[*]}"
 LOAD="$(cut -d' ' -f1 /proc/loadavg)"
 if awk -v l="$LOAD" 'BEGIN { exit !(l > 1.0) }'; then
   echo "# WARNING: load average $LOAD before starting: other work shares the cores, so"
