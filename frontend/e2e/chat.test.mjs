@@ -33,7 +33,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
-  ChatCli, ChatServer, FreezingProxy, HEARTBEAT_MS, Person, TIMEOUT, freePort, grpcWebCall, launchBrowser, postMessages,
+  ChatCli, ChatServer, FreezingProxy, HEARTBEAT_MS, Person, TIMEOUT, createRoom, freePort, grpcWebCall, launchBrowser, postMessages,
   sleep, until,
 } from './harness.mjs';
 
@@ -404,6 +404,7 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
   step('scrolling up loads older pages and keeps the view steady', {}, async () => {
     const room = 'long-history';
     const texts = Array.from({ length: 120 }, (_, i) => `old ${String(i + 1).padStart(3, '0')}`);
+    await createRoom(server.url, room);
     await postMessages(server.url, 'archivist', room, texts);
     await alice.goTo(room);
     await alice.message('old 120');

@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  ChatCli, ChatServer, HEARTBEAT_MS, Person, ROOT, TIMEOUT, freePort, launchBrowser, postMessages, sleep, until,
+  ChatCli, ChatServer, HEARTBEAT_MS, createRoom, Person, ROOT, TIMEOUT, freePort, launchBrowser, postMessages, sleep, until,
 } from './harness.mjs';
 import { DeployedNginx, request, subscribeStream, unitFlags } from './nginx.mjs';
 
@@ -101,6 +101,7 @@ describe('deployed behind nginx', { timeout: 20 * TIMEOUT }, () => {
       `--host-resolver-rules=MAP api.example.com 127.0.0.1:${httpsPort},MAP chat.example.com 127.0.0.1:${staticPort}`,
     ]);
     // Opened first, checked last: a stream through nginx in a room where nothing is said.
+    await createRoom(server.url, 'quiet-room');
     quiet = subscribeStream(site, 'quiet-room', ca);
   });
 

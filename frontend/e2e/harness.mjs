@@ -179,8 +179,49 @@ export async function grpcWebCall(serverUrl, method, fields = {}, token = undefi
   return grpcWebStatus(res);
 }
 
+let roomMakers = 0;
+
+/**
+ * Makes `room` exist. Only signed-in people create rooms, so a throwaway guest opens it
+ * (a Subscribe, dropped once its first bytes arrive: the room exists before the server
+ * answers) and leaves; no message is posted.
+ */
+export async function createRoom(serverUrl, room) {
+  const name = `maker${process.pid}x${roomMakers++}`;
+  const frame = (fields) => {
+    const message = encodeStrings(fields);
+    const out = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), message]);
+    out.writeUInt32BE(message.length, 1);
+    return out;
+  };
+  const headers = { 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1' };
+  const joined = await fetch(`${serverUrl}/grpcchat.ChatService/Join`, {
+    method: 'POST', headers, body: frame({ 1: name }), signal: AbortSignal.timeout(10_000),
+  });
+  const body = Buffer.from(await joined.arrayBuffer());
+  // JoinResponse.token: field 1, the first field of the first data frame (hex, < 128 bytes).
+  if (body.length < 7 || body[0] !== 0 || body[5] !== 0x0a) throw new Error(`Join ${name} failed: ${body}`);
+  const token = body.subarray(7, 7 + body[6]).toString('utf8');
+  const opened = new AbortController();
+  const res = await fetch(`${serverUrl}/grpcchat.ChatService/Subscribe`, {
+    method: 'POST',
+    headers: { ...headers, authorization: `Bearer ${token}` },
+    body: frame({ 1: room }),
+    signal: opened.signal,
+  });
+  const status = res.headers.get('grpc-status');
+  if (status !== null && status !== '0') {
+    throw new Error(`creating room ${room}: ${status} ${decodeURIComponent(res.headers.get('grpc-message') ?? '')}`);
+  }
+  await res.body.getReader().read();
+  opened.abort();
+  const left = await grpcWebCall(serverUrl, 'Leave', {}, token);
+  if (left.code !== 0) throw new Error(`Leave ${name}: ${left.code} ${left.message}`);
+}
+
 /**
  * Posts `texts` to `room` with token-less SendMessage calls: fast setup for big histories.
+ * The room must exist (see `createRoom`).
  * Waits and retries when the server's rate limit says so (RESOURCE_EXHAUSTED).
  */
 export async function postMessages(serverUrl, username, room, texts) {

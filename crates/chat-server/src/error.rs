@@ -68,6 +68,10 @@ pub enum ChatError {
     NameHeld(String),
     #[error("your session has expired or is unknown; join again")]
     Unauthenticated,
+    #[error(
+        "your session was ended (signed out, or the account's password changed); sign in again"
+    )]
+    SessionEnded,
     #[error("the authorization metadata must be \"Bearer <token>\", with the token Join returned")]
     AuthorizationMalformed,
     #[error("you already have {limit} streams open; close one first")]
@@ -180,7 +184,7 @@ impl From<ChatError> for Status {
             NameTaken(_) => Status::already_exists(msg),
             // The name exists and is fine; this caller is just not the one holding it.
             NameHeld(_) => Status::permission_denied(msg),
-            Unauthenticated | AuthorizationMalformed => Status::unauthenticated(msg),
+            Unauthenticated | AuthorizationMalformed | SessionEnded => Status::unauthenticated(msg),
             TooManyStreams { .. } => Status::resource_exhausted(msg),
             RateLimited { retry_after, .. }
             | TooManySignIns(retry_after)

@@ -158,6 +158,8 @@ impl ChatService for ChatApi {
             );
             let mut next_request = Some(first);
             let mut inbound_open = true;
+            // The stream ends with its session (a sign-out elsewhere, say).
+            let mut session_ended = session.as_ref().map(|s| Box::pin(s.ended()));
             loop {
                 if let Some(req) = next_request.take() {
                     if let Some(text) = broadcast_text(&req, &name, room.name())? {
@@ -170,6 +172,7 @@ impl ChatService for ChatApi {
                 let step = tokio::select! {
                     entry = live.next() => Step::Live(entry),
                     req = inbound.message(), if inbound_open => Step::Request(req),
+                    _ = async { session_ended.as_mut().unwrap().await }, if session_ended.is_some() => Step::SessionEnded,
                 };
                 match step {
                     Step::Live(Some(Ok(entry))) => {
@@ -186,6 +189,7 @@ impl ChatService for ChatApi {
                     Step::Request(Ok(Some(req))) => next_request = Some(req),
                     Step::Request(Ok(None)) => inbound_open = false,
                     Step::Request(Err(status)) => Err(status)?,
+                    Step::SessionEnded => Err(ChatError::SessionEnded)?,
                 }
             }
         };
@@ -410,4 +414,5 @@ fn broadcast_text<'a>(
 enum Step<L, R> {
     Live(L),
     Request(R),
+    SessionEnded,
 }

@@ -21,6 +21,7 @@ use std::{
 use chat_proto::{chat_event::Event, encode_message, ChatEvent, Encoded, Heartbeat};
 use futures::{stream::BoxStream, Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::{
     client_stream::ClientStream,
@@ -54,7 +55,9 @@ pub struct Subscription {
     finished: bool,
     /// Held for the stream's life: membership of the room, the session's stream slot.
     _member: Option<MemberGuard>,
-    _slot: Option<StreamGuard>,
+    slot: Option<StreamGuard>,
+    /// Resolves when the signed-in subscriber's session ends; the stream ends with it.
+    session_ended: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
 }
 
 /// The parts a Subscribe stream is made of; see `RoomHub::subscribe`.
@@ -98,7 +101,11 @@ impl Subscription {
             heartbeat: parts.heartbeat.map(HeartbeatTimer::new),
             finished: false,
             _member: parts.member,
-            _slot: parts.slot,
+            session_ended: parts
+                .slot
+                .as_ref()
+                .map(|slot| Box::pin(slot.session().ended())),
+            slot: parts.slot,
         }
     }
 
@@ -162,6 +169,11 @@ impl Stream for Subscription {
         if this.finished {
             return Poll::Ready(None);
         }
+        // An atomic load per poll; the waker is registered only when the stream goes idle.
+        if this.slot.as_ref().is_some_and(|s| s.session().is_ended()) {
+            this.finished = true;
+            return Poll::Ready(Some(Err(ChatError::SessionEnded.into())));
+        }
         match this.poll_event(cx) {
             Poll::Ready(Some(Ok(event))) => {
                 if let Some(heartbeat) = &mut this.heartbeat {
@@ -178,6 +190,12 @@ impl Stream for Subscription {
                 Poll::Ready(None)
             }
             Poll::Pending => {
+                if let Some(ended) = &mut this.session_ended {
+                    if ended.as_mut().poll(cx).is_ready() {
+                        this.finished = true;
+                        return Poll::Ready(Some(Err(ChatError::SessionEnded.into())));
+                    }
+                }
                 let due = this.heartbeat.as_mut().is_some_and(|h| h.poll_due(cx));
                 if due {
                     Poll::Ready(Some(Ok(Encoded::event(Event::Heartbeat(Heartbeat {})))))

@@ -9,7 +9,7 @@ use chat_proto::{
     ChangePasswordRequest, HistoryRequest, JoinRequest, JoinResponse, LeaveRequest, MessageRequest,
     RegisterRequest, SignInRequest, SignOutEverywhereRequest,
 };
-use common::{req, within, TestServer};
+use common::{req, subscribe_req, welcome, within, TestServer};
 use tonic::{Code, Request, Status};
 
 const PASSWORD: &str = "correct horse battery";
@@ -447,6 +447,20 @@ async fn sign_out_everywhere_ends_every_session_of_the_account() {
         tokens.push(sign_in(&server, None, "ann", PASSWORD).await.unwrap().token);
     }
     let (mut bob, _) = server.join("bob").await;
+    // Streams of the account's sessions end with them: a signed-out device stops reading.
+    let mut following = server.with_token(&tokens[0]).await;
+    let mut feed = within(following.subscribe(subscribe_req("general", 0)))
+        .await
+        .unwrap()
+        .into_inner();
+    welcome(&mut feed).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(post("")).await.unwrap();
+    let mut native = server.with_token(&tokens[2]).await;
+    let mut broadcast = within(native.broadcast(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .await
+        .unwrap()
+        .into_inner();
     let mut caller = server.with_token(&tokens[1]).await;
     let ended = caller
         .sign_out_everywhere(SignOutEverywhereRequest {})
@@ -454,6 +468,30 @@ async fn sign_out_everywhere_ends_every_session_of_the_account() {
         .unwrap()
         .into_inner();
     assert_eq!(ended.sessions_ended, 3);
+    let cut = within(async {
+        loop {
+            match feed.message().await {
+                Ok(Some(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(cut.code(), Code::Unauthenticated, "{cut:?}");
+    assert!(cut.message().contains("signed out"), "{cut:?}");
+    let cut = within(async {
+        loop {
+            match broadcast.message().await {
+                Ok(Some(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(cut.code(), Code::Unauthenticated, "{cut:?}");
+    drop(tx);
     for token in &tokens {
         let mut client = server.with_token(token).await;
         let err = client.send_message(post("anyone?")).await.unwrap_err();

@@ -3,14 +3,12 @@
 //! ending it in the registry is seen at once by a stream that still holds it.
 use std::{
     fmt,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::token::TokenHash;
 use crate::{
@@ -37,7 +35,8 @@ struct SessionInner {
     name: String,
     kind: Kind,
     token_hash: TokenHash,
-    ended: AtomicBool,
+    /// Cancelled when the session ends, which also ends the streams it has open.
+    ended: CancellationToken,
     messages: Mutex<RateLimiter>,
     typing: Mutex<RateLimiter>,
 }
@@ -56,7 +55,7 @@ impl Session {
             name: name.to_owned(),
             kind,
             token_hash,
-            ended: AtomicBool::new(false),
+            ended: CancellationToken::new(),
             messages: Mutex::new(RateLimiter::new(
                 limits.max_messages_per_sec,
                 limits.message_burst,
@@ -94,11 +93,18 @@ impl Session {
     /// True once it has left, expired or been signed out; a stream still holding it must
     /// stop speaking.
     pub fn is_ended(&self) -> bool {
-        self.0.ended.load(Ordering::Relaxed)
+        self.0.ended.is_cancelled()
     }
 
     pub(super) fn end(&self) {
-        self.0.ended.store(true, Ordering::Relaxed);
+        self.0.ended.cancel();
+    }
+
+    /// Resolves when the session ends (Leave, a sign-out everywhere, a password change
+    /// elsewhere), so a stream it holds open ends with it instead of going on reading the
+    /// room for someone who was signed out.
+    pub fn ended(&self) -> WaitForCancellationFutureOwned {
+        self.0.ended.clone().cancelled_owned()
     }
 
     /// Takes one message from this session's allowance. Refused once the session has
