@@ -19,9 +19,10 @@ use crate::{
     error::ChatError,
     guessing::{Guessing, Outcome},
     passwords::{self, Passwords},
-    sessions::{name_key, token::TokenHash, unix_ms, Session, Sessions, Started},
+    sessions::{name_key, token::TokenHash, Session, Sessions, Started},
     shutdown::Shutdown,
     store::{Account, AccountStore, StoreError, StoredSession},
+    wall_clock::unix_ms,
 };
 
 /// Cheap to clone.
@@ -234,13 +235,8 @@ impl Accounts {
     /// Sweeps the registry every `period` until shutdown: ends idle sessions and writes
     /// that down, with the activity of the live ones (see `Sessions::sweep`).
     pub async fn sweep_every(self, period: Duration, shutdown: Shutdown) {
-        let mut ticks = tokio::time::interval(period);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = shutdown.wait() => return,
-            }
+        let mut ticks = shutdown.every(period);
+        while ticks.next().await {
             let swept = self.sessions.sweep();
             for session in &swept.ended {
                 tracing::debug!(

@@ -260,13 +260,8 @@ impl RoomHub {
     /// Runs `drop_unused_rooms(ttl)` now and then until shutdown.
     pub async fn drop_unused_rooms_every(self, ttl: Duration, shutdown: crate::Shutdown) {
         let every = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = shutdown.wait() => return,
-            }
+        let mut ticks = shutdown.every(every);
+        while ticks.next().await {
             let dropped = self.drop_unused_rooms(ttl);
             if !dropped.is_empty() {
                 tracing::info!(rooms = dropped.len(), "dropped rooms nobody used");
@@ -329,13 +324,8 @@ impl RoomHub {
     /// Ends the streams of subscribers that were cut off and stopped reading, every
     /// `every`, until shutdown.
     pub async fn cut_off_stalled_every(self, every: Duration, shutdown: crate::Shutdown) {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                _ = shutdown.wait() => return,
-            }
+        let mut ticks = shutdown.every(every);
+        while ticks.next().await {
             let rooms: Vec<Arc<Room>> =
                 self.inner.rooms.read().unwrap().values().cloned().collect();
             let closed: usize = rooms.iter().map(|room| room.cut_off_stalled()).sum();

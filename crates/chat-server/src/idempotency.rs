@@ -8,7 +8,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use tokio::sync::watch;
@@ -20,6 +20,7 @@ use crate::{
     sessions::{name_key, Sender},
     shutdown::Shutdown,
     store::{Committed, MessageStore, SentId},
+    wall_clock::unix_ms,
 };
 
 /// How long a sent id is remembered: a repeat after that is a new message.
@@ -106,7 +107,7 @@ pub async fn post_once(
                 }
             }
         };
-        let since = now_ms() - SENT_ID_TTL.as_millis() as i64;
+        let since = unix_ms() - SENT_ID_TTL.as_millis() as i64;
         if let Some(original) = hub.store().find_sent(&sent, since).await? {
             let original = Arc::new(original);
             first.done(&original);
@@ -151,25 +152,12 @@ fn same_request(
 /// Deletes expired records every `PRUNE_EVERY` until shutdown. Lookups ignore them
 /// anyway; this only keeps the table from growing.
 pub async fn prune_every(store: MessageStore, shutdown: Shutdown) {
-    let mut ticks = tokio::time::interval(PRUNE_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.wait() => return,
-        }
-        let before = now_ms() - SENT_ID_TTL.as_millis() as i64;
+    let mut ticks = shutdown.every(PRUNE_EVERY);
+    while ticks.next().await {
+        let before = unix_ms() - SENT_ID_TTL.as_millis() as i64;
         // A failure is logged by the writer; the next round tries again.
         if let Ok(pruned @ 1..) = store.prune_sent(before).await {
             tracing::debug!(pruned, "forgot sent ids older than a day");
         }
     }
-}
-
-/// Milliseconds since the Unix epoch, the clock of `sent_at_ms`.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }

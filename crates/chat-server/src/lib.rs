@@ -34,6 +34,7 @@ pub mod store;
 pub mod stream_caps;
 pub mod subscription;
 pub mod validate;
+pub mod wall_clock;
 
 pub use config::Config;
 pub use hub::RoomHub;

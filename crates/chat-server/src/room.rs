@@ -14,7 +14,6 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
     },
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use tokio::time::Instant;
@@ -27,6 +26,7 @@ use crate::{
     ring_budget::RingBudget,
     sessions::Sender,
     store::{display_form, Committed, MessageStore, SentId, StoreError, StoredRoom},
+    wall_clock::unix_ms,
 };
 
 pub struct Room {
@@ -55,7 +55,7 @@ impl Room {
             fanout: Fanout::new(rings),
             members: Mutex::default(),
             created: Instant::now(),
-            last_active_ms: AtomicU64::new(now_ms()),
+            last_active_ms: AtomicU64::new(unix_ms().max(0) as u64),
         }
     }
 
@@ -100,8 +100,9 @@ impl Room {
     {
         let mut assigned = self.assigned.lock().unwrap();
         *assigned += 1;
-        // Read under the lock, so times never go backwards as ids go forwards.
-        let sent_at_ms = now_ms() as i64;
+        // Read under the lock, so posts racing into this room get times in id order (as
+        // far as the wall clock itself does not step back).
+        let sent_at_ms = unix_ms();
         let queued = store.try_append_sent(
             MessageResponse {
                 message: display_form(&sender.name, text),
@@ -252,12 +253,6 @@ impl Room {
     pub fn close(&self) {
         self.fanout.close();
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// What a new stream starts from.

@@ -13,7 +13,7 @@ use std::{
     collections::{HashMap, HashSet},
     fmt,
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use tokio::time::Instant;
@@ -24,6 +24,7 @@ use crate::{
     limits::{Limits, RetryAfter},
     store::StoredSession,
     validate,
+    wall_clock::unix_ms,
 };
 
 mod session;
@@ -491,14 +492,6 @@ pub struct Sender<'a> {
     pub name: Cow<'a, str>,
     /// A guest session or a token-less client: the same name later may be someone else.
     pub guest: bool,
-}
-
-/// Milliseconds since the Unix epoch, as stored in the database.
-pub fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// An open stream of a session; dropping it closes the count (and, for the session's

@@ -468,28 +468,10 @@ async fn sign_out_everywhere_ends_every_session_of_the_account() {
         .unwrap()
         .into_inner();
     assert_eq!(ended.sessions_ended, 3);
-    let cut = within(async {
-        loop {
-            match feed.message().await {
-                Ok(Some(_)) => continue,
-                other => return other,
-            }
-        }
-    })
-    .await
-    .unwrap_err();
+    let cut = ended_with(&mut feed).await;
     assert_eq!(cut.code(), Code::Unauthenticated, "{cut:?}");
     assert!(cut.message().contains("signed out"), "{cut:?}");
-    let cut = within(async {
-        loop {
-            match broadcast.message().await {
-                Ok(Some(_)) => continue,
-                other => return other,
-            }
-        }
-    })
-    .await
-    .unwrap_err();
+    let cut = ended_with(&mut broadcast).await;
     assert_eq!(cut.code(), Code::Unauthenticated, "{cut:?}");
     drop(tx);
     for token in &tokens {
@@ -543,6 +525,20 @@ async fn live_sessions_are_capped() {
     // A place frees up; the refused registration left nothing behind, so dave is free.
     ann.leave(LeaveRequest {}).await.unwrap();
     server.join("dave").await;
+}
+
+/// Reads `stream` until it fails, and returns how.
+async fn ended_with<T>(stream: &mut tonic::Streaming<T>) -> Status {
+    within(async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the stream ended without a status"),
+                Err(status) => return status,
+            }
+        }
+    })
+    .await
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

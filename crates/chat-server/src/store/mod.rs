@@ -16,7 +16,7 @@ use std::{
         mpsc, Arc,
     },
     thread::{self, JoinHandle},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use chat_proto::MessageResponse;
@@ -285,9 +285,7 @@ impl MessageStore {
         name: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
         let (done, answer) = oneshot::channel();
-        let created_at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let created_at_ms = crate::wall_clock::unix_ms();
         let queued = self.send(Command::CreateRoom(name.to_owned(), created_at_ms, done));
         async move {
             queued?;
