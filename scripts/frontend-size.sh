@@ -5,6 +5,7 @@
 #
 #   bash scripts/frontend-size.sh            # builds a release dist into a temp dir first
 #   bash scripts/frontend-size.sh DIST_DIR   # measures an existing dist (e.g. dist/)
+#   bash scripts/frontend-size.sh --check DIST_DIR   # and fails past the budget (scripts/test.sh)
 #
 # Sizes are computed from the uncompressed files with node's zlib (always installed),
 # not read from the .br/.gz next to them, so a dist without them measures the same.
@@ -13,6 +14,16 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$HOME/.cargo/bin:$ROOT/frontend/node_modules/.bin:$PATH"
 
+# The page's weight budget: total brotli bytes of the files above. It sits just above the
+# weight measured when it was set (BENCHMARKS.md, "Frontend weight"), so growth is a
+# decision: whoever raises it says in BENCHMARKS.md what the bytes buy.
+BUDGET_BROTLI=164000
+
+check=0
+if [ "${1:-}" = "--check" ]; then
+  check=1
+  shift
+fi
 dist="${1:-}"
 if [ -z "$dist" ]; then
   dist="$(mktemp -d)"
@@ -20,12 +31,12 @@ if [ -z "$dist" ]; then
   (cd "$ROOT" && trunk build --release --dist "$dist" >&2)
 fi
 
-node - "$dist" <<'EOF'
+node - "$dist" "$check" "$BUDGET_BROTLI" <<'EOF'
 const fs = require("fs");
 const path = require("path");
 const zlib = require("zlib");
 
-const dist = process.argv[2];
+const [dist, check, budget] = [process.argv[2], process.argv[3] === "1", Number(process.argv[4])];
 const files = fs
   .readdirSync(dist)
   .filter((f) => /\.(wasm|js|css)$/.test(f))
@@ -66,5 +77,16 @@ for (const r of [...rows, total]) {
   const b = r === total ? "**" : "";
   const name = r === total ? r.name : `\`${r.name}\``;
   console.log(`| ${b}${name}${b} | ${b}${r.raw}${b} | ${b}${r.gzip}${b} | ${b}${r.brotli}${b} |`);
+}
+if (check) {
+  if (total.brotli > budget) {
+    console.error(
+      `page weight ${total.brotli} bytes brotli is over the budget of ${budget} ` +
+        `(+${total.brotli - budget}): cut it, or raise BUDGET_BROTLI in scripts/frontend-size.sh ` +
+        `and say in BENCHMARKS.md what the bytes buy`,
+    );
+    process.exit(1);
+  }
+  console.log(`page weight ${total.brotli} bytes brotli, within the budget of ${budget}`);
 }
 EOF

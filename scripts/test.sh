@@ -28,6 +28,8 @@ cargo test --manifest-path fuzz/Cargo.toml --no-default-features --target-dir ta
 
 step "browser end-to-end tests"
 build_frontend
+step "page weight budget"
+bash scripts/frontend-size.sh --check dist
 build_frontend_api_url
 cargo build -p chat-server -p chat-cli
 node --test --test-reporter=spec frontend/e2e/ 2>&1 | tee -a "$log"

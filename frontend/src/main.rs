@@ -25,8 +25,17 @@ mod typing;
 mod typing_indicator;
 mod unread;
 
+// Talc instead of std's dlmalloc: smaller in the wasm and faster (measured in
+// BENCHMARKS.md). The page runs on one thread, which is what this allocator assumes.
+#[cfg(all(not(target_feature = "atomics"), target_family = "wasm"))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 fn main() {
-    // Panics otherwise vanish into "unreachable executed"; the hook puts them in the console.
+    // Panics otherwise vanish into "unreachable executed"; the hook puts them in the
+    // console. Debug builds only: it pulls in the panic message formatting, which costs a
+    // release page several KB for text no visitor reads.
+    #[cfg(debug_assertions)]
     console_error_panic_hook::set_once();
     leptos::mount::mount_to_body(app::App);
 }
