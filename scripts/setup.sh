@@ -75,6 +75,18 @@ deploy_tools() {
   fi
 }
 
+nats_tool() {
+  # Debian's nats-server (2.9) for the tests of several servers sharing one chat
+  # (crates/chat-server/tests/common/nats.rs starts a private one on a free port).
+  if ! command -v nats-server >/dev/null; then
+    step "installing nats-server for the tests of several servers"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nats-server
+  fi
+}
+
 build_frontend() {
   step "building the frontend (trunk, release)"
   (cd "$ROOT" && trunk build --release)

@@ -13,6 +13,7 @@ trap 'rm -f "$log"' EXIT
 setup_build_tools
 browser
 deploy_tools
+nats_tool
 
 step "formatting"
 cargo fmt --all -- --check

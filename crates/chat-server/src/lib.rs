@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod address_budgets;
 pub mod app;
+pub mod bus;
 pub mod client_addr;
 pub mod client_stream;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod passwords;
 pub mod ring_budget;
 pub mod room;
 pub mod room_creation;
+pub mod room_members;
 pub mod service;
 pub mod sessions;
 pub mod shutdown;

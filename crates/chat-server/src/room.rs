@@ -8,7 +8,6 @@
 //! is acknowledged, before it is on disk. The locks are per room and never held across
 //! an await.
 use std::{
-    collections::BTreeMap,
     future::Future,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -24,6 +23,7 @@ use crate::{
     client_stream::ClientStream,
     fanout::{Entry, Fanout, Reader, RingStats},
     ring_budget::RingBudget,
+    room_members::Members,
     sessions::Sender,
     store::{display_form, Committed, MessageStore, SentId, StoreError, StoredRoom},
     wall_clock::unix_ms,
@@ -36,8 +36,8 @@ pub struct Room {
     /// The last id committed and published.
     published: AtomicU64,
     fanout: Arc<Fanout>,
-    /// Open streams per member name. A BTreeMap, so member lists come out sorted.
-    members: Mutex<BTreeMap<String, usize>>,
+    /// Who is here, through this server and (sharing a database) the others.
+    members: Mutex<Members>,
     /// When this server run created or loaded the room: an empty room's age counts from
     /// here (see `RoomHub::drop_unused_rooms`).
     created: Instant,
@@ -182,9 +182,7 @@ impl Room {
     ) -> Opened {
         let mut members = self.members.lock().unwrap();
         let guard = member.map(|name| {
-            let streams = members.entry(name.to_owned()).or_default();
-            *streams += 1;
-            if *streams == 1 {
+            if members.open_local(name) {
                 self.announce(&members, name, true);
             }
             MemberGuard {
@@ -202,7 +200,7 @@ impl Room {
             // Read after the reader exists: anything newer reaches it live, so `last_id`
             // plus the reader cover everything (see `publish_committed`).
             last_id: self.last_id(),
-            members: members.keys().take(WELCOME_MEMBERS).cloned().collect(),
+            members: members.first(WELCOME_MEMBERS),
             member_count: members.len(),
             guard,
         }
@@ -210,20 +208,34 @@ impl Room {
 
     fn leave(&self, name: &str) {
         let mut members = self.members.lock().unwrap();
-        let Some(streams) = members.get_mut(name) else {
-            return;
-        };
-        *streams -= 1;
-        if *streams == 0 {
-            members.remove(name);
+        if members.close_local(name) {
             self.announce(&members, name, false);
         }
+    }
+
+    /// Another server reports `name` in the room (`joined`) or no longer; announced here
+    /// when that changes whether the name is in the room anywhere.
+    pub fn remote_member(&self, name: &str, joined: bool) {
+        let mut members = self.members.lock().unwrap();
+        let changed = if joined {
+            members.add_remote(name)
+        } else {
+            members.remove_remote(name)
+        };
+        if changed {
+            self.announce(&members, name, joined);
+        }
+    }
+
+    /// The names with a stream open on this server, for its heartbeat.
+    pub fn local_members(&self) -> Vec<String> {
+        self.members.lock().unwrap().local_names()
     }
 
     /// Published with the members lock held, so announcements go out in the order the
     /// member list changed. Only the change and the count: a list in every event would
     /// make a reconnect storm cost the square of the room's size.
-    fn announce(&self, members: &BTreeMap<String, usize>, name: &str, joined: bool) {
+    fn announce(&self, members: &Members, name: &str, joined: bool) {
         self.fanout.publish([Entry {
             id: 0,
             event: Encoded::event(Event::Presence(Presence {

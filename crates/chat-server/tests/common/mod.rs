@@ -2,6 +2,8 @@
 //! (HTTP/2) and a minimal grpc-web client over HTTP/1.1 that reads frames as they arrive.
 #![allow(dead_code)]
 
+pub mod nats;
+
 use std::{net::SocketAddr, time::Duration};
 
 use bytes::{Buf, Bytes, BytesMut};
