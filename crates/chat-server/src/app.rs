@@ -13,6 +13,7 @@ use axum::{
 };
 use chat_proto::{server::chat_service_server::ChatServiceServer, FILE_DESCRIPTOR_SET};
 use http::{header, HeaderName, HeaderValue, Method, Version};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -27,7 +28,7 @@ use crate::{
     connection_caps::ConnectionCaps,
     error::ChatError,
     hub::{HubSettings, RoomHub},
-    idempotency,
+    idempotency, metrics_endpoint,
     room_creation::RoomCreation,
     service::ChatApi,
     sessions::Sessions,
@@ -49,10 +50,10 @@ pub async fn router(
     config: &Config,
     hub: RoomHub,
     accounts: Accounts,
+    stream_caps: StreamCaps,
     shutdown: Shutdown,
 ) -> io::Result<Router> {
     let budgets = AddressBudgets::new(config.budget_settings());
-    let stream_caps = StreamCaps::new(config.max_streams, config.max_streams_per_ip);
     let rooms = RoomCreation::new(config.max_new_rooms_per_hour);
     let chat = ChatServiceServer::new(ChatApi::new(
         hub,
@@ -109,9 +110,19 @@ pub async fn router(
 /// Serves until `shutdown` fires, then lets open requests finish (streams end with
 /// UNAVAILABLE once they sent what was queued), and commits every accepted message
 /// before returning.
+/// With `--metrics-addr`, also serves /metrics there (`metrics_endpoint`).
 pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Result<()> {
+    let metrics = match config.metrics_addr {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics at /metrics");
+            // Before the hub opens: its writer and rings take their metric handles then.
+            Some((listener, metrics_endpoint::install()))
+        }
+        None => None,
+    };
     let hub = open_hub(&config)?;
-    serve_hub(listener, config, hub, shutdown).await
+    serve_watched(listener, config, hub, metrics, shutdown).await
 }
 
 /// The rooms and their store as `config` says, for `serve_hub`.
@@ -128,11 +139,22 @@ pub fn open_hub(config: &Config) -> io::Result<RoomHub> {
 }
 
 /// `serve` over a hub opened beforehand, so a test can look at what it holds
-/// (`RoomHub::memory_stats`) while it serves.
+/// (`RoomHub::memory_stats`) while it serves; without metrics, which need their
+/// recorder before the hub opens.
 pub async fn serve_hub(
     listener: TcpListener,
     config: Config,
     hub: RoomHub,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    serve_watched(listener, config, hub, None, shutdown).await
+}
+
+async fn serve_watched(
+    listener: TcpListener,
+    config: Config,
+    hub: RoomHub,
+    metrics: Option<(TcpListener, PrometheusHandle)>,
     shutdown: Shutdown,
 ) -> io::Result<()> {
     // After the hub: opening the message store creates or upgrades the database.
@@ -146,7 +168,32 @@ pub async fn serve_hub(
             .clone()
             .sweep_every(SESSION_SWEEP, shutdown.clone()),
     );
-    let app = router(&config, hub.clone(), accounts, shutdown.clone()).await?;
+    let stream_caps = StreamCaps::new(config.max_streams, config.max_streams_per_ip);
+    let connection_caps =
+        ConnectionCaps::new(config.max_connections, config.max_connections_per_ip);
+    if let Some((listener, handle)) = metrics {
+        let sources = metrics_endpoint::Sources {
+            hub: hub.clone(),
+            sessions: accounts.sessions().clone(),
+            streams: stream_caps.clone(),
+            connections: connection_caps.clone(),
+            db: config.db.clone(),
+        };
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(err) = metrics_endpoint::serve(listener, handle, sources, shutdown).await {
+                tracing::error!(%err, "the metrics listener failed; /metrics is gone");
+            }
+        });
+    }
+    let app = router(
+        &config,
+        hub.clone(),
+        accounts,
+        stream_caps,
+        shutdown.clone(),
+    )
+    .await?;
     {
         let (hub, shutdown) = (hub.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -167,7 +214,7 @@ pub async fn serve_hub(
         shutdown.clone(),
     ));
     let limits = connection::ConnectionLimits {
-        caps: ConnectionCaps::new(config.max_connections, config.max_connections_per_ip),
+        caps: connection_caps,
         header_read_timeout: Duration::from_millis(config.header_read_timeout_ms.max(1)),
         idle_timeout: Duration::from_secs(config.idle_timeout_secs.max(1)),
     };

@@ -170,6 +170,11 @@ pub struct Config {
     #[arg(long, env = "CHAT_MAX_REQUEST_BYTES", default_value_t = 16 * 1024)]
     pub max_request_bytes: usize,
 
+    /// Where to serve Prometheus metrics (`GET /metrics`), on a listener of their own;
+    /// keep it private (loopback, or a network only the scraper reaches). Default: off.
+    #[arg(long, env = "CHAT_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// How log lines are written to stderr: `text` for people, `json` (one object per
     /// line) for log shippers.
     #[arg(long, env = "CHAT_LOG_FORMAT", default_value = "text")]

@@ -40,7 +40,7 @@ use tower::ServiceExt;
 
 use crate::{
     client_addr::PeerAddr, client_stream::StreamExecutor, connection_caps::ConnectionCaps,
-    idle_timeout::InFlight, shutdown::Shutdown,
+    idle_timeout::InFlight, metrics_endpoint::ConnectionProtocol, shutdown::Shutdown,
 };
 
 /// How often an HTTP/2 connection is pinged, and how long a ping may go unanswered.
@@ -219,6 +219,7 @@ pub async fn accept_loop(
         let _ = tcp.set_nodelay(true);
         let connection = Connection::default();
         let in_flight = InFlight::default();
+        let protocol = Arc::new(ConnectionProtocol::default());
         let io = TokioIo::new(KillableIo {
             io: tcp,
             connection: connection.clone(),
@@ -226,6 +227,7 @@ pub async fn accept_loop(
         let service = {
             let (app, in_flight) = (app.clone(), in_flight.clone());
             tower::service_fn(move |mut req: http::Request<Incoming>| {
+                protocol.request(req.version());
                 req.extensions_mut().insert(connection.clone());
                 req.extensions_mut().insert(PeerAddr(peer));
                 let guard = in_flight.start();

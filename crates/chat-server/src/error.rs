@@ -6,6 +6,7 @@ use tonic::Status;
 use crate::{
     guessing::Guesser,
     limits::{Action, RetryAfter, RETRY_AFTER_METADATA},
+    metrics_endpoint::{code_name, CUT_OFF, REFUSALS},
     passwords::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS},
     store::StoreError,
     validate::{MAX_CLIENT_MSG_ID_CHARS, MAX_ROOM_CHARS, MAX_TEXT_BYTES},
@@ -153,72 +154,78 @@ fn with_retry_after(mut status: Status, retry_after: RetryAfter) -> Status {
     status
 }
 
+/// Every refusal passes here, so this is where they are counted (`chat_refusals_total`).
 impl From<ChatError> for Status {
     fn from(err: ChatError) -> Status {
-        use ChatError::*;
-        let msg = err.to_string();
-        match err {
-            Name(_)
-            | RoomTooLong(_)
-            | RoomInvalid(_)
-            | TextEmpty
-            | TextTooLong(_)
-            | TextControlChars
-            | ClientMsgIdTooLong(_)
-            | ClientMsgIdInvalid => Status::invalid_argument(msg),
-            // The id is fine; what it was used for before makes this request wrong.
-            BroadcastRoomChanged { .. }
-            | BroadcastNameChanged { .. }
-            | ClientMsgIdReused { .. } => Status::failed_precondition(msg),
-            // ABORTED: the operation was cut short and the client should retry it (from
-            // its last id), which is exactly what resuming means.
-            SubscriberLagged { .. } => Status::aborted(msg),
-            TooManyRooms(_) => Status::resource_exhausted(msg),
-            NoSuchRoom(_) => Status::not_found(msg),
-            SignInRequired(_) => Status::unauthenticated(msg),
-            NameMismatch { .. } => Status::permission_denied(msg),
-            // The disk or the store's writer failed, or is closing: nothing was saved,
-            // and trying again later is exactly right.
-            Store(_) => Status::unavailable(msg),
-            ShuttingDown => Status::unavailable(msg),
-            NameTaken(_) => Status::already_exists(msg),
-            // The name exists and is fine; this caller is just not the one holding it.
-            NameHeld(_) => Status::permission_denied(msg),
-            Unauthenticated | AuthorizationMalformed | SessionEnded => Status::unauthenticated(msg),
-            TooManyStreams { .. } => Status::resource_exhausted(msg),
-            RateLimited { retry_after, .. }
-            | TooManySignIns(retry_after)
-            | AnonymousPostsTooFast(retry_after)
-            | TooManyNewRooms(retry_after)
-            | Guessing { retry_after, .. }
-            | TooManySessions { retry_after, .. }
-            | ServerStreamsFull { retry_after, .. }
-            | AddressStreamsFull { retry_after, .. } => {
-                with_retry_after(Status::resource_exhausted(msg), retry_after)
-            }
-            // Nothing was queued; the same request shortly after is exactly right.
-            Busy(retry_after) => with_retry_after(Status::unavailable(msg), retry_after),
-            // The room is missing, not the caller's rights: it could exist, and a
-            // signed-in caller would have created it.
-            RoomNeedsSignIn(_) => Status::not_found(msg),
-            // The name exists and is not this caller's: a guest cannot have it.
-            NameRegistered(_) => Status::already_exists(msg),
-            NameRegisteredBare(_) => Status::permission_denied(msg),
-            PasswordMissing | PasswordTooShort(_) | PasswordTooLong(_) => {
-                Status::invalid_argument(msg)
-            }
-            WrongPassword => Status::unauthenticated(msg),
-            // The caller is signed in; UNAUTHENTICATED would tell a client its session
-            // is gone.
-            WrongCurrentPassword => Status::permission_denied(msg),
-            GuestNotAccount(_) => Status::failed_precondition(msg),
-            // The server is overloaded for a moment, nothing is wrong with the request.
-            PasswordsBusy { retry_after } => {
-                with_retry_after(Status::unavailable(msg), retry_after)
-            }
-            AccountStore(_) => Status::unavailable(msg),
-            // This server does not speak gRPC over HTTP/1.1, only grpc-web there.
-            GrpcNeedsHttp2(_) => Status::unimplemented(msg),
+        let status = to_status(err);
+        metrics::counter!(REFUSALS, "code" => code_name(status.code())).increment(1);
+        status
+    }
+}
+
+fn to_status(err: ChatError) -> Status {
+    use ChatError::*;
+    let msg = err.to_string();
+    match err {
+        Name(_)
+        | RoomTooLong(_)
+        | RoomInvalid(_)
+        | TextEmpty
+        | TextTooLong(_)
+        | TextControlChars
+        | ClientMsgIdTooLong(_)
+        | ClientMsgIdInvalid => Status::invalid_argument(msg),
+        // The id is fine; what it was used for before makes this request wrong.
+        BroadcastRoomChanged { .. } | BroadcastNameChanged { .. } | ClientMsgIdReused { .. } => {
+            Status::failed_precondition(msg)
         }
+        // ABORTED: the operation was cut short and the client should retry it (from
+        // its last id), which is exactly what resuming means.
+        SubscriberLagged { .. } => {
+            metrics::counter!(CUT_OFF, "reason" => "lagged").increment(1);
+            Status::aborted(msg)
+        }
+        TooManyRooms(_) => Status::resource_exhausted(msg),
+        NoSuchRoom(_) => Status::not_found(msg),
+        SignInRequired(_) => Status::unauthenticated(msg),
+        NameMismatch { .. } => Status::permission_denied(msg),
+        // The disk or the store's writer failed, or is closing: nothing was saved,
+        // and trying again later is exactly right.
+        Store(_) => Status::unavailable(msg),
+        ShuttingDown => Status::unavailable(msg),
+        NameTaken(_) => Status::already_exists(msg),
+        // The name exists and is fine; this caller is just not the one holding it.
+        NameHeld(_) => Status::permission_denied(msg),
+        Unauthenticated | AuthorizationMalformed | SessionEnded => Status::unauthenticated(msg),
+        TooManyStreams { .. } => Status::resource_exhausted(msg),
+        RateLimited { retry_after, .. }
+        | TooManySignIns(retry_after)
+        | AnonymousPostsTooFast(retry_after)
+        | TooManyNewRooms(retry_after)
+        | Guessing { retry_after, .. }
+        | TooManySessions { retry_after, .. }
+        | ServerStreamsFull { retry_after, .. }
+        | AddressStreamsFull { retry_after, .. } => {
+            with_retry_after(Status::resource_exhausted(msg), retry_after)
+        }
+        // Nothing was queued; the same request shortly after is exactly right.
+        Busy(retry_after) => with_retry_after(Status::unavailable(msg), retry_after),
+        // The room is missing, not the caller's rights: it could exist, and a
+        // signed-in caller would have created it.
+        RoomNeedsSignIn(_) => Status::not_found(msg),
+        // The name exists and is not this caller's: a guest cannot have it.
+        NameRegistered(_) => Status::already_exists(msg),
+        NameRegisteredBare(_) => Status::permission_denied(msg),
+        PasswordMissing | PasswordTooShort(_) | PasswordTooLong(_) => Status::invalid_argument(msg),
+        WrongPassword => Status::unauthenticated(msg),
+        // The caller is signed in; UNAUTHENTICATED would tell a client its session
+        // is gone.
+        WrongCurrentPassword => Status::permission_denied(msg),
+        GuestNotAccount(_) => Status::failed_precondition(msg),
+        // The server is overloaded for a moment, nothing is wrong with the request.
+        PasswordsBusy { retry_after } => with_retry_after(Status::unavailable(msg), retry_after),
+        AccountStore(_) => Status::unavailable(msg),
+        // This server does not speak gRPC over HTTP/1.1, only grpc-web there.
+        GrpcNeedsHttp2(_) => Status::unimplemented(msg),
     }
 }

@@ -32,6 +32,7 @@ use slab::Slab;
 
 use crate::{
     client_stream::{ClientStream, Cut},
+    metrics_endpoint::DELIVERIES,
     ring_budget::{RingBudget, ENTRY_OVERHEAD},
 };
 
@@ -55,6 +56,8 @@ impl Entry {
 pub struct Fanout {
     ring: Mutex<Ring>,
     budget: Arc<RingBudget>,
+    /// `chat_deliveries_total`, taken once so a refill pays one atomic add.
+    delivered: metrics::Counter,
 }
 
 struct Ring {
@@ -157,6 +160,7 @@ impl Fanout {
                 closed: false,
             }),
             budget,
+            delivered: metrics::counter!(DELIVERIES),
         })
     }
 
@@ -359,16 +363,20 @@ impl Reader {
             return Poll::Pending;
         }
         let from = (self.next - ring.base) as usize;
-        let mut bytes = 0;
+        let (mut bytes, mut messages) = (0, 0);
         for entry in ring.entries.range(from..).take(BATCH) {
             if bytes >= BATCH_BYTES {
                 break;
             }
             bytes += entry.size();
+            messages += u64::from(entry.id != 0);
             self.local.push_back((self.next, entry.clone()));
             self.next += 1;
         }
         self.cursor.next.store(self.next, Ordering::Relaxed);
+        if messages > 0 {
+            self.fanout.delivered.increment(messages);
+        }
         Poll::Ready(Some(Ok(())))
     }
 

@@ -23,6 +23,7 @@ use crate::{
     client_stream::ClientStream,
     error::ChatError,
     idempotency::{self, InFlight},
+    metrics_endpoint::CUT_OFF,
     ring_budget::RingBudget,
     room::Room,
     sessions::{Sender, StreamGuard},
@@ -330,6 +331,7 @@ impl RoomHub {
                 self.inner.rooms.read().unwrap().values().cloned().collect();
             let closed: usize = rooms.iter().map(|room| room.cut_off_stalled()).sum();
             if closed > 0 {
+                metrics::counter!(CUT_OFF, "reason" => "stalled").increment(closed as u64);
                 tracing::info!(
                     closed,
                     "ended the streams of subscribers that stopped reading"

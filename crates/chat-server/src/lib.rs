@@ -22,6 +22,7 @@ pub mod hub;
 pub mod idempotency;
 pub mod idle_timeout;
 pub mod limits;
+pub mod metrics_endpoint;
 pub mod page_headers;
 pub mod passwords;
 pub mod ring_budget;

@@ -9,11 +9,15 @@ use std::{
     collections::HashSet,
     panic::{self, AssertUnwindSafe},
     sync::{atomic::Ordering, mpsc, Arc},
+    time::Instant,
 };
 
 use chat_proto::MessageResponse;
+use metrics::Histogram;
 use rusqlite::{params, Connection};
 use tokio::sync::oneshot;
+
+use crate::metrics_endpoint::{COMMIT_BATCH_SIZE, COMMIT_SECONDS};
 
 use super::{display_form, Committed, Counters, SentId, StoreError, StoredRoom};
 
@@ -61,6 +65,9 @@ pub(super) struct Writer {
     known_rooms: HashSet<String>,
     on_commit: OnCommit,
     counters: Arc<Counters>,
+    /// `chat_commit_batch_size` and `chat_commit_seconds`.
+    batch_sizes: Histogram,
+    commit_times: Histogram,
 }
 
 impl Writer {
@@ -75,6 +82,8 @@ impl Writer {
             known_rooms: rooms.iter().map(|room| room.name.clone()).collect(),
             on_commit,
             counters,
+            batch_sizes: metrics::histogram!(COMMIT_BATCH_SIZE),
+            commit_times: metrics::histogram!(COMMIT_SECONDS),
         }
     }
 
@@ -134,8 +143,11 @@ impl Writer {
     /// Writes `batch` as one transaction, tells `on_commit`, then answers every item:
     /// all succeed or all get the same error, and a failed batch is never fanned out.
     fn commit(&mut self, batch: &mut Vec<Item>) {
+        let started = Instant::now();
         match write(&mut self.conn, &self.known_rooms, batch) {
             Ok((new_rooms, deleted)) => {
+                self.commit_times.record(started.elapsed());
+                self.batch_sizes.record(batch.len() as f64);
                 self.known_rooms.extend(new_rooms);
                 for name in &deleted {
                     self.known_rooms.remove(name);
