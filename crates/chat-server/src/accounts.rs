@@ -197,6 +197,7 @@ impl Accounts {
         }
         tracing::info!(
             name = caller.name(),
+            session = caller.id(),
             others = others.len(),
             "password changed"
         );
@@ -210,6 +211,7 @@ impl Accounts {
         self.end(&all).await?;
         tracing::info!(
             name = caller.name(),
+            session = caller.id(),
             sessions = all.len(),
             "signed out everywhere"
         );

@@ -329,13 +329,16 @@ impl RoomHub {
         while ticks.next().await {
             let rooms: Vec<Arc<Room>> =
                 self.inner.rooms.read().unwrap().values().cloned().collect();
-            let closed: usize = rooms.iter().map(|room| room.cut_off_stalled()).sum();
-            if closed > 0 {
-                metrics::counter!(CUT_OFF, "reason" => "stalled").increment(closed as u64);
-                tracing::info!(
-                    closed,
-                    "ended the streams of subscribers that stopped reading"
-                );
+            for room in rooms {
+                let closed = room.cut_off_stalled();
+                if closed > 0 {
+                    metrics::counter!(CUT_OFF, "reason" => "stalled").increment(closed as u64);
+                    tracing::info!(
+                        room = room.name(),
+                        closed,
+                        "ended the streams of subscribers that stopped reading"
+                    );
+                }
             }
         }
     }

@@ -300,7 +300,7 @@ impl ChatService for ChatApi {
             .accounts
             .register(caller.as_ref(), &name, &req.password)
             .await?;
-        tracing::info!(%name, "registered");
+        tracing::info!(%name, session = started.session.id(), "registered");
         Ok(self.started(started))
     }
 

@@ -6,8 +6,8 @@ mod common;
 use std::path::Path;
 
 use chat_proto::{
-    chat_service_client::ChatServiceClient, HistoryRequest, JoinRequest, MessageRequest,
-    SubscribeRequest,
+    chat_service_client::ChatServiceClient, ChangePasswordRequest, HistoryRequest, JoinRequest,
+    MessageRequest, RegisterRequest, SignOutEverywhereRequest, SubscribeRequest,
 };
 use chat_server::Config;
 use common::{connect_when_ready, free_addr, within, TestServer};
@@ -201,6 +201,28 @@ async fn json_logs_carry_sessions_and_rooms_but_no_secret_and_no_text() {
     let token = join(&mut client, "ann").await;
     let text = "the text of a private message";
     post(&mut client, &token, "ops-room", text).await;
+    // An account's life: its passwords must stay out of the log too.
+    let (password, new_password) = ("correct horse battery", "staple of the battery");
+    let bob = within(client.register(RegisterRequest {
+        username: "bob".into(),
+        password: password.into(),
+    }))
+    .await
+    .unwrap()
+    .into_inner()
+    .token;
+    within(client.change_password(bearer(
+        &bob,
+        ChangePasswordRequest {
+            old_password: password.into(),
+            new_password: new_password.into(),
+        },
+    )))
+    .await
+    .unwrap();
+    within(client.sign_out_everywhere(bearer(&bob, SignOutEverywhereRequest {})))
+        .await
+        .unwrap();
     sigterm(&mut server).await;
 
     let logged = std::fs::read_to_string(&log).unwrap();
@@ -218,6 +240,11 @@ async fn json_logs_carry_sessions_and_rooms_but_no_secret_and_no_text() {
     assert_eq!(joined["level"], "INFO");
     assert_eq!(joined["name"], "ann");
     assert!(joined["session"].is_u64(), "{joined}");
+    for about_bob in ["registered", "password changed", "signed out everywhere"] {
+        let line = find(about_bob);
+        assert_eq!(line["name"], "bob", "{line}");
+        assert!(line["session"].is_u64(), "{line}");
+    }
     assert!(
         lines
             .iter()
@@ -226,4 +253,15 @@ async fn json_logs_carry_sessions_and_rooms_but_no_secret_and_no_text() {
     );
     assert!(!logged.contains(&token), "the session token is in the log");
     assert!(!logged.contains(text), "a message's text is in the log");
+    assert!(!logged.contains(&bob), "a session token is in the log");
+    for secret in [password, new_password] {
+        assert!(!logged.contains(secret), "a password is in the log");
+    }
+}
+
+fn bearer<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
 }
