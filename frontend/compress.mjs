@@ -6,8 +6,9 @@
 // nothing else needs installing.
 //
 // Release builds first get their JS glue minified (minify.mjs), and every build gets its
-// inline loader moved into a file for the Content-Security-Policy (csp.mjs), so what is
-// compressed is what is served. Debug builds (`trunk serve`) are several times larger and rebuilt on
+// inline loader moved into a file for the Content-Security-Policy (csp.mjs), its icons
+// (icons.mjs) and its service worker (service-worker.mjs), so what is compressed is what
+// is served. Debug builds (`trunk serve`) are several times larger and rebuilt on
 // every save, so they get fast settings: the files exist either way, and only release
 // sizes are measured.
 import { readdir, readFile, writeFile } from "node:fs/promises";
@@ -16,7 +17,9 @@ import { promisify } from "node:util";
 import zlib from "node:zlib";
 
 import { externalizeScripts, recordApiOrigin } from "./csp.mjs";
+import { writeIcons } from "./icons.mjs";
 import { minifyGlue } from "./minify.mjs";
+import { writeServiceWorker } from "./service-worker.mjs";
 
 const brotli = promisify(zlib.brotliCompress);
 const gzip = promisify(zlib.gzip);
@@ -28,7 +31,7 @@ if (!dir) {
 }
 const release = (process.env.TRUNK_PROFILE ?? "release") === "release";
 // Already-compressed formats (images, fonts) gain nothing.
-const compressible = /\.(wasm|js|mjs|css|html|svg|json|txt|map|ico)$/;
+const compressible = /\.(wasm|js|mjs|css|html|svg|json|webmanifest|txt|map|ico)$/;
 
 async function* files(at) {
   for (const entry of await readdir(at, { withFileTypes: true })) {
@@ -67,6 +70,9 @@ async function compress(path) {
 if (release) await minifyGlue(dir);
 await externalizeScripts(dir);
 await recordApiOrigin(dir);
+await writeIcons(dir);
+// Last: it lists the final hashed files, the loader csp.mjs wrote included.
+await writeServiceWorker(dir, { small: release });
 const jobs = [];
 for await (const path of files(dir)) jobs.push(compress(path));
 for (const line of await Promise.all(jobs)) console.log(`compress: ${line}`);

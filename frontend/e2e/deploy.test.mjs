@@ -120,7 +120,7 @@ describe('deployed behind nginx', { timeout: 20 * TIMEOUT }, () => {
     assert.ok(wasm, `no hashed wasm named in index.html:\n${index.body}`);
     // Every header chat-server sets on its files, compared with nginx's for the same paths.
     const compared = ['cache-control', 'content-security-policy', 'x-content-type-options', 'referrer-policy', 'x-frame-options'];
-    for (const [file, reqHeaders] of [['/', {}], [`/${wasm}`, { 'accept-encoding': 'gzip' }], ['/some/room', {}]]) {
+    for (const [file, reqHeaders] of [['/', {}], [`/${wasm}`, { 'accept-encoding': 'gzip' }], ['/some/room', {}], ['/favicon.ico', {}], ['/sw.js', {}]]) {
       const viaNginx = await request(`${site}${file}`, { ca, headers: reqHeaders });
       const direct = await plainGet(`${server.url}${file}`, reqHeaders);
       assert.equal(viaNginx.status, 200, file);
@@ -133,6 +133,8 @@ describe('deployed behind nginx', { timeout: 20 * TIMEOUT }, () => {
     assert.equal(gz.body.length, readFileSync(path.join(DIST, `${wasm}.gz`)).length, 'the .gz file as built');
     const missing = await request(`${site}/${wasm.replace(/-[0-9a-f]+_bg/, '-0123456789abcdef_bg')}`, { ca });
     assert.equal(missing.status, 404, 'a missing hashed asset is not index.html');
+    const missingFile = await request(`${site}/apple-touch-icon.png`, { ca });
+    assert.equal(missingFile.status, 404, 'a missing file is not index.html');
   });
 
   step('the page loads from nginx over https on HTTP/2 and chats', {}, async () => {

@@ -13,7 +13,7 @@ import { chromium } from 'playwright-core';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SERVER_BIN = process.env.CHAT_SERVER_BIN || path.join(ROOT, 'target/debug/chat-server');
 const CLI_BIN = process.env.CHAT_CLI_BIN || path.join(ROOT, 'target/debug/chat-cli');
-const DIST = process.env.CHAT_DIST_DIR || path.join(ROOT, 'dist');
+export const DIST = process.env.CHAT_DIST_DIR || path.join(ROOT, 'dist');
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 
 // The server's heartbeat in these tests: short, so a dead stream is noticed in seconds.
@@ -60,10 +60,11 @@ function capture(stream, sink) {
  * into its own temporary database, kept across restarts (that is what durability means).
  */
 export class ChatServer {
-  /** `extraArgs` go to chat-server after the harness's own flags. */
-  constructor(port, extraArgs = []) {
+  /** `extraArgs` go to chat-server after the harness's own flags; `dist` is the page it serves. */
+  constructor(port, extraArgs = [], { dist = DIST } = {}) {
     this.port = port;
     this.extraArgs = extraArgs;
+    this.dist = dist;
     this.url = `http://127.0.0.1:${port}`;
     this.log = { text: '' };
     this.child = null;
@@ -72,7 +73,7 @@ export class ChatServer {
   }
 
   async start() {
-    for (const [what, file] of [['chat-server binary', SERVER_BIN], ['built frontend', path.join(DIST, 'index.html')]]) {
+    for (const [what, file] of [['chat-server binary', SERVER_BIN], ['built frontend', path.join(this.dist, 'index.html')]]) {
       if (!existsSync(file)) throw new Error(`${what} missing: ${file} (run cargo build and trunk build --release first)`);
     }
     this.log.text += `\n--- starting ${SERVER_BIN} on port ${this.port} ---\n`;
@@ -80,7 +81,7 @@ export class ChatServer {
     // one address may (the Rust tests cover that limit): it is lifted. Password guessing
     // still backs off, as the page must show.
     const args = [
-      '--addr', `127.0.0.1:${this.port}`, '--static-dir', DIST, '--heartbeat-ms', `${HEARTBEAT_MS}`, '--db', this.db,
+      '--addr', `127.0.0.1:${this.port}`, '--static-dir', this.dist, '--heartbeat-ms', `${HEARTBEAT_MS}`, '--db', this.db,
       '--max-sign-ins-per-min', '0',
       ...this.extraArgs,
     ];

@@ -42,13 +42,16 @@ impl PageHeaders {
             None => "'self'".to_owned(),
         };
         let policy = [
-            // Anything not named below (fonts, media, workers, manifests) is refused.
+            // Anything not named below (fonts, media, frames) is refused.
             "default-src 'none'".to_owned(),
             // Its own module scripts; 'wasm-unsafe-eval' lets them compile the wasm and
             // allows no eval of JavaScript.
             "script-src 'self' 'wasm-unsafe-eval'".to_owned(),
             "style-src 'self'".to_owned(),
             "img-src 'self'".to_owned(),
+            // The web app manifest and the service worker (frontend/sw.js), both the page's.
+            "manifest-src 'self'".to_owned(),
+            "worker-src 'self'".to_owned(),
             // The wasm download and the grpc-web calls.
             format!("connect-src {connect}"),
             "base-uri 'none'".to_owned(),
@@ -115,6 +118,8 @@ mod tests {
             "frame-ancestors 'none'",
             "object-src 'none'",
             "base-uri 'none'",
+            "manifest-src 'self'",
+            "worker-src 'self'",
         ] {
             assert!(policy.contains(directive), "{directive} in {policy}");
         }

@@ -4,7 +4,9 @@
 //! trunk names every asset after a hash of its content (`chat-frontend-3fc34f9d547cc1d8_bg.wasm`),
 //! so a file under such a name never changes: it is cached for a year and never revalidated.
 //! index.html keeps its name across releases and is what points at the new hashes, so it (and
-//! the SPA fallback, which is index.html too) is revalidated on every load. The build writes
+//! the SPA fallback, which is index.html too) is revalidated on every load. Only a path
+//! without a file extension falls back to index.html: a missing file (`/favicon.ico` on a
+//! build without one, an old release's script) is a 404, never the page under its name. The build writes
 //! brotli and gzip copies next to each file (frontend/compress.mjs), so nothing is compressed
 //! per request; ServeDir picks the best one the browser accepts. Every file goes out with
 //! the page's security headers (`page_headers`).
@@ -29,7 +31,7 @@ const REVALIDATE: &str = "no-cache";
 #[derive(Clone)]
 struct Dist {
     /// Exactly the files present: a missing hashed asset is a 404, not index.html under
-    /// a year-long cache lifetime.
+    /// a year-long cache lifetime, and a missing icon is a 404, not HTML.
     assets: ServeDir,
     /// The files present, else index.html, so client-side routes survive a reload.
     pages: ServeDir<ServeFile>,
@@ -62,7 +64,7 @@ pub fn router(dir: Option<&Path>) -> Router {
 
 async fn serve(State(dist): State<Dist>, req: Request) -> Response {
     let hashed = is_hashed(req.uri().path());
-    let result = if hashed {
+    let result = if hashed || names_a_file(req.uri().path()) {
         dist.assets.oneshot(req).await
     } else {
         dist.pages.oneshot(req).await
@@ -79,6 +81,14 @@ async fn serve(State(dist): State<Dist>, req: Request) -> Response {
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     dist.headers.apply(headers);
     res
+}
+
+/// Whether the last path segment has a file extension (`/favicon.ico`, `/sw.js`): a file
+/// the build writes or not, never a client-side route.
+fn names_a_file(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    name.rsplit_once('.')
+        .is_some_and(|(stem, ext)| !stem.is_empty() && !ext.is_empty())
 }
 
 /// Whether the last path segment carries trunk's content hash: `<stem>-<hex>.<ext>`, or
@@ -101,7 +111,29 @@ fn is_hashed(path: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_hashed;
+    use super::{is_hashed, names_a_file};
+
+    #[test]
+    fn files_and_routes() {
+        for path in [
+            "/favicon.ico",
+            "/sw.js",
+            "/index.html",
+            "/icons/icon-192.png",
+        ] {
+            assert!(names_a_file(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/room/general",
+            "/room/",
+            "/.well-known/",
+            "/room.",
+            "/.hidden",
+        ] {
+            assert!(!names_a_file(path), "{path}");
+        }
+    }
 
     #[test]
     fn trunk_names_are_hashed() {

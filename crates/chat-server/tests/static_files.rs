@@ -167,9 +167,51 @@ async fn a_missing_hashed_asset_is_a_404_never_the_page() {
     assert!(!got.body.starts_with(b"<!doctype"));
 }
 
+#[tokio::test]
+async fn a_missing_file_is_a_404_and_the_icons_are_served_as_what_they_are() {
+    let dist = Dist::new("files");
+    let server = dist.serve().await;
+    // Without the file, a path with an extension is not a client-side route.
+    for path in [
+        "/favicon.ico",
+        "/sw.js",
+        "/manifest.webmanifest",
+        "/icon-192.png",
+    ] {
+        let got = get(&server, path, &accept("br, gzip")).await;
+        assert_eq!(got.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(!got.body.starts_with(b"<!doctype"), "{path}");
+    }
+
+    // Kept to the end: dropping it deletes the directory.
+    let _dist = dist
+        .with("favicon.ico", "\0\0\x01\0ico")
+        .with("sw.js", "self.addEventListener('fetch', () => {});")
+        .with("manifest.webmanifest", "{}");
+    for (path, mime) in [
+        ("/favicon.ico", "image/x-icon"),
+        ("/sw.js", "javascript"),
+        ("/manifest.webmanifest", "application/manifest+json"),
+    ] {
+        let got = get(&server, path, &[]).await;
+        assert_eq!(got.status, StatusCode::OK, "{path}");
+        assert!(
+            got.header(header::CONTENT_TYPE).contains(mime),
+            "{path}: {}",
+            got.header(header::CONTENT_TYPE)
+        );
+        // Fixed names change with each release: checked on every use, like index.html.
+        assert_eq!(got.header(header::CACHE_CONTROL), "no-cache", "{path}");
+    }
+    // Client-side routes still get the page.
+    let route = get(&server, "/room/general", &[]).await;
+    assert_eq!(route.status, StatusCode::OK);
+    assert!(route.body.starts_with(b"<!doctype"));
+}
+
 /// The policy the page runs under (frontend/e2e runs the real page under it).
 const CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
-                   img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+                   img-src 'self'; manifest-src 'self'; worker-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
                    frame-ancestors 'none'; object-src 'none'";
 
 #[tokio::test]
