@@ -114,8 +114,10 @@ pub async fn router(
 pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Result<()> {
     let metrics = match config.metrics_addr {
         Some(addr) => {
-            let listener = TcpListener::bind(addr).await?;
-            tracing::info!(addr = %listener.local_addr()?, "metrics at /metrics");
+            let listener = TcpListener::bind(addr).await.map_err(|err| {
+                io::Error::new(err.kind(), format!("--metrics-addr {addr}: {err}"))
+            })?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics listening at /metrics");
             // Before the hub opens: its writer and rings take their metric handles then.
             Some((listener, metrics_endpoint::install()))
         }

@@ -107,8 +107,12 @@ async fn run(config: Config) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, static_dir = ?config.static_dir, "chat-server listening");
 
     let shutdown = Shutdown::new();
-    let server = tokio::spawn(app::serve(listener, config, shutdown.clone()));
-    wait_for_signal().await;
+    let mut server = tokio::spawn(app::serve(listener, config, shutdown.clone()));
+    tokio::select! {
+        _ = wait_for_signal() => {}
+        // It failed to start (the database, --metrics-addr): exit saying why.
+        failed = &mut server => return failed.map_err(std::io::Error::other)?,
+    }
     tracing::info!("shutting down: ending open streams");
     shutdown.trigger();
     match tokio::time::timeout(DRAIN_TIMEOUT, server).await {

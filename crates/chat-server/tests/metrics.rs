@@ -244,3 +244,21 @@ async fn metrics_are_served_on_their_own_port_and_move_with_the_traffic() {
 
     server.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_metrics_address_in_use_stops_the_server_at_start_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let out = within(
+        Command::new(BIN)
+            .args(["--addr", &free_addr(), "--metrics-addr", &taken])
+            .args(["--db", dir.path().join("chat.db").to_str().unwrap()])
+            .output(),
+    )
+    .await
+    .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains(&format!("--metrics-addr {taken}")), "{said}");
+}
