@@ -1,8 +1,8 @@
 //! Prometheus metrics on a listener of their own (`--metrics-addr`), never the public port.
 //!
 //! Events are counted where they happen (commits, deliveries, refusals, connections)
-//! through the `metrics` facade, a no-op until `install` runs, so a server without
-//! `--metrics-addr` pays a branch. Everything the server already keeps count of (rooms,
+//! through the `metrics` facade, a no-op until `install` runs, and once per batch, never
+//! per message per subscriber. Everything the server already keeps count of (rooms,
 //! sessions, open streams, messages committed, the database's size) is read when Prometheus
 //! scrapes instead, so it costs nothing between scrapes.
 use std::{
