@@ -134,6 +134,8 @@ pub fn App() -> impl IntoView {
                         me=my_name
                         has_older=feed.has_older()
                         loading_older=feed.loading_older()
+                        read_before=feed.read_before()
+                        live=feed.live()
                         on_near_top=Callback::new(move |()| feed.load_older())
                     />
                     <TypingIndicator typists=feed.typists() me=my_name />

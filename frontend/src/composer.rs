@@ -2,10 +2,12 @@
 //! until the server has accepted it, so a failed send (shown right under the box with the
 //! server's own reason: too long, too fast, ...) loses nothing. A send that cannot reach
 //! the server is tried again by itself, with backoff, under the same message id
-//! (`Outgoing`), so however many tries it takes it is posted once. Typing tells the others,
-//! spaced out by `TypingThrottle` so it stays under the server's rate limit.
+//! (`Outgoing`), so however many tries it takes it is posted once. Entering a room moves
+//! the focus here. Typing tells the others, spaced out by `TypingThrottle` so it stays
+//! under the server's rate limit.
 
 use leptos::ev::KeyboardEvent;
+use leptos::html::Textarea;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -24,10 +26,15 @@ pub fn Composer(client: ChatClient, room: Signal<String>) -> impl IntoView {
     let throttle = StoredValue::new(TypingThrottle::default());
     let outgoing = StoredValue::new(Outgoing::default());
 
-    // An error about the last room's message means nothing in the next one.
+    let input = NodeRef::<Textarea>::new();
+    // An error about the last room's message means nothing in the next one. Entering a
+    // room (or the chat) puts the keyboard where one writes.
     Effect::new(move || {
         room.track();
         set_error.set(None);
+        if let Some(el) = input.get() {
+            let _ = el.focus();
+        }
     });
 
     let send = move || {
@@ -101,7 +108,8 @@ pub fn Composer(client: ChatClient, room: Signal<String>) -> impl IntoView {
                 data-testid="composer-input"
                 rows="2"
                 placeholder="Write a message\u{2026}"
-                aria-label="Message"
+                aria-label=move || format!("Message #{}", room.get())
+                node_ref=input
                 prop:value=text
                 on:input=move |ev| on_input(event_target_value(&ev))
                 on:keydown=on_keydown

@@ -20,8 +20,10 @@ use crate::client::{ApiError, ChatClient, ErrorKind, EventStream, FeedEvent};
 use crate::members::Members;
 use crate::network::{self, WentOffline};
 use crate::timeline::Timeline;
+use crate::rows::Key;
 use crate::timer::{now_ms, sleep_ms};
 use crate::typing::Typists;
+use crate::unread::Unread;
 
 /// How many messages the page shows straight away on entering.
 const HISTORY_PAGE: u32 = 50;
@@ -60,6 +62,10 @@ pub struct Feed {
     /// Why the server refuses this room (bad name, too many rooms), in its words.
     problem: RwSignal<Option<String>>,
     loading_older: RwSignal<bool>,
+    /// What the person had read of the room on entering it, when its first page holds more.
+    read_before: RwSignal<Option<Key>>,
+    /// The last message heard live on the stream (not loaded as history).
+    live: RwSignal<Option<MessageResponse>>,
     /// Stops the current room's run; None while closed.
     run: StoredValue<Option<Stop>, LocalStorage>,
 }
@@ -75,6 +81,8 @@ impl Feed {
             typists: RwSignal::new(Typists::default()),
             problem: RwSignal::new(None),
             loading_older: RwSignal::new(false),
+            read_before: RwSignal::new(None),
+            live: RwSignal::new(None),
             run: StoredValue::new_local(None),
         }
     }
@@ -109,6 +117,14 @@ impl Feed {
         self.loading_older.into()
     }
 
+    pub fn read_before(&self) -> Signal<Option<Key>> {
+        self.read_before.into()
+    }
+
+    pub fn live(&self) -> Signal<Option<MessageResponse>> {
+        self.live.into()
+    }
+
     /// (epoch, newest id) of what is shown, i.e. what the person has seen of the room.
     pub fn seen(&self) -> Signal<(u64, u64)> {
         let timeline = self.timeline;
@@ -140,10 +156,14 @@ impl Feed {
         self.typists.set(Typists::default());
         self.problem.set(None);
         self.loading_older.set(false);
+        self.read_before.set(None);
+        self.live.set(None);
         self.state.set(ConnState::Connecting);
+        // Read before the room list marks this room read, which it does once it is shown.
+        let seen = Unread::load().seen(&room);
         let stop = Stop::default();
         self.run.set_value(Some(stop.clone()));
-        spawn_local(stop.guard(self.follow_room(room)));
+        spawn_local(stop.guard(self.follow_room(room, seen)));
     }
 
     /// Stops following (signed out). What is shown stays until the next `open`.
@@ -182,7 +202,7 @@ impl Feed {
         }));
     }
 
-    async fn follow_room(self, room: String) {
+    async fn follow_room(self, room: String, seen: Option<Key>) {
         let client = self.client.get_value();
         let mut attempt: u32 = 0;
         let mut have_history = false;
@@ -190,6 +210,10 @@ impl Feed {
             if !have_history {
                 match client.history(&room, 0, HISTORY_PAGE).await {
                     Ok(page) => {
+                        let newest = page.messages.last().map(|m| (page.epoch, m.id));
+                        if seen.is_some_and(|seen| seen.0 == page.epoch && newest > Some(seen)) {
+                            self.read_before.set(seen);
+                        }
                         self.timeline
                             .update(|t| t.load_history(page.epoch, page.messages, page.has_more));
                         have_history = true;
@@ -260,7 +284,15 @@ impl Feed {
                 }
                 Ok(Some(FeedEvent::Message(m))) => {
                     self.typists.maybe_update(|t| t.spoke(&m.username));
-                    self.timeline.maybe_update(|t| t.push(m));
+                    let heard = m.clone();
+                    let mut new = false;
+                    self.timeline.maybe_update(|t| {
+                        new = t.push(m);
+                        new
+                    });
+                    if new {
+                        self.live.set(Some(heard));
+                    }
                 }
                 Ok(Some(FeedEvent::Presence(p))) => self
                     .members

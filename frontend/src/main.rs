@@ -3,27 +3,32 @@
 //! the chat.
 
 mod account_menu;
+mod announcer;
 mod app;
 mod backoff;
 mod client;
 mod composer;
 mod connection_badge;
 mod feed;
+mod markup;
 mod member_list;
 mod members;
 mod message_list;
+mod message_text;
 mod name;
 mod name_prompt;
 mod network;
 mod outgoing;
 mod room_list;
 mod room_name;
+mod rows;
 mod session;
 mod timeline;
 mod timer;
 mod typing;
 mod typing_indicator;
 mod unread;
+mod when;
 
 // Talc instead of std's dlmalloc: smaller in the wasm and faster (measured in
 // BENCHMARKS.md). The page runs on one thread, which is what this allocator assumes.

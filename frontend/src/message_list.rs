@@ -1,57 +1,96 @@
-//! The conversation: one row per message with sender, text and local time, the reader's
-//! own messages set apart, and a "guest" tag on a guest's (whose name someone else may use
-//! later). It follows new messages only while the reader is at the
-//! bottom, so scrolling back to read is not yanked away by each arrival. Scrolling near
-//! the top asks for the page before; when rows land above, the scroll offset moves by
-//! their height so the rows being read stay where they are.
+//! The conversation: a day line where the date changes, and one row per message, the
+//! sender and time shown once per run of one person's messages (see `rows`), the reader's
+//! own set apart and a guest's tagged "guest" (whose name someone else may use later).
+//! It follows new messages only while the reader is at the bottom, so scrolling back to
+//! read is not yanked away by each arrival; scrolled up, a button counts what arrived
+//! unseen and jumps down, and a "new messages" line marks where unread began (or where it
+//! began on entering the room). Scrolling near the top asks for the page before; when rows
+//! land above, the scroll offset moves by their height so the rows being read stay put.
 
 use chat_proto::MessageResponse;
 use leptos::html::Ol;
 use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::announcer::Announcer;
+use crate::message_text::message_text;
+use crate::rows::{rows, Key, Row};
+use crate::timer::{now_ms, sleep_ms};
+use crate::when;
 
 /// How close (px) to the bottom still counts as "at the bottom".
 const STICK_SLACK_PX: i32 = 48;
 /// How close (px) to the top asks for older messages, so they are often in before the
 /// reader gets there.
 const NEAR_TOP_PX: i32 = 200;
-
-/// "HH:MM" in the reader's time zone; the full date goes in the tooltip.
-fn local_times(sent_at_ms: i64) -> (String, String) {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(sent_at_ms as f64));
-    let short = format!("{:02}:{:02}", date.get_hours(), date.get_minutes());
-    let full: String = date
-        .to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED)
-        .into();
-    (short, full)
-}
+/// How often "N min ago" is brought up to date.
+const TICK_MS: u32 = 20_000;
 
 #[component]
 pub fn MessageList(
-    messages: Signal<Vec<((u64, u64), MessageResponse)>>,
+    messages: Signal<Vec<(Key, MessageResponse)>>,
     me: Signal<String>,
     has_older: Signal<bool>,
     loading_older: Signal<bool>,
+    /// What the reader had read on entering the room, when more has come since.
+    read_before: Signal<Option<Key>>,
+    /// The last message heard live on the stream, for the screen reader.
+    live: Signal<Option<MessageResponse>>,
     on_near_top: Callback<()>,
 ) -> impl IntoView {
     let list = NodeRef::<Ol>::new();
-    let at_bottom = StoredValue::new(true);
+    let at_bottom = RwSignal::new(true);
+    // The newest message that was on screen at the bottom: all after it came unseen.
+    let seen_to = RwSignal::new(None::<Key>);
+    // `seen_to` when messages first came while the reader was scrolled up.
+    let fell_behind = RwSignal::new(None::<Key>);
     // The first row's key and the list's height as last rendered: a different first row
     // means rows came (or went) above.
-    let rendered = StoredValue::new((None::<(u64, u64)>, 0));
+    let rendered = StoredValue::new((None::<Key>, 0));
+    let now = RwSignal::new(now_ms() as i64);
+    let alive = StoredValue::new(());
+    spawn_local(async move {
+        loop {
+            sleep_ms(TICK_MS).await;
+            if alive.try_get_value().is_none() {
+                break;
+            }
+            now.set(now_ms() as i64);
+        }
+    });
 
+    let saw = move |last: Option<Key>| {
+        if seen_to.get_untracked() != last {
+            seen_to.set(last);
+        }
+    };
     // Runs after the rows for a change are in the DOM.
     Effect::new(move || {
-        let first = messages.with(|m| m.first().map(|(key, _)| *key));
+        let (first, last, last_mine) = messages.with(|m| {
+            let mine = m.last().is_some_and(|(_, msg)| me.with_untracked(|me| msg.username == *me));
+            (m.first().map(|(key, _)| *key), m.last().map(|(key, _)| *key), mine)
+        });
         let Some(el) = list.get() else { return };
         let (first_before, height_before) = rendered.get_value();
         if first.is_none() {
             // An emptied list (another room, a new epoch) starts at the newest again.
-            at_bottom.set_value(true);
+            at_bottom.set(true);
+            fell_behind.set(None);
         }
-        if at_bottom.get_value() {
+        let arrived = last > seen_to.get_untracked();
+        if arrived && last_mine {
+            at_bottom.set(true); // the reader's own message: show it
+        }
+        if at_bottom.get_untracked() {
             el.set_scroll_top(el.scroll_height());
-        } else if first_before.is_some() && first != first_before {
-            el.set_scroll_top(el.scroll_top() + el.scroll_height() - height_before);
+            saw(last);
+        } else {
+            if first_before.is_some() && first != first_before {
+                el.set_scroll_top(el.scroll_top() + el.scroll_height() - height_before);
+            }
+            if arrived && fell_behind.get_untracked().is_none() {
+                fell_behind.set(seen_to.get_untracked());
+            }
         }
         rendered.set_value((first, el.scroll_height()));
         // A page that does not fill the list gives nothing to scroll: fetch the next now.
@@ -61,25 +100,64 @@ pub fn MessageList(
     });
     let on_scroll = move |_| {
         if let Some(el) = list.get_untracked() {
-            at_bottom.set_value(
-                el.scroll_height() - el.scroll_top() - el.client_height() <= STICK_SLACK_PX,
-            );
+            let bottom = el.scroll_height() - el.scroll_top() - el.client_height() <= STICK_SLACK_PX;
+            if bottom != at_bottom.get_untracked() {
+                at_bottom.set(bottom);
+            }
+            if bottom {
+                saw(messages.with_untracked(|m| m.last().map(|(key, _)| *key)));
+            }
             if el.scroll_top() <= NEAR_TOP_PX && has_older.get_untracked() {
                 on_near_top.run(());
             }
         }
     };
+    let jump = move |_| {
+        if let Some(el) = list.get_untracked() {
+            el.set_scroll_top(el.scroll_height());
+            // The button goes away: the list keeps the focus for the keyboard.
+            let _ = el.focus();
+        }
+    };
+    let unseen = move || {
+        let seen = seen_to.get();
+        messages.with(|m| m.iter().rev().take_while(|(key, _)| Some(*key) > seen).count())
+    };
+    let shown = move || rows(messages.get(), read_before.get().or(fell_behind.get()), when::local_day);
 
     view! {
         <div class="messages-frame">
             <Show when=move || loading_older.get()>
                 <p class="older" data-testid="older-loading">"Loading older messages\u{2026}"</p>
             </Show>
-            <ol class="messages" data-testid="messages" aria-live="polite" node_ref=list on:scroll=on_scroll>
-                <For each=move || messages.get() key=|(key, _)| *key let:item>
-                    <MessageRow message=item.1 me />
+            <ol
+                class="messages"
+                data-testid="messages"
+                aria-label="Messages"
+                tabindex="0"
+                node_ref=list
+                on:scroll=on_scroll
+            >
+                <For each=shown key=Row::key let:row>
+                    <MessageRow row me now />
                 </For>
             </ol>
+            <button
+                type="button"
+                class="jump"
+                data-testid="jump"
+                hidden=move || at_bottom.get()
+                on:click=jump
+            >
+                "Jump to newest"
+                <span class="count" data-testid="jump-count">
+                    {move || match unseen() {
+                        0 => String::new(),
+                        n => format!("{n} new"),
+                    }}
+                </span>
+            </button>
+            <Announcer live me />
         </div>
         <Show when=move || messages.with(Vec::is_empty)>
             <p class="empty">"No messages yet. Say hello!"</p>
@@ -88,18 +166,40 @@ pub fn MessageList(
 }
 
 #[component]
-fn MessageRow(message: MessageResponse, me: Signal<String>) -> impl IntoView {
-    let (time, full_time) = local_times(message.sent_at_ms);
+fn MessageRow(row: Row, me: Signal<String>, now: RwSignal<i64>) -> impl IntoView {
+    let Row {
+        day_line,
+        new_line,
+        head,
+        message,
+        ..
+    } = row;
+    let sent = message.sent_at_ms;
+    let full = when::full_time(sent);
     let username = message.username.clone();
     let mine = move || me.with(|me| *me == username);
+    // A run's later messages show no time; the exact one is on hover all the same.
+    let meta = head.then(|| {
+        view! {
+            <div class="meta">
+                <span class="user" data-testid="message-user">{message.username.clone()}</span>
+                {message.guest.then(|| view! { <span class="tag" data-testid="message-guest">"guest"</span> })}
+                <time class="time" data-testid="message-time">
+                    {move || when::short_time(now.get(), sent)}
+                </time>
+            </div>
+        }
+    });
     view! {
         <li class="message" class:mine=mine data-testid="message" data-id=message.id.to_string()>
-            <div class="meta">
-                <span class="user" data-testid="message-user">{message.username}</span>
-                {message.guest.then(|| view! { <span class="tag" data-testid="message-guest">"guest"</span> })}
-                <time class="time" data-testid="message-time" title=full_time>{time}</time>
+            {day_line.then(|| view! {
+                <div class="day" data-testid="day">{move || when::day_label(now.get(), sent)}</div>
+            })}
+            {new_line.then(|| view! { <div class="new-line" data-testid="new-messages">"New messages"</div> })}
+            <div class=if head { "bubble head" } else { "bubble" } title=full>
+                {meta}
+                <p class="text" data-testid="message-text">{message_text(&message.text)}</p>
             </div>
-            <p class="text" data-testid="message-text">{message.text}</p>
         </li>
     }
 }

@@ -44,8 +44,13 @@ impl Unread {
 
     /// Messages in `room` newer than what was seen there.
     pub fn count(&self, room: &str, last_id: u64) -> u64 {
-        let seen = self.seen.iter().find(|(r, _)| r == room).map_or(0, |e| e.1);
-        last_id.saturating_sub(seen)
+        last_id.saturating_sub(self.seen(room).map_or(0, |s| s.1))
+    }
+
+    /// (epoch, newest id seen) in `room`; None before the first room list.
+    pub fn seen(&self, room: &str) -> Option<(u64, u64)> {
+        let id = self.seen.iter().find(|(r, _)| r == room).map_or(0, |e| e.1);
+        self.epoch.map(|epoch| (epoch, id))
     }
 
     /// One line per room after the epoch; room names never hold spaces or newlines.
@@ -126,6 +131,9 @@ mod tests {
         assert_eq!(u.count("dev", 4), 0);
         u.mark_read(5, "dev", 2);
         assert_eq!(u.count("dev", 4), 0, "never goes back");
+        assert_eq!(u.seen("dev"), Some((5, 4)));
+        assert_eq!(u.seen("elsewhere"), Some((5, 0)), "a room never seen: all of it is new");
+        assert_eq!(Unread::default().seen("dev"), None, "a first look: nothing is new");
     }
 
     #[test]
