@@ -26,7 +26,12 @@
 //   typing                                   "NAME is typing..." (empty when nobody types)
 //   messages; message [data-id],             the conversation; rows of the reader's own
 //   message-user, message-text, message-time messages have class "mine"; message-guest
-//   message-guest                            tags a guest's message
+//   message-guest                            tags a guest's message; user and time only
+//                                            on the first of one sender's run
+//   day, new-messages                        a day line; the "New messages" line
+//   jump, jump-count                         "Jump to newest" when scrolled up; how many
+//                                            arrived unseen
+//   announcer                                the polite live region (messages from others)
 //   older-loading                            shown while an older page is on its way
 //   composer-input, composer-send,           the composer and the server's error next to it
 //   composer-error
@@ -128,7 +133,9 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     const atBob = await bob.message(text);
     const atAlice = await alice.message(text);
     assert.equal(await atBob.locator('[data-testid=message-user]').textContent(), 'alice');
-    assert.match(await atBob.locator('[data-testid=message-time]').textContent(), /^\d\d:\d\d$/);
+    // Recent, so relative; the exact time is on hover.
+    assert.match(await atBob.locator('[data-testid=message-time]').textContent(), /^(just now|\d+ min ago)$/);
+    assert.match(await atBob.locator('.bubble').getAttribute('title'), /\d\d?:\d\d/);
     assert.equal(await atAlice.getAttribute('data-id'), await atBob.getAttribute('data-id'));
     assert.ok(await atAlice.evaluate((el) => el.classList.contains('mine')), 'sender sees it as mine');
     assert.ok(!(await atBob.evaluate((el) => el.classList.contains('mine'))), 'receiver does not');

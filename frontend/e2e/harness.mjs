@@ -356,10 +356,13 @@ export async function launchBrowser(extraArgs = []) {
 /** A Content-Security-Policy violation, as the page's listener or Chromium reports it. */
 const CSP_VIOLATION = /^error: (csp violation|.*Content Security Policy)/;
 
-/** One person: a fresh browser context (own localStorage) with the page open. */
+/**
+ * One person: a fresh browser context (own localStorage) with the page open. `options` go
+ * to the context (viewport, colorScheme, bypassCSP for the accessibility checker, ...).
+ */
 export class Person {
-  static async open(browser, url) {
-    const context = await browser.newContext();
+  static async open(browser, url, options = {}) {
+    const context = await browser.newContext(options);
     context.setDefaultTimeout(TIMEOUT);
     // Before any of the page's scripts: every CSP violation the page meets is logged.
     await context.addInitScript(() => {

@@ -64,39 +64,45 @@ pub fn MessageList(
             seen_to.set(last);
         }
     };
-    // Runs after the rows for a change are in the DOM.
     Effect::new(move || {
         let (first, last, last_mine) = messages.with(|m| {
             let mine = m.last().is_some_and(|(_, msg)| me.with_untracked(|me| msg.username == *me));
             (m.first().map(|(key, _)| *key), m.last().map(|(key, _)| *key), mine)
         });
-        let Some(el) = list.get() else { return };
-        let (first_before, height_before) = rendered.get_value();
-        if first.is_none() {
-            // An emptied list (another room, a new epoch) starts at the newest again.
-            at_bottom.set(true);
-            fell_behind.set(None);
-        }
-        let arrived = last > seen_to.get_untracked();
-        if arrived && last_mine {
-            at_bottom.set(true); // the reader's own message: show it
-        }
-        if at_bottom.get_untracked() {
-            el.set_scroll_top(el.scroll_height());
-            saw(last);
-        } else {
-            if first_before.is_some() && first != first_before {
-                el.set_scroll_top(el.scroll_top() + el.scroll_height() - height_before);
+        list.track();
+        // The list's own update for this change may still be queued: measure after it.
+        queue_microtask(move || {
+            if alive.try_get_value().is_none() {
+                return; // the list is gone
             }
-            if arrived && fell_behind.get_untracked().is_none() {
-                fell_behind.set(seen_to.get_untracked());
+            let Some(el) = list.get_untracked() else { return };
+            let (first_before, height_before) = rendered.get_value();
+            if first.is_none() {
+                // An emptied list (another room, a new epoch) starts at the newest again.
+                at_bottom.set(true);
+                fell_behind.set(None);
             }
-        }
-        rendered.set_value((first, el.scroll_height()));
-        // A page that does not fill the list gives nothing to scroll: fetch the next now.
-        if el.scroll_height() <= el.client_height() && has_older.get_untracked() {
-            on_near_top.run(());
-        }
+            let arrived = last > seen_to.get_untracked();
+            if arrived && last_mine {
+                at_bottom.set(true); // the reader's own message: show it
+            }
+            if at_bottom.get_untracked() {
+                el.set_scroll_top(el.scroll_height());
+                saw(last);
+            } else {
+                if first_before.is_some() && first != first_before {
+                    el.set_scroll_top(el.scroll_top() + el.scroll_height() - height_before);
+                }
+                if arrived && fell_behind.get_untracked().is_none() {
+                    fell_behind.set(seen_to.get_untracked());
+                }
+            }
+            rendered.set_value((first, el.scroll_height()));
+            // A page that does not fill the list gives nothing to scroll: fetch the next now.
+            if el.scroll_height() <= el.client_height() && has_older.get_untracked() {
+                on_near_top.run(());
+            }
+        });
     });
     let on_scroll = move |_| {
         if let Some(el) = list.get_untracked() {
