@@ -424,7 +424,9 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
       const anchor = await list.evaluate((el) => {
         el.scrollTop = 0;
         const row = el.querySelector('li[data-testid=message]');
-        const offset = row.getBoundingClientRect().top - el.getBoundingClientRect().top;
+        // The text, not the row: the day line above the first row moves to the new first.
+        const text = row.querySelector('[data-testid=message-text]');
+        const offset = text.getBoundingClientRect().top - el.getBoundingClientRect().top;
         el.dispatchEvent(new Event('scroll'));
         return { id: row.getAttribute('data-id'), offset };
       });
@@ -434,7 +436,7 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
       assert.ok(rows.findIndex((m) => m.id === anchor.id) > 0, 'older rows went above the anchor');
       // The row that was on top stays where it was on screen.
       const stayed = await list.evaluate((el, id) => {
-        const row = el.querySelector(`li[data-id="${id}"]`);
+        const row = el.querySelector(`li[data-id="${id}"] [data-testid=message-text]`);
         return row.getBoundingClientRect().top - el.getBoundingClientRect().top;
       }, anchor.id);
       assert.ok(Math.abs(stayed - anchor.offset) <= 2, `row ${anchor.id} moved from ${anchor.offset} to ${stayed}`);

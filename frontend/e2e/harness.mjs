@@ -125,6 +125,8 @@ export class ChatServer {
   }
 }
 
+const GRPC_WEB_HEADERS = { 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1' };
+
 /** Protobuf for a message of string fields only: field number -> value. */
 function encodeStrings(fields) {
   const parts = [];
@@ -166,18 +168,35 @@ async function grpcWebStatus(res) {
  * Returns the grpc-status as {code, message}.
  */
 export async function grpcWebCall(serverUrl, method, fields = {}, token = undefined) {
-  const message = encodeStrings(fields);
-  const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), message]);
-  frame.writeUInt32BE(message.length, 1);
-  const headers = { 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1' };
-  if (token) headers.authorization = `Bearer ${token}`;
+  const headers = token ? { ...GRPC_WEB_HEADERS, authorization: `Bearer ${token}` } : GRPC_WEB_HEADERS;
   const res = await fetch(`${serverUrl}/grpcchat.ChatService/${method}`, {
     method: 'POST',
     headers,
-    body: frame,
+    body: frame(fields),
     signal: AbortSignal.timeout(10_000),
   });
   return grpcWebStatus(res);
+}
+
+/** A grpc-web data frame holding a message of string fields. */
+function frame(fields) {
+  const message = encodeStrings(fields);
+  const out = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), message]);
+  out.writeUInt32BE(message.length, 1);
+  return out;
+}
+
+/**
+ * A new session's token from Join ({1: name}), Register or SignIn ({1: name, 2: password}):
+ * JoinResponse.token is field 1, the first field of the first data frame (hex, < 128 bytes).
+ */
+export async function sessionToken(serverUrl, method, fields) {
+  const res = await fetch(`${serverUrl}/grpcchat.ChatService/${method}`, {
+    method: 'POST', headers: GRPC_WEB_HEADERS, body: frame(fields), signal: AbortSignal.timeout(10_000),
+  });
+  const body = Buffer.from(await res.arrayBuffer());
+  if (body.length < 7 || body[0] !== 0 || body[5] !== 0x0a) throw new Error(`${method} ${fields[1]} failed: ${body}`);
+  return body.subarray(7, 7 + body[6]).toString('utf8');
 }
 
 let roomMakers = 0;
@@ -189,24 +208,11 @@ let roomMakers = 0;
  */
 export async function createRoom(serverUrl, room) {
   const name = `maker${process.pid}x${roomMakers++}`;
-  const frame = (fields) => {
-    const message = encodeStrings(fields);
-    const out = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), message]);
-    out.writeUInt32BE(message.length, 1);
-    return out;
-  };
-  const headers = { 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1' };
-  const joined = await fetch(`${serverUrl}/grpcchat.ChatService/Join`, {
-    method: 'POST', headers, body: frame({ 1: name }), signal: AbortSignal.timeout(10_000),
-  });
-  const body = Buffer.from(await joined.arrayBuffer());
-  // JoinResponse.token: field 1, the first field of the first data frame (hex, < 128 bytes).
-  if (body.length < 7 || body[0] !== 0 || body[5] !== 0x0a) throw new Error(`Join ${name} failed: ${body}`);
-  const token = body.subarray(7, 7 + body[6]).toString('utf8');
+  const token = await sessionToken(serverUrl, 'Join', { 1: name });
   const opened = new AbortController();
   const res = await fetch(`${serverUrl}/grpcchat.ChatService/Subscribe`, {
     method: 'POST',
-    headers: { ...headers, authorization: `Bearer ${token}` },
+    headers: { ...GRPC_WEB_HEADERS, authorization: `Bearer ${token}` },
     body: frame({ 1: room }),
     signal: opened.signal,
   });
