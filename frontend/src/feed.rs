@@ -64,8 +64,9 @@ pub struct Feed {
     loading_older: RwSignal<bool>,
     /// What the person had read of the room on entering it, when its first page holds more.
     read_before: RwSignal<Option<Key>>,
-    /// The last message heard live on the stream (not loaded as history).
-    live: RwSignal<Option<MessageResponse>>,
+    /// "NAME: text" of the last message from someone else heard live on the stream (not
+    /// loaded as history), for screen readers.
+    live: RwSignal<Option<String>>,
     /// Stops the current room's run; None while closed.
     run: StoredValue<Option<Stop>, LocalStorage>,
 }
@@ -121,7 +122,7 @@ impl Feed {
         self.read_before.into()
     }
 
-    pub fn live(&self) -> Signal<Option<MessageResponse>> {
+    pub fn live(&self) -> Signal<Option<String>> {
         self.live.into()
     }
 
@@ -284,14 +285,15 @@ impl Feed {
                 }
                 Ok(Some(FeedEvent::Message(m))) => {
                     self.typists.maybe_update(|t| t.spoke(&m.username));
-                    let heard = m.clone();
+                    let others = client.who().is_none_or(|me| me.name != m.username);
+                    let heard = others.then(|| format!("{}: {}", m.username, m.text));
                     let mut new = false;
                     self.timeline.maybe_update(|t| {
                         new = t.push(m);
                         new
                     });
-                    if new {
-                        self.live.set(Some(heard));
+                    if new && heard.is_some() {
+                        self.live.set(heard);
                     }
                 }
                 Ok(Some(FeedEvent::Presence(p))) => self

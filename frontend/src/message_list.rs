@@ -34,8 +34,8 @@ pub fn MessageList(
     loading_older: Signal<bool>,
     /// What the reader had read on entering the room, when more has come since.
     read_before: Signal<Option<Key>>,
-    /// The last message heard live on the stream, for the screen reader.
-    live: Signal<Option<MessageResponse>>,
+    /// The last message from someone else heard live on the stream, for the screen reader.
+    live: Signal<Option<String>>,
     on_near_top: Callback<()>,
 ) -> impl IntoView {
     let list = NodeRef::<Ol>::new();
@@ -47,7 +47,8 @@ pub fn MessageList(
     // The first row's key and the list's height as last rendered: a different first row
     // means rows came (or went) above.
     let rendered = StoredValue::new((None::<Key>, 0));
-    let now = RwSignal::new(now_ms() as i64);
+    // Flips every tick: what reads it is worked out again against the clock.
+    let tick = RwSignal::new(false);
     let alive = StoredValue::new(());
     spawn_local(async move {
         loop {
@@ -55,7 +56,7 @@ pub fn MessageList(
             if alive.try_get_value().is_none() {
                 break;
             }
-            now.set(now_ms() as i64);
+            tick.update(|t| *t = !*t);
         }
     });
 
@@ -145,7 +146,7 @@ pub fn MessageList(
                 on:scroll=on_scroll
             >
                 <For each=shown key=Row::key let:row>
-                    <MessageRow row me now />
+                    <MessageRow row me tick />
                 </For>
             </ol>
             <button
@@ -163,7 +164,7 @@ pub fn MessageList(
                     }}
                 </span>
             </button>
-            <Announcer live me />
+            <Announcer live />
         </div>
         <Show when=move || messages.with(Vec::is_empty)>
             <p class="empty">"No messages yet. Say hello!"</p>
@@ -171,8 +172,28 @@ pub fn MessageList(
     }
 }
 
+/// `say(now, ms)`, said again at each tick. One closure type for every such text (a fn
+/// pointer, not a closure per use) keeps one copy of the code that renders it.
+fn ticking(tick: RwSignal<bool>, say: fn(i64, i64) -> String, ms: i64) -> impl IntoView {
+    move || {
+        tick.track();
+        say(now_ms() as i64, ms)
+    }
+}
+
+/// A line across the list above a message (the day, or where new messages start).
+fn line(
+    shown: bool,
+    name: &'static str,
+    tick: RwSignal<bool>,
+    say: fn(i64, i64) -> String,
+    ms: i64,
+) -> impl IntoView {
+    shown.then(|| view! { <div class=name data-testid=name>{ticking(tick, say, ms)}</div> })
+}
+
 #[component]
-fn MessageRow(row: Row, me: Signal<String>, now: RwSignal<i64>) -> impl IntoView {
+fn MessageRow(row: Row, me: Signal<String>, tick: RwSignal<bool>) -> impl IntoView {
     let Row {
         day_line,
         new_line,
@@ -191,17 +212,15 @@ fn MessageRow(row: Row, me: Signal<String>, now: RwSignal<i64>) -> impl IntoView
                 <span class="user" data-testid="message-user">{message.username.clone()}</span>
                 {message.guest.then(|| view! { <span class="tag" data-testid="message-guest">"guest"</span> })}
                 <time class="time" data-testid="message-time">
-                    {move || when::short_time(now.get(), sent)}
+                    {ticking(tick, when::short_time, sent)}
                 </time>
             </div>
         }
     });
     view! {
         <li class="message" class:mine=mine data-testid="message" data-id=message.id.to_string()>
-            {day_line.then(|| view! {
-                <div class="day" data-testid="day">{move || when::day_label(now.get(), sent)}</div>
-            })}
-            {new_line.then(|| view! { <div class="new-line" data-testid="new-messages">"New messages"</div> })}
+            {line(day_line, "day", tick, when::day_label, sent)}
+            {line(new_line, "new-messages", tick, when::new_messages, sent)}
             <div class=if head { "bubble head" } else { "bubble" } title=full>
                 {meta}
                 <p class="text" data-testid="message-text">{message_text(&message.text)}</p>

@@ -80,6 +80,8 @@ impl Unread {
         }
     }
 
+    // Called from the room list and the feed: one copy, not one inlined into each.
+    #[inline(never)]
     pub fn load() -> Self {
         crate::session::storage()
             .and_then(|s| s.get_item(STORAGE_KEY).ok()?)

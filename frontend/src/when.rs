@@ -14,7 +14,7 @@ const DAY_MS: i64 = 24 * 60 * MINUTE_MS;
 pub fn relative(now_ms: i64, sent_ms: i64) -> Option<String> {
     match now_ms - sent_ms {
         ago if ago < MINUTE_MS => Some("just now".to_owned()),
-        ago if ago < 60 * MINUTE_MS => Some(format!("{} min ago", ago / MINUTE_MS)),
+        ago if ago < 60 * MINUTE_MS => Some(format!("{} min ago", (ago / MINUTE_MS) as u32)),
         _ => None,
     }
 }
@@ -52,6 +52,12 @@ pub fn full_time(sent_ms: i64) -> String {
     date(sent_ms)
         .to_locale_string("default", &JsValue::UNDEFINED)
         .into()
+}
+
+/// The words of the "new messages" line (a `fn(now, ms)` like the day line's, so both
+/// lines are one kind of element).
+pub fn new_messages(_now_ms: i64, _ms: i64) -> String {
+    "New messages".to_owned()
 }
 
 /// A day line's words for the day `ms` falls in, at `now_ms`.
