@@ -62,12 +62,17 @@ pub fn pieces(text: &str) -> Vec<Piece<'_>> {
                 code: true,
                 ..style
             },
-            Kind::Link => Style { link: true, ..style },
+            Kind::Link => Style {
+                link: true,
+                ..style
+            },
             _ => style,
         };
         // Plain runs side by side (text and unpaired markers) become one piece.
         match out.last_mut() {
-            Some(last) if t.kind != Kind::Link && !shown.code && last.1 == t.start && last.2 == shown => {
+            Some(last)
+                if t.kind != Kind::Link && !shown.code && last.1 == t.start && last.2 == shown =>
+            {
                 last.1 = t.end
             }
             _ => out.push((t.start, t.end, shown)),
@@ -124,7 +129,8 @@ fn tokenize(text: &str) -> Vec<Token> {
             }
             b'_' if b.get(i + 1) != Some(&b'_') && (i == 0 || b[i - 1] != b'_') => {
                 let next = b.get(i + 1);
-                let open = !word_byte(b, i.wrapping_sub(1)) && next.is_some_and(|c| !c.is_ascii_whitespace());
+                let open = !word_byte(b, i.wrapping_sub(1))
+                    && next.is_some_and(|c| !c.is_ascii_whitespace());
                 let close = i > 0 && !b[i - 1].is_ascii_whitespace() && !word_byte(b, i + 1);
                 (Kind::Italic, i, i + 1, i + 1, open, close)
             }
@@ -169,7 +175,8 @@ fn plain(start: usize, end: usize) -> Token {
 /// A letter or digit at `i` (false outside the text). Bytes of non-ASCII characters count
 /// as letters, so `café_au_lait` stays as typed.
 fn word_byte(b: &[u8], i: usize) -> bool {
-    b.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c >= 0x80)
+    b.get(i)
+        .is_some_and(|c| c.is_ascii_alphanumeric() || *c >= 0x80)
 }
 
 /// Where an http:// or https:// URL starting at `i` ends. It runs to the next space,
@@ -301,7 +308,11 @@ mod tests {
         );
         assert_eq!(
             show("http://a.b\nhttps://c.d"),
-            vec![t("http://a.b", "link"), t("\n", "text"), t("https://c.d", "link")]
+            vec![
+                t("http://a.b", "link"),
+                t("\n", "text"),
+                t("https://c.d", "link")
+            ]
         );
         assert_eq!(
             show("**https://x.org**"),
@@ -333,7 +344,11 @@ mod tests {
     fn code_bold_and_italic() {
         assert_eq!(
             show("run `cargo test` now"),
-            vec![t("run ", "text"), t("cargo test", "code"), t(" now", "text")]
+            vec![
+                t("run ", "text"),
+                t("cargo test", "code"),
+                t(" now", "text")
+            ]
         );
         assert_eq!(
             show("**bold** and _italic_"),
@@ -385,7 +400,10 @@ mod tests {
         for p in pieces(hostile) {
             if p.style.link {
                 let lower = p.text.to_ascii_lowercase();
-                assert!(lower.starts_with("http://") || lower.starts_with("https://"), "{p:?}");
+                assert!(
+                    lower.starts_with("http://") || lower.starts_with("https://"),
+                    "{p:?}"
+                );
                 assert!(!p.text.contains(['"', '<', '>', ' ']), "{p:?}");
             }
         }

@@ -67,8 +67,14 @@ pub fn MessageList(
     };
     Effect::new(move || {
         let (first, last, last_mine) = messages.with(|m| {
-            let mine = m.last().is_some_and(|(_, msg)| me.with_untracked(|me| msg.username == *me));
-            (m.first().map(|(key, _)| *key), m.last().map(|(key, _)| *key), mine)
+            let mine = m
+                .last()
+                .is_some_and(|(_, msg)| me.with_untracked(|me| msg.username == *me));
+            (
+                m.first().map(|(key, _)| *key),
+                m.last().map(|(key, _)| *key),
+                mine,
+            )
         });
         list.track();
         // The list's own update for this change may still be queued: measure after it.
@@ -76,7 +82,9 @@ pub fn MessageList(
             if alive.try_get_value().is_none() {
                 return; // the list is gone
             }
-            let Some(el) = list.get_untracked() else { return };
+            let Some(el) = list.get_untracked() else {
+                return;
+            };
             let (first_before, height_before) = rendered.get_value();
             if first.is_none() {
                 // An emptied list (another room, a new epoch) starts at the newest again.
@@ -107,7 +115,8 @@ pub fn MessageList(
     });
     let on_scroll = move |_| {
         if let Some(el) = list.get_untracked() {
-            let bottom = el.scroll_height() - el.scroll_top() - el.client_height() <= STICK_SLACK_PX;
+            let bottom =
+                el.scroll_height() - el.scroll_top() - el.client_height() <= STICK_SLACK_PX;
             if bottom != at_bottom.get_untracked() {
                 at_bottom.set(bottom);
             }
@@ -128,9 +137,20 @@ pub fn MessageList(
     };
     let unseen = move || {
         let seen = seen_to.get();
-        messages.with(|m| m.iter().rev().take_while(|(key, _)| Some(*key) > seen).count())
+        messages.with(|m| {
+            m.iter()
+                .rev()
+                .take_while(|(key, _)| Some(*key) > seen)
+                .count()
+        })
     };
-    let shown = move || rows(messages.get(), read_before.get().or(fell_behind.get()), when::local_day);
+    let shown = move || {
+        rows(
+            messages.get(),
+            read_before.get().or(fell_behind.get()),
+            when::local_day,
+        )
+    };
 
     view! {
         <div class="messages-frame">

@@ -34,7 +34,10 @@ pub fn message_text(text: &str) -> impl IntoView {
             let link = |v: &'static str| s.link.then_some(v);
             Either::Right(
                 custom(tag)
-                    .attr("class", (!class.is_empty()).then(|| class.trim_start().to_owned()))
+                    .attr(
+                        "class",
+                        (!class.is_empty()).then(|| class.trim_start().to_owned()),
+                    )
                     .attr("href", s.link.then(|| text.clone()))
                     .attr("target", link("_blank"))
                     .attr("rel", link("noopener noreferrer nofollow"))

@@ -143,7 +143,13 @@ mod tests {
     #[test]
     fn the_new_messages_line_goes_before_the_first_unread_and_heads_it() {
         let t = 10 * DAY;
-        let list = || vec![msg(1, "ann", t), msg(2, "ann", t + MIN), msg(3, "ann", t + 2 * MIN)];
+        let list = || {
+            vec![
+                msg(1, "ann", t),
+                msg(2, "ann", t + MIN),
+                msg(3, "ann", t + 2 * MIN),
+            ]
+        };
         assert_eq!(
             shape(&rows(list(), Some((1, 1)), day_of)),
             ["day 10", "1 head", "new", "2 head", "3"]
@@ -162,9 +168,17 @@ mod tests {
     #[test]
     fn an_older_page_merged_above_regroups_the_rows_it_meets() {
         let t = 10 * DAY;
-        let shown = rows(vec![msg(5, "ann", t + 2 * MIN), msg(6, "ann", t + 3 * MIN)], None, day_of);
+        let shown = rows(
+            vec![msg(5, "ann", t + 2 * MIN), msg(6, "ann", t + 3 * MIN)],
+            None,
+            day_of,
+        );
         let merged = rows(
-            vec![msg(4, "ann", t + MIN), msg(5, "ann", t + 2 * MIN), msg(6, "ann", t + 3 * MIN)],
+            vec![
+                msg(4, "ann", t + MIN),
+                msg(5, "ann", t + 2 * MIN),
+                msg(6, "ann", t + 3 * MIN),
+            ],
             None,
             day_of,
         );

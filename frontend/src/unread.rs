@@ -134,8 +134,16 @@ mod tests {
         u.mark_read(5, "dev", 2);
         assert_eq!(u.count("dev", 4), 0, "never goes back");
         assert_eq!(u.seen("dev"), Some((5, 4)));
-        assert_eq!(u.seen("elsewhere"), Some((5, 0)), "a room never seen: all of it is new");
-        assert_eq!(Unread::default().seen("dev"), None, "a first look: nothing is new");
+        assert_eq!(
+            u.seen("elsewhere"),
+            Some((5, 0)),
+            "a room never seen: all of it is new"
+        );
+        assert_eq!(
+            Unread::default().seen("dev"),
+            None,
+            "a first look: nothing is new"
+        );
     }
 
     #[test]

@@ -87,8 +87,14 @@ mod tests {
         assert_eq!(relative(now, now + 5_000).as_deref(), Some("just now"));
         assert_eq!(relative(now, now - 59_999).as_deref(), Some("just now"));
         assert_eq!(relative(now, now - 60_000).as_deref(), Some("1 min ago"));
-        assert_eq!(relative(now, now - 3 * 60_000 - 5).as_deref(), Some("3 min ago"));
-        assert_eq!(relative(now, now - 59 * 60_000).as_deref(), Some("59 min ago"));
+        assert_eq!(
+            relative(now, now - 3 * 60_000 - 5).as_deref(),
+            Some("3 min ago")
+        );
+        assert_eq!(
+            relative(now, now - 59 * 60_000).as_deref(),
+            Some("59 min ago")
+        );
         assert_eq!(relative(now, now - 60 * 60_000), None);
     }
 
@@ -97,6 +103,10 @@ mod tests {
         assert_eq!(near_day(20_000, 20_000), Some("Today"));
         assert_eq!(near_day(20_000, 19_999), Some("Yesterday"));
         assert_eq!(near_day(20_000, 19_998), None);
-        assert_eq!(near_day(20_000, 20_001), None, "a clock behind the server's");
+        assert_eq!(
+            near_day(20_000, 20_001),
+            None,
+            "a clock behind the server's"
+        );
     }
 }
