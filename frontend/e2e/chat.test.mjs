@@ -36,10 +36,10 @@
 //   composer-input, composer-send,           the composer and the server's error next to it
 //   composer-error
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe } from 'node:test';
 import {
   ChatCli, ChatServer, FreezingProxy, HEARTBEAT_MS, Person, TIMEOUT, createRoom, freePort, grpcWebCall, launchBrowser, postMessages,
-  sleep, until,
+  reportingStep, sleep, until,
 } from './harness.mjs';
 
 const XSS = '<img src=x onerror=alert(1)>';
@@ -55,16 +55,7 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
   const everyone = [];
 
   // Every failure report carries what the server and the pages said.
-  const step = (name, opts, fn) =>
-    it(name, { timeout: 6 * TIMEOUT, ...opts }, async () => {
-      try {
-        await fn();
-      } catch (err) {
-        console.error(`\n--- chat-server output ---\n${server?.log.text ?? '(not started)'}`);
-        for (const p of people) console.error(`--- page console (${p.name}) ---\n${p.console.join('\n')}`);
-        throw err;
-      }
-    });
+  const step = reportingStep(() => ({ server, people }));
 
   const open = async (name, url = server.url) => {
     const person = await Person.open(browser, url);

@@ -8,6 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { it } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -23,6 +24,24 @@ export const HEARTBEAT_MS = 1000;
 export const TIMEOUT = Number(process.env.E2E_TIMEOUT_MS || 30_000);
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A test step (`it`, with a generous timeout) whose failure report carries what the server
+ * and the pages said: `said()` gives {server, people} as they are when the step fails.
+ */
+export function reportingStep(said) {
+  return (name, opts, fn) =>
+    it(name, { timeout: 6 * TIMEOUT, ...opts }, async () => {
+      try {
+        await fn();
+      } catch (err) {
+        const { server, people } = said();
+        console.error(`\n--- chat-server output ---\n${server?.log.text ?? '(not started)'}`);
+        for (const p of people) console.error(`--- page console (${p.name}) ---\n${p.console.join('\n')}`);
+        throw err;
+      }
+    });
+}
 
 /** Polls `check` until it returns a truthy value or `ms` pass. */
 export async function until(what, check, ms = TIMEOUT) {

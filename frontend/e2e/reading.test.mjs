@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe } from 'node:test';
 import {
-  ChatServer, Person, TIMEOUT, createRoom, freePort, launchBrowser, postMessages, sleep, until,
+  ChatServer, Person, TIMEOUT, createRoom, freePort, launchBrowser, postMessages, reportingStep, sleep, until,
 } from './harness.mjs';
 
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -22,16 +22,7 @@ describe('reading and access', { timeout: 20 * TIMEOUT }, () => {
   let browser;
   const people = [];
 
-  const step = (name, fn) =>
-    it(name, { timeout: 6 * TIMEOUT }, async () => {
-      try {
-        await fn();
-      } catch (err) {
-        console.error(`\n--- chat-server output ---\n${server?.log.text ?? '(not started)'}`);
-        for (const p of people) console.error(`--- page console (${p.name}) ---\n${p.console.join('\n')}`);
-        throw err;
-      }
-    });
+  const step = (name, fn) => reportingStep(() => ({ server, people }))(name, {}, fn);
 
   const open = async (name, options = {}) => {
     const person = await Person.open(browser, server.url, options);
