@@ -10,6 +10,7 @@ use crate::account_menu::AccountMenu;
 use crate::client::ChatClient;
 use crate::composer::Composer;
 use crate::connection_badge::ConnectionBadge;
+use crate::early_prompt::EarlyPrompt;
 use crate::feed::Feed;
 use crate::member_list::MemberList;
 use crate::message_list::MessageList;
@@ -20,7 +21,11 @@ use crate::session::{self, Who};
 use crate::typing_indicator::TypingIndicator;
 
 #[component]
-pub fn App() -> impl IntoView {
+pub fn App(
+    /// What index.html's static prompt held when the app took over; the first prompt
+    /// continues it.
+    early: Option<EarlyPrompt>,
+) -> impl IntoView {
     let me = RwSignal::new(None::<Who>);
     // Why the prompt is back: the page could not keep the session by itself (the server's
     // reason, or an account's session ended), or the person signed out everywhere.
@@ -30,6 +35,8 @@ pub fn App() -> impl IntoView {
         me.set(None);
     });
     me.set(client.who());
+    // Signed in already: the static page showed the frame, and the prompt is not shown.
+    let early = StoredValue::new(early.filter(|_| me.with_untracked(Option::is_none)));
     let feed = Feed::new(client.clone());
     let client = StoredValue::new_local(client);
 
@@ -84,24 +91,34 @@ pub fn App() -> impl IntoView {
     let my_name = Signal::derive(move || who.with(|w| w.name.clone()));
     // The prompt comes back on the form that fits the last name: an account's on sign in.
     let prompt_for = move || {
+        if let Some(early) = early.try_update_value(Option::take).flatten() {
+            return (early.name, early.password, early.mode, early.submitted);
+        }
         let last = session::last();
         let mode = match &last {
             Some(Who { guest: false, .. }) => Mode::SignIn,
             _ => Mode::Guest,
         };
-        (last.map(|w| w.name).unwrap_or_default(), mode)
+        (
+            last.map(|w| w.name).unwrap_or_default(),
+            String::new(),
+            mode,
+            false,
+        )
     };
 
     view! {
         <Show
             when=move || me.with(Option::is_some)
             fallback=move || {
-                let (initial, mode) = prompt_for();
+                let (initial, typed_password, mode, submit_now) = prompt_for();
                 view! {
                     <NamePrompt
                         client=client.get_value()
                         initial
+                        typed_password
                         mode
+                        submit_now
                         notice=notice.get_untracked()
                         on_joined
                     />

@@ -9,6 +9,7 @@ mod backoff;
 mod client;
 mod composer;
 mod connection_badge;
+mod early_prompt;
 mod feed;
 mod markup;
 mod member_list;
@@ -42,5 +43,9 @@ fn main() {
     // release page several KB for text no visitor reads.
     #[cfg(debug_assertions)]
     console_error_panic_hook::set_once();
-    leptos::mount::mount_to_body(app::App);
+    // The static prompt index.html showed meanwhile gives way to the app's, with what was
+    // typed into it (early_prompt).
+    let early = early_prompt::take();
+    leptos::mount::mount_to_body(move || leptos::view! { <app::App early /> });
+    early_prompt::restore_focus();
 }

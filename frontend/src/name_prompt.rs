@@ -47,7 +47,11 @@ impl Mode {
 pub fn NamePrompt(
     client: ChatClient,
     initial: String,
+    /// A password typed before the app took over (early_prompt).
+    typed_password: String,
     mode: Mode,
+    /// Sent at once: the static prompt was submitted before the app was there.
+    submit_now: bool,
     /// Why the prompt is back (the session ended, the name was taken while away, ...).
     notice: Option<String>,
     on_joined: Callback<Who>,
@@ -55,7 +59,7 @@ pub fn NamePrompt(
     let client = StoredValue::new_local(client);
     let mode = RwSignal::new(mode);
     let (value, set_value) = signal(initial);
-    let (password, set_password) = signal(String::new());
+    let (password, set_password) = signal(typed_password);
     let (error, set_error) = signal(None::<String>);
     let (joining, set_joining) = signal(false);
     // Seconds until the server takes another try (after RESOURCE_EXHAUSTED).
@@ -78,8 +82,7 @@ pub fn NamePrompt(
             });
         }
     };
-    let on_submit = move |ev: SubmitEvent| {
-        ev.prevent_default();
+    let submit = move || {
         if joining.get_untracked() || wait_s.get_untracked() > 0 {
             return;
         }
@@ -106,6 +109,13 @@ pub fn NamePrompt(
             }
         });
     };
+    let on_submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        submit();
+    };
+    if submit_now {
+        submit();
+    }
     let tab = move |which: Mode, label: &'static str, testid: &'static str| {
         view! {
             <button
