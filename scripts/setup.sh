@@ -43,7 +43,7 @@ wasm_bindgen_tool() {
 
 node_tools() {
   # binaryen's wasm-opt (Debian's is too old: its output fails at runtime in Chromium)
-  # and playwright-core for the browser test.
+  # and playwright-core and axe-core for the browser tests.
   local stamp="$ROOT/frontend/node_modules/.package-lock.json"
   if [ ! -f "$stamp" ] || [ "$ROOT/frontend/package-lock.json" -nt "$stamp" ]; then
     step "installing the frontend's node tools"
