@@ -456,3 +456,51 @@ async fn chat_password_registers_a_name_with_register() {
         ("bob", "back again")
     );
 }
+
+#[tokio::test]
+async fn an_https_url_reaches_chat_server_serving_tls_itself() {
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let url = start_server_with(Config {
+        tls_cert: Some(cert.clone()),
+        tls_key: Some(key),
+        ..Config::for_tests()
+    })
+    .await
+    .replace("http://", "https://");
+
+    let mut sender = cli(&url, "erin");
+    sender.arg("--ca-cert").arg(&cert);
+    let done = run_with_input(sender.spawn().unwrap(), b"hello over TLS\n").await;
+    assert_success(&done);
+    let channel = tonic::transport::Channel::from_shared(url.clone())
+        .unwrap()
+        .tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(made.cert.pem())),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let texts: Vec<_> = general_history(&mut ChatServiceClient::new(channel), 10)
+        .await
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["hello over TLS"]);
+
+    // Without --ca-cert the certificate is checked against the system's authorities,
+    // which do not know it: refused, saying why.
+    let refused = run_with_input(cli(&url, "frank").spawn().unwrap(), b"never sent\n").await;
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("cannot reach") && said.contains("certificate"),
+        "{said}"
+    );
+}

@@ -36,6 +36,7 @@ use crate::{
     static_files,
     store::AccountStore,
     stream_caps::StreamCaps,
+    tls::{self, ServerTls},
 };
 
 #[derive(Clone)]
@@ -112,6 +113,8 @@ pub async fn router(
 /// before returning.
 /// With `--metrics-addr`, also serves /metrics there (`metrics_endpoint`).
 pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) -> io::Result<()> {
+    // Before the database: a certificate that does not load stops the start untouched.
+    let tls = load_tls(&config)?;
     let metrics = match config.metrics_addr {
         Some(addr) => {
             let listener = TcpListener::bind(addr).await.map_err(|err| {
@@ -124,7 +127,15 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) ->
         None => None,
     };
     let hub = open_hub(&config)?;
-    serve_watched(listener, config, hub, metrics, shutdown).await
+    serve_watched(listener, config, hub, tls, metrics, shutdown).await
+}
+
+/// `--tls-cert` and `--tls-key` loaded, when given; an error names the file at fault.
+fn load_tls(config: &Config) -> io::Result<Option<ServerTls>> {
+    config
+        .tls_files()
+        .map(|files| ServerTls::load(files).map_err(io::Error::other))
+        .transpose()
 }
 
 /// The rooms and their store as `config` says, for `serve_hub`.
@@ -149,13 +160,15 @@ pub async fn serve_hub(
     hub: RoomHub,
     shutdown: Shutdown,
 ) -> io::Result<()> {
-    serve_watched(listener, config, hub, None, shutdown).await
+    let tls = load_tls(&config)?;
+    serve_watched(listener, config, hub, tls, None, shutdown).await
 }
 
 async fn serve_watched(
     listener: TcpListener,
     config: Config,
     hub: RoomHub,
+    tls: Option<ServerTls>,
     metrics: Option<(TcpListener, PrometheusHandle)>,
     shutdown: Shutdown,
 ) -> io::Result<()> {
@@ -220,7 +233,11 @@ async fn serve_watched(
         header_read_timeout: Duration::from_millis(config.header_read_timeout_ms.max(1)),
         idle_timeout: Duration::from_secs(config.idle_timeout_secs.max(1)),
     };
-    let served = connection::accept_loop(listener, app, limits, shutdown).await;
+    #[cfg(unix)]
+    tokio::spawn(tls::reload_on_hangup(tls.clone(), shutdown.clone())?);
+    tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), static_dir = ?config.static_dir, "chat-server listening");
+    let acceptor = tls.map(|tls| tls.acceptor().clone());
+    let served = connection::accept_loop(listener, app, limits, acceptor, shutdown).await;
     hub.close().await;
     served
 }

@@ -9,7 +9,7 @@ use std::{
 
 use clap::Parser;
 
-use crate::{address_budgets::BudgetSettings, limits::Limits, store::Durability};
+use crate::{address_budgets::BudgetSettings, limits::Limits, store::Durability, tls::TlsFiles};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -175,6 +175,16 @@ pub struct Config {
     #[arg(long, env = "CHAT_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// Serve TLS on `--addr` with this certificate chain (PEM, the server's own
+    /// certificate first), so browsers get HTTP/2 (ALPN offers h2 and http/1.1). Needs
+    /// `--tls-key`. Read again on SIGHUP.
+    #[arg(long, env = "CHAT_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of `--tls-cert` (PEM). Needs `--tls-cert`.
+    #[arg(long, env = "CHAT_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// How log lines are written to stderr: `text` for people, `json` (one object per
     /// line) for log shippers.
     #[arg(long, env = "CHAT_LOG_FORMAT", default_value = "text")]
@@ -242,6 +252,14 @@ impl Config {
             anonymous_messages_per_sec: self.max_messages_per_sec,
             anonymous_message_burst: self.message_burst,
         }
+    }
+
+    /// The TLS files, when both flags are given (clap refuses one without the other).
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        Some(TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+        })
     }
 
     /// `--max-store-reads`, with 0 resolved to twice the cores.

@@ -10,11 +10,13 @@
 //! shares its connection is reset alone instead (see `client_stream`, whose executor runs
 //! hyper's stream tasks). Owning the loop also lets us turn on HTTP/2 keepalive pings, so
 //! dead native clients are noticed too, and is where connections are capped
-//! (`connection_caps`) and slow or idle ones timed out (hyper's HTTP/1.1 header-read
-//! timeout, `idle_timeout`).
+//! (`connection_caps`), TLS handshakes done (`tls`), and slow or idle ones timed out
+//! (hyper's HTTP/1.1 header-read timeout, `idle_timeout`). Over TLS the kill switch sits
+//! above the TLS stream, so a killed connection fails at once whatever TLS buffers.
 use std::{
     convert::Infallible,
     io,
+    net::SocketAddr,
     pin::Pin,
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -29,13 +31,17 @@ use futures::task::AtomicWaker;
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::{
+        conn::auto,
+        graceful::{GracefulShutdown, Watcher},
+    },
     service::TowerToHyperService,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpListener,
 };
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::{
@@ -168,11 +174,14 @@ pub struct ConnectionLimits {
 }
 
 /// Accepts connections until `shutdown`, then waits for the open ones to finish (streams
-/// end on their own at shutdown).
+/// end on their own at shutdown). With `tls`, each connection's handshake comes first, in
+/// its own task, within `header_read_timeout`: a client that connects and never says hello
+/// holds its slot (it counts against the caps) no longer than a slow request head would.
 pub async fn accept_loop(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let mut builder = auto::Builder::new(StreamExecutor);
@@ -192,6 +201,7 @@ pub async fn accept_loop(
         // README multiplies these.
         .max_concurrent_streams(H2_MAX_STREAMS)
         .max_send_buf_size(H2_SEND_BUFFER);
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     loop {
         let (tcp, peer) = tokio::select! {
@@ -217,15 +227,66 @@ pub async fn accept_loop(
         };
         // Chat messages are small and latency matters more than packet count.
         let _ = tcp.set_nodelay(true);
+        let serving = Serving {
+            builder: builder.clone(),
+            app: app.clone(),
+            peer,
+            limits: limits.clone(),
+            graceful: graceful.watcher(),
+        };
+        let (tls, shutdown) = (tls.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let Some(tls) = tls else {
+                return serving.serve(tcp).await;
+            };
+            let handshake = tokio::time::timeout(limits.header_read_timeout, tls.accept(tcp));
+            tokio::select! {
+                done = handshake => match done {
+                    Ok(Ok(stream)) => serving.serve(stream).await,
+                    Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "closed a connection that did not finish its TLS handshake in {:?}", limits.header_read_timeout),
+                },
+                _ = shutdown.wait() => {}
+            }
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// What one accepted connection is served with, once its bytes are plain HTTP.
+struct Serving {
+    builder: Arc<auto::Builder<StreamExecutor>>,
+    app: Router,
+    peer: SocketAddr,
+    limits: ConnectionLimits,
+    graceful: Watcher,
+}
+
+impl Serving {
+    /// Serves HTTP/1.1 or HTTP/2 on `io` (a TCP socket, or the TLS stream over one) until
+    /// the connection ends, is killed, or idles out.
+    async fn serve<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let Serving {
+            builder,
+            app,
+            peer,
+            limits,
+            graceful,
+        } = self;
         let connection = Connection::default();
         let in_flight = InFlight::default();
         let protocol = Arc::new(ConnectionProtocol::default());
         let io = TokioIo::new(KillableIo {
-            io: tcp,
+            io,
             connection: connection.clone(),
         });
         let service = {
-            let (app, in_flight) = (app.clone(), in_flight.clone());
+            let in_flight = in_flight.clone();
             tower::service_fn(move |mut req: http::Request<Incoming>| {
                 protocol.request(req.version());
                 req.extensions_mut().insert(connection.clone());
@@ -241,19 +302,14 @@ pub async fn accept_loop(
         let conn = graceful.watch(conn);
         let (first_request_timeout, idle_timeout) =
             (limits.header_read_timeout, limits.idle_timeout);
-        tokio::spawn(async move {
-            let _slot = slot;
-            tokio::select! {
-                ended = conn => if let Err(err) = ended {
-                    tracing::debug!(%err, "connection ended with an error");
-                },
-                // Nothing in flight, so dropping the connection cuts nothing short.
-                _ = in_flight.idle_for(first_request_timeout, idle_timeout) => {
-                    tracing::debug!(%peer, "closed a connection idle for {idle_timeout:?}");
-                }
+        tokio::select! {
+            ended = conn => if let Err(err) = ended {
+                tracing::debug!(%err, "connection ended with an error");
+            },
+            // Nothing in flight, so dropping the connection cuts nothing short.
+            _ = in_flight.idle_for(first_request_timeout, idle_timeout) => {
+                tracing::debug!(%peer, "closed a connection idle for {idle_timeout:?}");
             }
-        });
+        }
     }
-    graceful.shutdown().await;
-    Ok(())
 }

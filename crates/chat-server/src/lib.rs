@@ -36,6 +36,7 @@ pub mod static_files;
 pub mod store;
 pub mod stream_caps;
 pub mod subscription;
+pub mod tls;
 pub mod validate;
 pub mod wall_clock;
 

@@ -104,13 +104,12 @@ async fn serve(config: Config) -> ExitCode {
 
 async fn run(config: Config) -> std::io::Result<()> {
     let listener = TcpListener::bind(config.addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, static_dir = ?config.static_dir, "chat-server listening");
-
     let shutdown = Shutdown::new();
     let mut server = tokio::spawn(app::serve(listener, config, shutdown.clone()));
     tokio::select! {
         _ = wait_for_signal() => {}
-        // It failed to start (the database, --metrics-addr): exit saying why.
+        // It failed to start (the database, the TLS certificate, --metrics-addr): exit
+        // saying why.
         failed = &mut server => return failed.map_err(std::io::Error::other)?,
     }
     tracing::info!("shutting down: ending open streams");

@@ -1,10 +1,11 @@
-//! Shared test harness: a real server on an ephemeral loopback port, a native gRPC client
-//! (HTTP/2) and a minimal grpc-web client over HTTP/1.1 that reads frames as they arrive.
+//! Shared test harness: a real server on an ephemeral loopback port (in plain HTTP, or over
+//! TLS with a certificate made at test time), a native gRPC client (HTTP/2) and a minimal
+//! grpc-web client over HTTP/1.1 or HTTP/2 that reads frames as they arrive.
 #![allow(dead_code)]
 
 pub mod nats;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use bytes::{Buf, Bytes, BytesMut};
 use chat_proto::{
@@ -14,13 +15,22 @@ use chat_proto::{
 use chat_server::{app, Config, RoomHub, Shutdown};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost::Message;
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+};
+use tokio_rustls::{
+    client::TlsStream,
+    rustls::{self, pki_types::ServerName, RootCertStore},
+    TlsConnector,
+};
 use tonic::{
     metadata::{Ascii, MetadataValue},
     service::{interceptor::InterceptedService, Interceptor},
-    transport::Channel,
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
     Streaming,
 };
 
@@ -33,6 +43,87 @@ pub struct TestServer {
     pub shutdown: Shutdown,
     pub task: JoinHandle<std::io::Result<()>>,
     pub db: DbFile,
+    /// The certificate it serves TLS with, when it does.
+    pub tls: Option<TestCert>,
+}
+
+/// A certificate and key as made by `make_cert`.
+#[derive(Clone)]
+pub struct MadeCert {
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// The certificate itself, to compare with what a server presents.
+    pub der: Vec<u8>,
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1, made now (a fresh key each
+/// time, so two are never alike).
+pub fn make_cert() -> MadeCert {
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    MadeCert {
+        cert_pem: made.cert.pem(),
+        key_pem: made.signing_key.serialize_pem(),
+        der: made.cert.der().to_vec(),
+    }
+}
+
+/// A certificate in files (`cert.pem`, `key.pem`) of a directory removed with it.
+pub struct TestCert {
+    pub dir: tempfile::TempDir,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// What the files hold (the last `install`ed).
+    pub made: MadeCert,
+}
+
+impl TestCert {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let made = make_cert();
+        let cert = TestCert {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+            dir,
+            made: made.clone(),
+        };
+        cert.install(&made);
+        cert
+    }
+
+    /// Writes `made` over the files, as a renewal does.
+    pub fn install(&self, made: &MadeCert) {
+        std::fs::write(&self.cert, &made.cert_pem).unwrap();
+        std::fs::write(&self.key, &made.key_pem).unwrap();
+    }
+
+    /// Trusts this certificate alone (the current one), offering `alpn`.
+    pub fn connector(&self, alpn: &[&[u8]]) -> TlsConnector {
+        connector_trusting(&self.made.der, alpn)
+    }
+}
+
+/// A TLS client trusting only the certificate `der`, offering `alpn` (most wanted first).
+pub fn connector_trusting(der: &[u8], alpn: &[&[u8]]) -> TlsConnector {
+    let mut roots = RootCertStore::empty();
+    roots.add(der.to_vec().into()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    TlsConnector::from(Arc::new(config))
+}
+
+/// A TLS handshake with the server at `addr` (as 127.0.0.1).
+pub async fn tls_connect(connector: &TlsConnector, addr: SocketAddr) -> TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::IpAddress(addr.ip().into());
+    within(connector.connect(name, tcp))
+        .await
+        .expect("TLS handshake")
 }
 
 /// The test server's database, removed with its WAL files when the test ends.
@@ -85,6 +176,25 @@ impl TestServer {
             shutdown,
             task,
             db,
+            tls: None,
+        }
+    }
+
+    /// The server over TLS, with a certificate made now; every client below speaks TLS to it.
+    pub async fn start_tls() -> Self {
+        Self::start_tls_with(Config::for_tests()).await
+    }
+
+    pub async fn start_tls_with(config: Config) -> Self {
+        let cert = TestCert::new();
+        let config = Config {
+            tls_cert: Some(cert.cert.clone()),
+            tls_key: Some(cert.key.clone()),
+            ..config
+        };
+        TestServer {
+            tls: Some(cert),
+            ..Self::start_with(config).await
         }
     }
 
@@ -119,8 +229,8 @@ impl TestServer {
     /// A signed-in client whose connection comes from `local` (see `client_from`).
     pub async fn with_token_from(&self, token: &str, local: &str) -> SignedIn {
         let bearer = Bearer(format!("Bearer {token}").parse().unwrap());
-        let channel = Channel::from_shared(self.url())
-            .unwrap()
+        let channel = self
+            .endpoint()
             .local_address(Some(local.parse().unwrap()))
             .connect()
             .await
@@ -129,7 +239,25 @@ impl TestServer {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.tls {
+            Some(_) => format!("https://{}", self.addr),
+            None => format!("http://{}", self.addr),
+        }
+    }
+
+    /// Where a native client connects: over TLS trusting only the test certificate, when
+    /// the server speaks TLS.
+    pub fn endpoint(&self) -> Endpoint {
+        let endpoint = Channel::from_shared(self.url()).unwrap();
+        match &self.tls {
+            Some(cert) => endpoint
+                .tls_config(
+                    ClientTlsConfig::new()
+                        .ca_certificate(Certificate::from_pem(&cert.made.cert_pem)),
+                )
+                .unwrap(),
+            None => endpoint,
+        }
     }
 
     pub async fn client(&self) -> ChatServiceClient<Channel> {
@@ -137,18 +265,14 @@ impl TestServer {
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(self.url())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
+        self.endpoint().connect().await.unwrap()
     }
 
     /// A native client whose connection comes from another loopback address (all of
     /// 127.0.0.0/8 is this machine), so it counts as another client's address.
     pub async fn client_from(&self, local: &str) -> ChatServiceClient<Channel> {
-        let channel = Channel::from_shared(self.url())
-            .unwrap()
+        let channel = self
+            .endpoint()
             .local_address(Some(local.parse().unwrap()))
             .connect()
             .await
@@ -156,19 +280,24 @@ impl TestServer {
         ChatServiceClient::new(channel)
     }
 
-    /// grpc-web over HTTP/1.1, as most browsers reach a plain-HTTP server.
+    /// grpc-web over HTTP/1.1, as most browsers reach a plain-HTTP server (over TLS,
+    /// offering only http/1.1 in ALPN).
     pub fn web(&self) -> GrpcWeb {
-        GrpcWeb {
-            addr: self.addr,
-            http2: false,
-        }
+        self.grpc_web(false)
     }
 
-    /// grpc-web over HTTP/2 (cleartext, prior knowledge), as a browser behind an h2 proxy.
+    /// grpc-web over HTTP/2: cleartext with prior knowledge, as a browser behind an h2
+    /// proxy; over TLS, h2 by ALPN, as a browser reaching the server itself.
     pub fn web_h2(&self) -> GrpcWeb {
+        self.grpc_web(true)
+    }
+
+    fn grpc_web(&self, http2: bool) -> GrpcWeb {
+        let alpn: &[u8] = if http2 { b"h2" } else { b"http/1.1" };
         GrpcWeb {
             addr: self.addr,
-            http2: true,
+            http2,
+            tls: self.tls.as_ref().map(|cert| cert.connector(&[alpn])),
         }
     }
 }
@@ -254,7 +383,16 @@ pub async fn connect_when_ready(
     child: &mut tokio::process::Child,
     log: Option<&std::path::Path>,
 ) -> Channel {
-    let url = format!("http://{addr}");
+    let endpoint = Channel::from_shared(format!("http://{addr}")).unwrap();
+    connect_endpoint_when_ready(endpoint, child, log).await
+}
+
+/// `connect_when_ready` to any endpoint (an https:// one with its TLS settings).
+pub async fn connect_endpoint_when_ready(
+    endpoint: Endpoint,
+    child: &mut tokio::process::Child,
+    log: Option<&std::path::Path>,
+) -> Channel {
     within(async {
         loop {
             if let Some(exit) = child.try_wait().unwrap() {
@@ -264,7 +402,7 @@ pub async fn connect_when_ready(
                     log.unwrap_or_default()
                 );
             }
-            match Channel::from_shared(url.clone()).unwrap().connect().await {
+            match endpoint.connect().await {
                 Ok(channel) => break channel,
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
@@ -283,6 +421,7 @@ pub async fn within<F: std::future::Future>(fut: F) -> F::Output {
 pub struct GrpcWeb {
     pub addr: SocketAddr,
     pub http2: bool,
+    pub tls: Option<TlsConnector>,
 }
 
 pub struct WebResponse {
@@ -341,14 +480,41 @@ impl GrpcWeb {
 
     pub async fn send<B>(&self, req: http::Request<B>) -> http::Response<Incoming>
     where
-        B: hyper::body::Body + Send + 'static,
+        B: hyper::body::Body + Send + Unpin + 'static,
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        match &self.tls {
+            Some(tls) => send_on(tls_connect(tls, self.addr).await, self.http2, req).await,
+            None => {
+                send_on(
+                    TcpStream::connect(self.addr).await.unwrap(),
+                    self.http2,
+                    req,
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// One request on a fresh connection `io`, in HTTP/2 or HTTP/1.1.
+pub async fn send_on<I, B>(io: I, http2: bool, req: http::Request<B>) -> http::Response<Incoming>
+where
+    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let io = TokioIo::new(io);
+    if http2 {
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
             .await
             .unwrap();
+        tokio::spawn(conn);
+        sender.send_request(req).await.unwrap()
+    } else {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
         tokio::spawn(conn);
         sender.send_request(req).await.unwrap()
     }
