@@ -103,6 +103,13 @@ async fn serve(config: Config) -> ExitCode {
 }
 
 async fn run(config: Config) -> std::io::Result<()> {
+    // SIGHUP's default is to end the process. tokio's handler, once installed, stays for
+    // the life of the process, so a reload sent while the server starts is not fatal; once
+    // up, the server acts on it (`tls::reload_on_hangup`).
+    #[cfg(unix)]
+    drop(tokio::signal::unix::signal(
+        tokio::signal::unix::SignalKind::hangup(),
+    )?);
     let listener = TcpListener::bind(config.addr).await?;
     let shutdown = Shutdown::new();
     let mut server = tokio::spawn(app::serve(listener, config, shutdown.clone()));

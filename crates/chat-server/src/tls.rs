@@ -112,8 +112,12 @@ pub fn reload_on_hangup(
                 continue;
             };
             match tls.reload() {
-                Ok(()) => tracing::info!(cert = %tls.files.cert.display(), "SIGHUP: reloaded the TLS certificate; new connections get it"),
-                Err(err) => tracing::error!(%err, "SIGHUP: kept the TLS certificate already loaded"),
+                Ok(()) => {
+                    tracing::info!(cert = %tls.files.cert.display(), "SIGHUP: reloaded the TLS certificate; new connections get it")
+                }
+                Err(err) => {
+                    tracing::error!(%err, "SIGHUP: kept the TLS certificate already loaded")
+                }
             }
         }
     })

@@ -336,6 +336,11 @@ async fn sighup_without_tls_is_only_logged_and_the_server_keeps_serving() {
         .spawn()
         .unwrap();
     let channel = common::connect_when_ready(&addr, &mut child, Some(&log_path)).await;
+    let mut client = ChatServiceClient::new(channel);
+    // Answered, so the server is up, not just bound.
+    within(client.send_message(req("still", "", "up")))
+        .await
+        .unwrap();
     // `systemctl reload` on the unit in deploy/ (behind nginx, no TLS) must not stop it.
     hang_up(&child);
     within(async {
@@ -347,7 +352,6 @@ async fn sighup_without_tls_is_only_logged_and_the_server_keeps_serving() {
         }
     })
     .await;
-    let mut client = ChatServiceClient::new(channel);
     within(client.send_message(req("still", "", "up")))
         .await
         .unwrap();
