@@ -4,6 +4,7 @@
 // headless Chromium through playwright-core. Everything started here is stopped here.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -79,12 +80,17 @@ function capture(stream, sink) {
  * into its own temporary database, kept across restarts (that is what durability means).
  */
 export class ChatServer {
-  /** `extraArgs` go to chat-server after the harness's own flags; `dist` is the page it serves. */
-  constructor(port, extraArgs = [], { dist = DIST } = {}) {
+  /**
+   * `extraArgs` go to chat-server after the harness's own flags; `dist` is the page it
+   * serves. `ca`: the certificate (PEM) of a server given `--tls-cert` in `extraArgs`,
+   * which the readiness check then trusts.
+   */
+  constructor(port, extraArgs = [], { dist = DIST, ca } = {}) {
     this.port = port;
     this.extraArgs = extraArgs;
     this.dist = dist;
-    this.url = `http://127.0.0.1:${port}`;
+    this.ca = ca;
+    this.url = `${ca ? 'https' : 'http'}://127.0.0.1:${port}`;
     this.log = { text: '' };
     this.child = null;
     this.dir = mkdtempSync(path.join(os.tmpdir(), 'chat-e2e-'));
@@ -118,6 +124,7 @@ export class ChatServer {
       if (child.exitCode !== null || child.signalCode !== null) {
         throw new Error(`chat-server exited early (${child.exitCode ?? child.signalCode})`);
       }
+      if (this.ca) return (await httpsStatus(`${this.url}/`, this.ca)) === 200;
       const res = await fetch(`${this.url}/`, { signal: AbortSignal.timeout(2000) });
       return res.ok;
     }).catch((err) => {
@@ -145,6 +152,18 @@ export class ChatServer {
 }
 
 const GRPC_WEB_HEADERS = { 'content-type': 'application/grpc-web+proto', 'x-grpc-web': '1' };
+
+/** The status of a GET over https trusting only `ca` (node's fetch cannot be given one). */
+function httpsStatus(url, ca) {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { ca, timeout: 2000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  });
+}
 
 /** Protobuf for a message of string fields only: field number -> value. */
 function encodeStrings(fields) {
