@@ -4,7 +4,9 @@ mod common;
 
 use bytes::{Buf, BytesMut};
 use chat_proto::{chat_event::Event, ChatEvent, SubscribeRequest};
-use common::{next_message, req, subscribe_req, welcome, within, TestServer};
+use common::{
+    next_message, raw_grpc_web_subscribe, req, subscribe_req, welcome, within, TestServer,
+};
 use prost::Message;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -218,19 +220,9 @@ impl StalledWebClient {
         let socket = TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
         let mut tcp = socket.connect(server.addr).await.unwrap();
-        let payload = request.encode_to_vec();
-        let mut body = vec![0u8];
-        body.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        body.extend_from_slice(&payload);
-        let head = format!(
-            "POST /grpcchat.ChatService/Subscribe HTTP/1.1\r\nhost: {}\r\n\
-             content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n\
-             content-length: {}\r\n\r\n",
-            server.addr,
-            body.len()
-        );
-        tcp.write_all(head.as_bytes()).await.unwrap();
-        tcp.write_all(&body).await.unwrap();
+        tcp.write_all(&raw_grpc_web_subscribe(server.addr, request))
+            .await
+            .unwrap();
         StalledWebClient { tcp }
     }
 

@@ -10,11 +10,11 @@ use bytes::Bytes;
 use chat_proto::{chat_service_client::ChatServiceClient, SubscribeRequest};
 use chat_server::Config;
 use common::{
-    connect_endpoint_when_ready, connector_trusting, free_addr, make_cert, next_message, req,
-    send_on, subscribe_req, tls_connect, welcome, within, MadeCert, TestCert, TestServer,
+    connect_endpoint_when_ready, connector_trusting, free_addr, make_cert, next_message,
+    raw_grpc_web_subscribe, req, send_on, subscribe_req, tls_connect, welcome, within, MadeCert,
+    TestCert, TestServer,
 };
 use http_body_util::{BodyExt, Empty};
-use prost::Message;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpSocket, TcpStream},
@@ -175,19 +175,12 @@ async fn a_subscriber_that_stops_reading_over_tls_has_its_connection_closed() {
     let tcp = socket.connect(server.addr).await.unwrap();
     let connector = server.tls.as_ref().unwrap().connector(&[b"http/1.1"]);
     let mut tls = within(connector.connect(server_name(), tcp)).await.unwrap();
-    let payload = SubscribeRequest::default().encode_to_vec();
-    let mut body = vec![0u8];
-    body.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    body.extend_from_slice(&payload);
-    let head = format!(
-        "POST /grpcchat.ChatService/Subscribe HTTP/1.1\r\nhost: {}\r\n\
-         content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n\
-         content-length: {}\r\n\r\n",
+    tls.write_all(&raw_grpc_web_subscribe(
         server.addr,
-        body.len()
-    );
-    tls.write_all(head.as_bytes()).await.unwrap();
-    tls.write_all(&body).await.unwrap();
+        &SubscribeRequest::default(),
+    ))
+    .await
+    .unwrap();
     tls.flush().await.unwrap();
 
     let mut client = server.client().await;

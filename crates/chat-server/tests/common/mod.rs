@@ -367,6 +367,24 @@ pub fn subscribe_req(room: &str, after_id: u64) -> SubscribeRequest {
     }
 }
 
+/// A grpc-web Subscribe as HTTP/1.1 bytes (head and body), for tests that write it on a
+/// raw socket and so decide when the answer is read.
+pub fn raw_grpc_web_subscribe(addr: SocketAddr, request: &SubscribeRequest) -> Vec<u8> {
+    let payload = request.encode_to_vec();
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    body.extend_from_slice(&payload);
+    let mut raw = format!(
+        "POST /grpcchat.ChatService/Subscribe HTTP/1.1\r\nhost: {addr}\r\n\
+         content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n\
+         content-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&body);
+    raw
+}
+
 /// A loopback address nothing listens on right now, for a `chat-server` process to bind.
 pub fn free_addr() -> String {
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
