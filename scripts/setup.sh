@@ -23,6 +23,20 @@ rust_target() {
   fi
 }
 
+wasm_toolchain() {
+  # scripts/trunk-release.sh builds the wasm's std from source with the nightly toolchain
+  # (-Z build-std), which needs that toolchain and its rust-src.
+  local tc="${WASM_TOOLCHAIN:-nightly}"
+  if ! rustup run "$tc" rustc --version >/dev/null 2>&1; then
+    step "installing the $tc toolchain for the page's release build"
+    rustup toolchain install "$tc" --profile minimal
+  fi
+  if ! rustup component list --toolchain "$tc" --installed | grep -qx 'rust-src'; then
+    step "adding rust-src to $tc (the page's std is built from source)"
+    rustup component add rust-src --toolchain "$tc"
+  fi
+}
+
 trunk_tool() {
   if [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
     step "installing trunk $TRUNK_VERSION (takes several minutes once)"
@@ -89,7 +103,7 @@ nats_tool() {
 
 build_frontend() {
   step "building the frontend (trunk, release)"
-  (cd "$ROOT" && trunk build --release)
+  bash "$ROOT/scripts/trunk-release.sh"
 }
 
 build_frontend_api_url() {
@@ -97,11 +111,12 @@ build_frontend_api_url() {
   # (frontend/e2e/deploy.test.mjs maps api.example.com to its nginx). It shares the first
   # build's target dir, so only the frontend crate itself is compiled again.
   step "building the frontend for a static host (CHAT_API_URL=https://api.example.com)"
-  (cd "$ROOT" && CHAT_API_URL=https://api.example.com trunk build --release --dist target/dist-api-url)
+  CHAT_API_URL=https://api.example.com bash "$ROOT/scripts/trunk-release.sh" --dist target/dist-api-url
 }
 
 setup_build_tools() {
   rust_target
+  wasm_toolchain
   trunk_tool
   wasm_bindgen_tool
   node_tools
