@@ -351,6 +351,7 @@ impl ChatClient {
             message: message.to_owned(),
             room: room.to_owned(),
             client_msg_id: client_msg_id.to_owned(),
+            ..Default::default()
         };
         decode(self.authed(path::SEND, &request).await?)
     }

@@ -161,6 +161,7 @@ impl Rooms {
                 text: req.message,
                 sent_at_ms,
                 guest: false,
+                ..Default::default()
             })),
         };
         let frame = Bytes::from(wire::frame(wire::DATA, &event.encode_to_vec()));

@@ -190,6 +190,7 @@ mod tests {
             text: "hello".into(),
             sent_at_ms: 1_700_000_000_000,
             guest: false,
+            ..Default::default()
         }));
         assert_eq!(
             decode_event(&msg),

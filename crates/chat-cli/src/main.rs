@@ -136,6 +136,7 @@ async fn chat(session: &Session, room: &str) -> Result<(), String> {
         },
         message,
         room: room.clone(),
+        ..Default::default()
     };
     let (mut feed, mut poster) = room::open(session, request(String::new())).await?;
 

@@ -44,11 +44,14 @@ impl<M> Encoded<M> {
 /// One chat message encoded once as both shapes it travels in: a `ChatEvent` (Subscribe)
 /// and a bare `MessageResponse` (SendMessage's answer, Broadcast). `ChatEvent.message` is
 /// field 1, so the event is a two-part prefix followed by exactly the response's bytes:
-/// one buffer, two views.
+/// one buffer, two views. A change event (an edit, delete or reaction) is the same bytes
+/// under `ChatEvent.change` (field 6); its bare view is not for MessageResponse streams
+/// (see `MessageResponse.change`).
 pub fn encode_message(message: &MessageResponse) -> (Encoded<ChatEvent>, Encoded<MessageResponse>) {
     let len = message.encoded_len();
     let mut buf = BytesMut::with_capacity(len + 11);
-    encoding::encode_key(1, WireType::LengthDelimited, &mut buf);
+    let field = if message.change.is_some() { 6 } else { 1 };
+    encoding::encode_key(field, WireType::LengthDelimited, &mut buf);
     encoding::encode_varint(len as u64, &mut buf);
     let prefix = buf.len();
     message
@@ -123,6 +126,7 @@ mod tests {
             text: "hi ".repeat(100),
             sent_at_ms: 1_700_000_000_000,
             guest: true,
+            ..Default::default()
         };
         let (event, response) = encode_message(&msg);
         assert_eq!(
@@ -137,5 +141,26 @@ mod tests {
         );
         // Written through prost's own entry point, exactly the same bytes.
         assert_eq!(event.encode_to_vec(), event.bytes().to_vec());
+    }
+
+    #[test]
+    fn a_change_travels_as_a_change_event() {
+        let msg = MessageResponse {
+            id: 7,
+            username: "ann".into(),
+            text: "fixed".into(),
+            change: Some(crate::Change {
+                target_id: 3,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let (event, _) = encode_message(&msg);
+        assert_eq!(
+            ChatEvent::decode(event.bytes().clone()).unwrap(),
+            ChatEvent {
+                event: Some(chat_event::Event::Change(msg))
+            }
+        );
     }
 }

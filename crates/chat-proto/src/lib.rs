@@ -6,6 +6,7 @@
 tonic::include_proto!("grpcchat");
 
 pub mod names;
+pub mod reactions;
 
 #[cfg(feature = "server")]
 pub mod codec;

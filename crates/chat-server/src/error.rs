@@ -134,6 +134,16 @@ pub enum ChatError {
     AccountStore(StoreError),
     #[error("native gRPC (content type {0:?}) needs HTTP/2; over HTTP/1.1 send grpc-web (application/grpc-web)")]
     GrpcNeedsHttp2(String),
+    #[error("there is no message {id} in room {room:?}")]
+    NoSuchMessage { room: String, id: u64 },
+    #[error("message {id} is {author:?}'s; only its author may edit or delete it")]
+    NotYourMessage { id: u64, author: String },
+    #[error("message {0} was posted by a guest, and a guest name may later be someone else's, so it cannot be edited or deleted")]
+    GuestMessage(u64),
+    #[error("message {0} was deleted; it cannot be edited or reacted to")]
+    MessageDeleted(u64),
+    #[error("{asked:?} is not a reaction this server offers; pick one of {offered}")]
+    NoSuchReaction { asked: String, offered: String },
 }
 
 impl From<StoreError> for ChatError {
@@ -227,5 +237,11 @@ fn to_status(err: ChatError) -> Status {
         AccountStore(_) => Status::unavailable(msg),
         // This server does not speak gRPC over HTTP/1.1, only grpc-web there.
         GrpcNeedsHttp2(_) => Status::unimplemented(msg),
+        NoSuchMessage { .. } => Status::not_found(msg),
+        // The caller is known; the message is just not theirs to change.
+        NotYourMessage { .. } | GuestMessage(_) => Status::permission_denied(msg),
+        // The message exists, but its state rules the change out.
+        MessageDeleted(_) => Status::failed_precondition(msg),
+        NoSuchReaction { .. } => Status::invalid_argument(msg),
     }
 }

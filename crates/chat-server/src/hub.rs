@@ -25,7 +25,7 @@ use crate::{
     idempotency::{self, InFlight},
     metrics_endpoint::CUT_OFF,
     ring_budget::RingBudget,
-    room::Room,
+    room::{Reply, Room},
     sessions::{Sender, StreamGuard},
     store::{Committed, Durability, MessageStore},
     subscription::{Subscription, SubscriptionParts},
@@ -179,10 +179,24 @@ impl RoomHub {
         text: &str,
         client_msg_id: Option<&str>,
     ) -> Result<Committed, ChatError> {
+        self.post_reply(room, sender, text, None, client_msg_id)
+            .await
+    }
+
+    /// `post`, answering the message `reply` names (checked already, see
+    /// `message_changes::reply`).
+    pub async fn post_reply(
+        &self,
+        room: &Room,
+        sender: Sender<'_>,
+        text: &str,
+        reply: Option<Reply>,
+        client_msg_id: Option<&str>,
+    ) -> Result<Committed, ChatError> {
         if let Some(client_msg_id) = client_msg_id {
-            return idempotency::post_once(self, room, sender, text, client_msg_id).await;
+            return idempotency::post_once(self, room, sender, text, reply, client_msg_id).await;
         }
-        let posted = room.post(&self.inner.store, sender, text, None)?;
+        let posted = room.post(&self.inner.store, sender, text, reply, None)?;
         Ok(posted.await?)
     }
 

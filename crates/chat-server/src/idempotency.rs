@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use crate::{
     error::ChatError,
     hub::RoomHub,
-    room::Room,
+    room::{Reply, Room},
     sessions::{name_key, Sender},
     shutdown::Shutdown,
     store::{Committed, MessageStore, SentId},
@@ -88,6 +88,7 @@ pub async fn post_once(
     room: &Room,
     sender: Sender<'_>,
     text: &str,
+    reply: Option<Reply>,
     client_msg_id: &str,
 ) -> Result<Committed, ChatError> {
     let sent = SentId {
@@ -113,7 +114,7 @@ pub async fn post_once(
             first.done(&original);
             return same_request(original, &sent, room.name(), text);
         }
-        let posting = room.post(hub.store(), sender, text, Some(sent.clone()))?;
+        let posting = room.post(hub.store(), sender, text, reply, Some(sent.clone()))?;
         // The message is queued now; whatever becomes of this request (its client may go
         // away), the claim is held until the store has answered, so a repeat arriving
         // meanwhile waits for the message instead of posting a second one.

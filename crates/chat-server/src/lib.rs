@@ -22,6 +22,7 @@ pub mod hub;
 pub mod idempotency;
 pub mod idle_timeout;
 pub mod limits;
+pub mod message_changes;
 pub mod metrics_endpoint;
 pub mod page_headers;
 pub mod passwords;

@@ -17,7 +17,7 @@ use std::{
 
 use tokio::time::Instant;
 
-use chat_proto::{chat_event::Event, encode_message, Encoded, MessageResponse, Presence};
+use chat_proto::{chat_event::Event, encode_message, Change, Encoded, MessageResponse, Presence};
 
 use crate::{
     client_stream::ClientStream,
@@ -88,33 +88,67 @@ impl Room {
 
     /// Assigns the next id and queues the message for commit; the future resolves once it
     /// is committed and fanned out. A message the store refuses to queue (busy, closed)
-    /// gives its id back, so ids stay gapless. Name and text must already be validated.
+    /// gives its id back, so ids stay gapless. Name and text must already be validated,
+    /// and `reply` checked (see `message_changes::reply`).
     /// `sent` is the sender's own id for it, stored with it (see `idempotency`).
     pub fn post(
         &self,
         store: &MessageStore,
         sender: Sender<'_>,
         text: &str,
+        reply: Option<Reply>,
+        sent: Option<SentId>,
+    ) -> Result<impl Future<Output = Result<Committed, StoreError>> + Send + 'static, StoreError>
+    {
+        let (reply_to, quote) = reply.map_or((0, None), |r| (r.to, Some(r.quote)));
+        let msg = MessageResponse {
+            username: sender.name.into_owned(),
+            text: text.to_owned(),
+            guest: sender.guest,
+            reply_to,
+            quote,
+            ..MessageResponse::default()
+        };
+        self.queue(store, msg, sent)
+    }
+
+    /// Queues a change event (`change` set: an edit, delete or reaction) like a message:
+    /// it takes the next id, so it reaches subscribers, resumes and other servers in the
+    /// room's order. The store applies it to its target in the same transaction.
+    pub fn post_change(
+        &self,
+        store: &MessageStore,
+        by: Sender<'_>,
+        text: &str,
+        change: Change,
+    ) -> Result<impl Future<Output = Result<Committed, StoreError>> + Send + 'static, StoreError>
+    {
+        let msg = MessageResponse {
+            username: by.name.into_owned(),
+            text: text.to_owned(),
+            guest: by.guest,
+            change: Some(change),
+            ..MessageResponse::default()
+        };
+        self.queue(store, msg, None)
+    }
+
+    fn queue(
+        &self,
+        store: &MessageStore,
+        mut msg: MessageResponse,
         sent: Option<SentId>,
     ) -> Result<impl Future<Output = Result<Committed, StoreError>> + Send + 'static, StoreError>
     {
         let mut assigned = self.assigned.lock().unwrap();
         *assigned += 1;
+        msg.id = *assigned;
+        msg.room = self.name.to_string();
+        msg.message = display_form(&msg.username, &msg.text);
         // Read under the lock, so posts racing into this room get times in id order (as
         // far as the wall clock itself does not step back).
-        let sent_at_ms = unix_ms();
-        let queued = store.try_append_sent(
-            MessageResponse {
-                message: display_form(&sender.name, text),
-                id: *assigned,
-                username: sender.name.into_owned(),
-                room: self.name.to_string(),
-                text: text.to_owned(),
-                sent_at_ms,
-                guest: sender.guest,
-            },
-            sent,
-        );
+        msg.sent_at_ms = unix_ms();
+        let queued = store.try_append_sent(msg, sent);
         if queued.is_err() {
             *assigned -= 1;
         }
@@ -137,7 +171,9 @@ impl Room {
             Entry {
                 id: msg.id,
                 event,
-                response: Some(response),
+                // Change events keep their id in the sequence (resume, gap fill) but never
+                // reach a MessageResponse stream: the original clients cannot read them.
+                response: msg.change.is_none().then_some(response),
             }
         }));
     }
@@ -265,6 +301,13 @@ impl Room {
     pub fn close(&self) {
         self.fanout.close();
     }
+}
+
+/// What a message answers: the original's id (checked to be in the same room) and the
+/// line of it shown above the reply.
+pub struct Reply {
+    pub to: u64,
+    pub quote: chat_proto::Quote,
 }
 
 /// What a new stream starts from.

@@ -10,9 +10,10 @@ use chat_proto::{
     chat_event::Event,
     server::chat_service_server::ChatService,
     server_wire::{ChatEvent, MessageResponse},
-    ChangePasswordRequest, ChangePasswordResponse, Encoded, HistoryRequest, HistoryResponse,
-    JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest, ListRoomsResponse,
-    MessageRequest, RegisterRequest, SignInRequest, SignOutEverywhereRequest,
+    ChangePasswordRequest, ChangePasswordResponse, DeleteMessageRequest, DeleteMessageResponse,
+    EditMessageRequest, Encoded, HistoryRequest, HistoryResponse, JoinRequest, JoinResponse,
+    LeaveRequest, LeaveResponse, ListRoomsRequest, ListRoomsResponse, MessageRequest, ReactRequest,
+    ReactResponse, RegisterRequest, SignInRequest, SignOutEverywhereRequest,
     SignOutEverywhereResponse, SubscribeRequest, TypingEvent, TypingRequest, TypingResponse,
 };
 use futures::{Stream, StreamExt};
@@ -25,6 +26,7 @@ use crate::{
     client_stream::ClientStream,
     error::ChatError,
     hub::{self, RoomHub},
+    message_changes,
     room_creation::RoomCreation,
     sessions::{Sender, Session, Sessions, Started},
     stream_caps::StreamCaps,
@@ -86,6 +88,24 @@ impl ChatApi {
             .authenticate(request.metadata())?
             .ok_or(ChatError::SignInRequired(what))
     }
+
+    /// `signed_in`, to an account: only accounts change their messages (see
+    /// `message_changes::may_modify`).
+    fn account<T>(&self, request: &Request<T>, what: &'static str) -> Result<Session, ChatError> {
+        let session = self.signed_in(request, what)?;
+        if session.is_guest() {
+            return Err(ChatError::GuestNotAccount(what));
+        }
+        Ok(session)
+    }
+
+    /// A room that exists already: changes never create one.
+    fn existing_room(&self, name: &str) -> Result<std::sync::Arc<crate::room::Room>, ChatError> {
+        let name = validate::room(name)?;
+        self.hub
+            .existing(name)
+            .ok_or_else(|| ChatError::NoSuchRoom(name.to_owned()))
+    }
 }
 
 #[tonic::async_trait]
@@ -110,7 +130,11 @@ impl ChatService for ChatApi {
         let room = self
             .rooms
             .room(&self.hub, room, session.as_ref(), client.as_ref())?;
-        let msg = self.hub.post(&room, sender, text, client_msg_id).await?;
+        let reply = reply(&self.hub, room.name(), req.reply_to).await?;
+        let msg = self
+            .hub
+            .post_reply(&room, sender, text, reply, client_msg_id)
+            .await?;
         Ok(Response::new(Encoded::new(&*msg)))
     }
 
@@ -165,7 +189,8 @@ impl ChatService for ChatApi {
                     if let Some(text) = broadcast_text(&req, &name, room.name())? {
                         let client_msg_id = validate::client_msg_id(&req.client_msg_id)?;
                         let sender = sender(&sessions, &budgets, session.as_ref(), &req.username, client)?;
-                        hub.post(&room, sender, text, client_msg_id).await?;
+                        let reply = reply(&hub, room.name(), req.reply_to).await?;
+                        hub.post_reply(&room, sender, text, reply, client_msg_id).await?;
                     }
                 }
                 // A client that half-closes still gets the room's messages until it goes.
@@ -345,17 +370,60 @@ impl ChatService for ChatApi {
         request: Request<TypingRequest>,
     ) -> Result<Response<TypingResponse>, Status> {
         let session = self.signed_in(&request, "Typing")?;
-        let room = validate::room(&request.get_ref().room)?;
-        let room = self
-            .hub
-            .existing(room)
-            .ok_or_else(|| ChatError::NoSuchRoom(room.to_owned()))?;
+        let room = self.existing_room(&request.get_ref().room)?;
         session.check_typing_rate()?;
         room.publish_ephemeral(Event::Typing(TypingEvent {
             username: session.name().to_owned(),
             expires_ms: TYPING_SHOWN_MS,
         }));
         Ok(Response::new(TypingResponse {}))
+    }
+
+    async fn edit_message(
+        &self,
+        request: Request<EditMessageRequest>,
+    ) -> Result<Response<MessageResponse>, Status> {
+        let session = self.account(&request, "EditMessage")?;
+        let req = request.get_ref();
+        let room = self.existing_room(&req.room)?;
+        let text = validate::text(&req.text)?;
+        let edit = message_changes::edit(&self.hub, &room, &session, req.id, text).await?;
+        Ok(Response::new(Encoded::new(&*edit)))
+    }
+
+    async fn delete_message(
+        &self,
+        request: Request<DeleteMessageRequest>,
+    ) -> Result<Response<DeleteMessageResponse>, Status> {
+        let session = self.account(&request, "DeleteMessage")?;
+        let req = request.get_ref();
+        let room = self.existing_room(&req.room)?;
+        message_changes::delete(&self.hub, &room, &session, req.id).await?;
+        Ok(Response::new(DeleteMessageResponse {}))
+    }
+
+    async fn react(
+        &self,
+        request: Request<ReactRequest>,
+    ) -> Result<Response<ReactResponse>, Status> {
+        let session = self.signed_in(&request, "React")?;
+        let req = request.get_ref();
+        let room = self.existing_room(&req.room)?;
+        let on = message_changes::react(&self.hub, &room, &session, req.id, &req.emoji).await?;
+        Ok(Response::new(ReactResponse { on }))
+    }
+}
+
+/// What a message answering `reply_to` (0 = none) carries; NOT_FOUND unless `room` has
+/// that message.
+async fn reply(
+    hub: &RoomHub,
+    room: &str,
+    reply_to: u64,
+) -> Result<Option<crate::room::Reply>, ChatError> {
+    match reply_to {
+        0 => Ok(None),
+        id => Ok(Some(message_changes::reply(hub, room, id).await?)),
     }
 }
 

@@ -14,6 +14,7 @@ fn send(text: &str, room: &str, client_msg_id: &str) -> MessageRequest {
         message: text.into(),
         room: room.into(),
         client_msg_id: client_msg_id.into(),
+        ..Default::default()
     }
 }
 

@@ -23,6 +23,7 @@ use chat_proto::MessageResponse;
 use tokio::sync::oneshot;
 
 pub mod accounts;
+mod changes;
 pub mod maintenance;
 mod reader;
 mod schema;
@@ -365,9 +366,23 @@ impl MessageStore {
             .await
     }
 
-    /// Up to `limit` messages of `room` with id > `after_id`, oldest first, fewer once they
-    /// hold `max_bytes` of text (at least one): one page of a replay, however far back it
-    /// starts.
+    /// Message `id` of `room` as it is now (text, edit time, deleted mark, reactions);
+    /// `None` if there is none, or if `id` is a change event's.
+    pub async fn message(
+        &self,
+        room: &str,
+        id: u64,
+    ) -> Result<Option<MessageResponse>, StoreError> {
+        let room = room.to_owned();
+        self.inner
+            .readers
+            .read(move |conn| reader::one(conn, &room, id))
+            .await
+    }
+
+    /// Up to `limit` events of `room` (messages and change events) with id > `after_id`,
+    /// oldest first, fewer once they hold `max_bytes` of text (at least one): one page of
+    /// a replay, however far back it starts.
     pub async fn after(
         &self,
         room: &str,

@@ -23,7 +23,7 @@ pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Step `i` takes a database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The first layout. `IF NOT EXISTS`, because files from before versioning have the tables
 /// at version 0.
@@ -82,6 +82,32 @@ const V2: &str = "
     ALTER TABLE rooms ADD COLUMN created_at_ms INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// Replies, edits, deletes and reactions (see `message_changes`). A change event is a
+/// row of `messages` with `change_kind` set (a `chat_proto::change::Kind`) naming its
+/// `target`; a message has it NULL. The store applies each change to its target's row in
+/// the transaction that stores it (see `changes`). `reactions` holds who reacted with
+/// what, keyed by the reactor's name key; `event` is the change that added it, so
+/// reactions list in the order they were first given.
+const V3: &str = "
+    ALTER TABLE messages ADD COLUMN reply_to INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN edited_at_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN change_kind INTEGER;
+    ALTER TABLE messages ADD COLUMN target INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN emoji TEXT NOT NULL DEFAULT '';
+    ALTER TABLE messages ADD COLUMN react_on INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX messages_by_target ON messages (room, target) WHERE change_kind IS NOT NULL;
+    CREATE TABLE reactions (
+        room TEXT NOT NULL,
+        message INTEGER NOT NULL,
+        emoji TEXT NOT NULL,
+        reactor_key TEXT NOT NULL,
+        reactor TEXT NOT NULL,
+        event INTEGER NOT NULL,
+        PRIMARY KEY (room, message, emoji, reactor_key)
+    ) WITHOUT ROWID;
+";
+
 /// The write connection, ready, with what the store reads once at open.
 pub(super) struct Opened {
     pub conn: Connection,
@@ -107,6 +133,9 @@ pub(super) fn open(path: &Path, durability: Durability) -> Result<Opened, StoreE
         });
     }
     conn.pragma_update(None, "synchronous", synchronous(durability))
+        .map_err(failed)?;
+    // Freed bytes are zeroed, so a deleted message's text is not left in free space.
+    conn.pragma_update(None, "secure_delete", true)
         .map_err(failed)?;
 
     // IMMEDIATE: two servers opening a new file at once agree on one epoch.

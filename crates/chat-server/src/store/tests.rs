@@ -25,6 +25,7 @@ fn msg(room: &str, id: u64, text: &str) -> MessageResponse {
         text: text.into(),
         sent_at_ms: 1_700_000_000_000 + id as i64,
         guest: false,
+        ..Default::default()
     }
 }
 

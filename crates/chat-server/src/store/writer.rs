@@ -216,8 +216,9 @@ fn write(
              AND NOT EXISTS (SELECT 1 FROM messages WHERE room = ?1)",
         )?;
         let mut insert_message = tx.prepare_cached(
-            "INSERT INTO messages (room, id, username, text, sent_at_ms, guest)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO messages (room, id, username, text, sent_at_ms, guest, reply_to,
+                change_kind, target, emoji, react_on)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
         // OR REPLACE: a pair sent again after its record expired (but before pruning)
         // points at the new message. A live record is never replaced: the hub looks
@@ -249,14 +250,23 @@ fn write(
             if let Item::Message(msg, sent, _) = item {
                 // Plain INSERT: a repeated id is the caller's bug, and must fail loudly
                 // rather than silently keep the older message.
+                let change = msg.change.as_ref();
                 insert_message.execute(params![
                     msg.room,
                     msg.id,
                     msg.username,
                     msg.text,
                     msg.sent_at_ms,
-                    msg.guest
+                    msg.guest,
+                    msg.reply_to,
+                    change.map(|c| c.kind),
+                    change.map_or(0, |c| c.target_id),
+                    change.map_or("", |c| c.emoji.as_str()),
+                    change.is_some_and(|c| c.on),
                 ])?;
+                if let Some(change) = change {
+                    super::changes::apply(&tx, msg, change)?;
+                }
                 if let Some(sent) = sent {
                     insert_sent.execute(params![
                         sent.sender_key,
