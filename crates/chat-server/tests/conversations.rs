@@ -291,7 +291,16 @@ async fn a_deleted_message_text_leaves_the_database_file() {
     let mut ann = register(&server, "ann").await;
     let secret = "xyzzy-first-secret-4711";
     let edited = "plugh-edited-secret-0815";
-    let first = post(&mut ann, secret).await;
+    // Between other messages, so the page it sits in stays and its freed space with it
+    // (SQLite's secure_delete must zero it).
+    let filler = "f".repeat(300);
+    for _ in 0..5 {
+        post(&mut ann, &filler).await;
+    }
+    let first = post(&mut ann, &format!("{secret} {filler}")).await;
+    for _ in 0..5 {
+        post(&mut ann, &filler).await;
+    }
     within(ann.edit_message(edit(first.id, edited))).await.unwrap();
     within(ann.delete_message(delete(first.id))).await.unwrap();
     post(&mut ann, "still here").await;
