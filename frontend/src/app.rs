@@ -3,6 +3,7 @@
 //! connection badge and who is signed in, messages, typing line, composer). The room comes from the URL hash, else the last one
 //! visited; switching changes the hash, so it needs no reload and Back works.
 
+use chat_proto::MessageResponse;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -13,6 +14,7 @@ use crate::connection_badge::ConnectionBadge;
 use crate::early_prompt::EarlyPrompt;
 use crate::feed::Feed;
 use crate::member_list::MemberList;
+use crate::message_actions::Act;
 use crate::message_list::MessageList;
 use crate::name_prompt::{Mode, NamePrompt};
 use crate::room_list::RoomList;
@@ -39,6 +41,27 @@ pub fn App(
     let early = StoredValue::new(early.filter(|_| me.with_untracked(Option::is_none)));
     let feed = Feed::new(client.clone());
     let client = StoredValue::new_local(client);
+
+    // What the reader asked of a message: a reply goes to the composer, the rest to the
+    // server, whose answer comes back on the feed; a refusal shows under the list.
+    let replying = RwSignal::new(None::<MessageResponse>);
+    let act_error = RwSignal::new(None::<String>);
+    let act = move |act: Act| {
+        if let Act::Reply(original) = act {
+            return replying.set(Some(original));
+        }
+        let client = client.get_value();
+        let room = feed.room().get_untracked();
+        spawn_local(async move {
+            let done = match act {
+                Act::Edit(id, text) => client.edit(&room, id, &text).await,
+                Act::Delete(id) => client.delete(&room, id).await,
+                Act::React(id, emoji) => client.react(&room, id, &emoji).await,
+                Act::Reply(_) => Ok(()),
+            };
+            act_error.set(done.err().map(|e| e.message));
+        });
+    };
 
     // Signed out (by the button or because the name was lost): stop following the room.
     Effect::new(move || {
@@ -154,9 +177,16 @@ pub fn App(
                         read_before=feed.read_before()
                         live=feed.live()
                         on_near_top=Callback::new(move |()| feed.load_older())
+                        act=Callback::new(act)
+                        on_jump=Callback::new(move |id| feed.jump_to(id))
                     />
+                    <Show when=move || act_error.with(Option::is_some)>
+                        <p class="error" role="alert" data-testid="action-error">
+                            {move || act_error.get().unwrap_or_default()}
+                        </p>
+                    </Show>
                     <TypingIndicator typists=feed.typists() me=my_name />
-                    <Composer client=client.get_value() room=feed.room() />
+                    <Composer client=client.get_value() room=feed.room() replying />
                 </main>
             </div>
         </Show>

@@ -16,10 +16,11 @@ use std::rc::Rc;
 
 use bytes::{Buf, BufMut, Bytes};
 use chat_proto::{
-    chat_event, ChangePasswordRequest, ChatEvent, HistoryRequest, HistoryResponse, JoinRequest,
-    JoinResponse, LeaveRequest, ListRoomsRequest, ListRoomsResponse, MessageRequest,
-    MessageResponse, Presence, RegisterRequest, SignInRequest, SignOutEverywhereRequest,
-    SignOutEverywhereResponse, SubscribeRequest, TypingEvent, TypingRequest, Welcome,
+    chat_event, ChangePasswordRequest, ChatEvent, DeleteMessageRequest, EditMessageRequest,
+    HistoryRequest, HistoryResponse, JoinRequest, JoinResponse, LeaveRequest, ListRoomsRequest,
+    ListRoomsResponse, MessageRequest, MessageResponse, Presence, ReactRequest, RegisterRequest,
+    SignInRequest, SignOutEverywhereRequest, SignOutEverywhereResponse, SubscribeRequest,
+    TypingEvent, TypingRequest, Welcome,
 };
 use prost::Message;
 use tonic::client::Grpc;
@@ -95,6 +96,8 @@ impl From<Status> for ApiError {
 pub enum FeedEvent {
     Welcome(Welcome),
     Message(MessageResponse),
+    /// An edit, delete or reaction (its `change` says which).
+    Change(MessageResponse),
     Presence(Presence),
     Typing(TypingEvent),
     /// The server is there; the room is just quiet.
@@ -116,6 +119,7 @@ impl EventStream {
             return Ok(Some(match event {
                 Some(Event::Welcome(w)) => FeedEvent::Welcome(w),
                 Some(Event::Message(m)) => FeedEvent::Message(m),
+                Some(Event::Change(c)) => FeedEvent::Change(c),
                 Some(Event::Presence(p)) => FeedEvent::Presence(p),
                 Some(Event::Typing(t)) => FeedEvent::Typing(t),
                 Some(Event::Heartbeat(_)) => FeedEvent::Heartbeat,
@@ -188,6 +192,9 @@ mod path {
     pub const SIGN_IN: &str = "/grpcchat.ChatService/SignIn";
     pub const CHANGE_PASSWORD: &str = "/grpcchat.ChatService/ChangePassword";
     pub const SIGN_OUT_EVERYWHERE: &str = "/grpcchat.ChatService/SignOutEverywhere";
+    pub const EDIT: &str = "/grpcchat.ChatService/EditMessage";
+    pub const DELETE: &str = "/grpcchat.ChatService/DeleteMessage";
+    pub const REACT: &str = "/grpcchat.ChatService/React";
 }
 
 /// Who this page speaks as, shared by every clone of the client.
@@ -345,15 +352,44 @@ impl ChatClient {
         message: &str,
         room: &str,
         client_msg_id: &str,
+        reply_to: u64,
     ) -> Result<MessageResponse, ApiError> {
         let request = MessageRequest {
             username: self.who().map(|w| w.name).unwrap_or_default(),
             message: message.to_owned(),
             room: room.to_owned(),
             client_msg_id: client_msg_id.to_owned(),
-            ..Default::default()
+            reply_to,
         };
         decode(self.authed(path::SEND, &request).await?)
+    }
+
+    /// Replaces the text of one of the session's own messages.
+    pub async fn edit(&self, room: &str, id: u64, text: &str) -> Result<(), ApiError> {
+        let request = EditMessageRequest {
+            room: room.to_owned(),
+            id,
+            text: text.to_owned(),
+        };
+        self.authed(path::EDIT, &request).await.map(|_| ())
+    }
+
+    pub async fn delete(&self, room: &str, id: u64) -> Result<(), ApiError> {
+        let request = DeleteMessageRequest {
+            room: room.to_owned(),
+            id,
+        };
+        self.authed(path::DELETE, &request).await.map(|_| ())
+    }
+
+    /// Adds the session's reaction `emoji` to message `id`, or takes it back.
+    pub async fn react(&self, room: &str, id: u64, emoji: &str) -> Result<(), ApiError> {
+        let request = ReactRequest {
+            room: room.to_owned(),
+            id,
+            emoji: emoji.to_owned(),
+        };
+        self.authed(path::REACT, &request).await.map(|_| ())
     }
 
     pub async fn list_rooms(&self) -> Result<ListRoomsResponse, ApiError> {

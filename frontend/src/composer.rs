@@ -6,6 +6,7 @@
 //! the focus here. Typing tells the others, spaced out by `TypingThrottle` so it stays
 //! under the server's rate limit.
 
+use chat_proto::MessageResponse;
 use leptos::ev::KeyboardEvent;
 use leptos::html::Textarea;
 use leptos::prelude::*;
@@ -18,7 +19,12 @@ use crate::timer::{now_ms, sleep_ms};
 use crate::typing::TypingThrottle;
 
 #[component]
-pub fn Composer(client: ChatClient, room: Signal<String>) -> impl IntoView {
+pub fn Composer(
+    client: ChatClient,
+    room: Signal<String>,
+    /// The message being answered, quoted above the box until sent or cancelled.
+    replying: RwSignal<Option<MessageResponse>>,
+) -> impl IntoView {
     let (text, set_text) = signal(String::new());
     let (error, set_error) = signal(None::<String>);
     let (sending, set_sending) = signal(false);
@@ -32,6 +38,7 @@ pub fn Composer(client: ChatClient, room: Signal<String>) -> impl IntoView {
     Effect::new(move || {
         room.track();
         set_error.set(None);
+        replying.set(None);
         if let Some(el) = input.get() {
             let _ = el.focus();
         }
@@ -43,6 +50,7 @@ pub fn Composer(client: ChatClient, room: Signal<String>) -> impl IntoView {
         }
         let body = text.get_untracked();
         let room = room.get_untracked();
+        let reply_to = replying.with_untracked(|r| r.as_ref().map_or(0, |m| m.id));
         let id = outgoing
             .try_update_value(|o| o.id_for(&room, &body, random_id))
             .unwrap_or_default();
@@ -52,8 +60,9 @@ pub fn Composer(client: ChatClient, room: Signal<String>) -> impl IntoView {
             let mut attempt = 0;
             // `sending` is disposed with the composer (signed out): stop trying then.
             while sending.try_get_untracked().is_some() {
-                match client.send(&body, &room, &id).await {
+                match client.send(&body, &room, &id, reply_to).await {
                     Ok(_) => {
+                        replying.try_set(None);
                         outgoing.try_update_value(|o| o.accepted(&id));
                         set_error.try_set(None);
                         // Only clear what was sent: the person may have kept typing meanwhile.
@@ -104,6 +113,12 @@ pub fn Composer(client: ChatClient, room: Signal<String>) -> impl IntoView {
 
     view! {
         <form class="composer" on:submit=move |ev| { ev.prevent_default(); send(); }>
+            {move || replying.get().map(|m| view! {
+                <p class="replying" data-testid="composer-reply">
+                    {format!("Replying to {}: {}", m.username, m.text.lines().next().unwrap_or_default())}
+                    <button type="button" aria-label="Cancel reply" on:click=move |_| replying.set(None)>"\u{00D7}"</button>
+                </p>
+            })}
             <textarea
                 data-testid="composer-input"
                 rows="2"

@@ -25,6 +25,9 @@ use crate::timer::{now_ms, sleep_ms};
 use crate::typing::Typists;
 use crate::unread::Unread;
 
+/// Most history pages a jump to a reply's original loads before giving up.
+const JUMP_PAGES: usize = 40;
+
 /// How many messages the page shows straight away on entering.
 const HISTORY_PAGE: u32 = 50;
 /// Silence that ends a stream before its Welcome has said how often heartbeats come.
@@ -203,6 +206,36 @@ impl Feed {
         }));
     }
 
+    /// Scrolls to message `id` (a reply's original), paging older history in until it is
+    /// shown, at most `JUMP_PAGES` pages back.
+    pub fn jump_to(self, id: u64) {
+        spawn_local(async move {
+            for _ in 0..JUMP_PAGES {
+                let (shown, older) = self
+                    .timeline
+                    .with_untracked(|t| (t.messages().iter().any(|m| m.id == id), t.has_older()));
+                if shown || !older {
+                    break;
+                }
+                self.load_older();
+                sleep_ms(50).await;
+                while self.loading_older.get_untracked() {
+                    sleep_ms(50).await;
+                }
+            }
+            // Drawn by the next frame.
+            sleep_ms(50).await;
+            let row = document()
+                .query_selector(&format!("[data-testid=message][data-id=\"{id}\"]"))
+                .ok()
+                .flatten();
+            if let Some(row) = row {
+                row.scroll_into_view();
+                let _ = row.class_list().add_1("found");
+            }
+        });
+    }
+
     async fn follow_room(self, room: String, seen: Option<Key>) {
         let client = self.client.get_value();
         let mut attempt: u32 = 0;
@@ -296,6 +329,7 @@ impl Feed {
                         self.live.set(heard);
                     }
                 }
+                Ok(Some(FeedEvent::Change(c))) => self.timeline.maybe_update(|t| t.apply(c)),
                 Ok(Some(FeedEvent::Presence(p))) => self
                     .members
                     .update(|m| m.changed(&p.username, p.joined, p.member_count)),

@@ -14,6 +14,7 @@ mod feed;
 mod markup;
 mod member_list;
 mod members;
+mod message_actions;
 mod message_list;
 mod message_text;
 mod name;

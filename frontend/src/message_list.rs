@@ -13,6 +13,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::announcer::Announcer;
+use crate::message_actions::{editor, reactions, Act, Actions};
 use crate::message_text::message_text;
 use crate::rows::{rows, Key, Row};
 use crate::timer::{now_ms, sleep_ms};
@@ -37,6 +38,10 @@ pub fn MessageList(
     /// The last message from someone else heard live on the stream, for the screen reader.
     live: Signal<Option<String>>,
     on_near_top: Callback<()>,
+    /// Edits, deletes, reactions and replies asked for on a message; a click on a quote
+    /// asks to jump to (the id of) its original.
+    act: Callback<Act>,
+    on_jump: Callback<u64>,
 ) -> impl IntoView {
     let list = NodeRef::<Ol>::new();
     let at_bottom = RwSignal::new(true);
@@ -166,7 +171,7 @@ pub fn MessageList(
                 on:scroll=on_scroll
             >
                 <For each=shown key=Row::key let:row>
-                    <MessageRow row me tick />
+                    <MessageRow row me tick act on_jump />
                 </For>
             </ol>
             <button
@@ -213,7 +218,13 @@ fn line(
 }
 
 #[component]
-fn MessageRow(row: Row, me: Signal<String>, tick: RwSignal<bool>) -> impl IntoView {
+fn MessageRow(
+    row: Row,
+    me: Signal<String>,
+    tick: RwSignal<bool>,
+    act: Callback<Act>,
+    on_jump: Callback<u64>,
+) -> impl IntoView {
     let Row {
         day_line,
         new_line,
@@ -225,6 +236,9 @@ fn MessageRow(row: Row, me: Signal<String>, tick: RwSignal<bool>) -> impl IntoVi
     let full = when::full_time(sent);
     let username = message.username.clone();
     let mine = move || me.with(|me| *me == username);
+    // Only an account's own messages can be changed (a guest name may be someone else's).
+    let own = !message.guest && mine();
+    let editing = RwSignal::new(false);
     // A run's later messages show no time; the exact one is on hover all the same.
     let meta = head.then(|| {
         view! {
@@ -237,13 +251,46 @@ fn MessageRow(row: Row, me: Signal<String>, tick: RwSignal<bool>) -> impl IntoVi
             </div>
         }
     });
+    let id = message.id;
+    let quote = message.quote.clone().map(|q| {
+        let to = message.reply_to;
+        let line = match q.deleted {
+            true => "original deleted".to_owned(),
+            false => format!("{}: {}", q.username, q.text),
+        };
+        view! {
+            <button type="button" class="quote" data-testid="message-quote" on:click=move |_| on_jump.run(to)>{line}</button>
+        }
+    });
+    let body = if message.deleted {
+        view! { <p class="text deleted" data-testid="message-deleted">"message deleted"</p> }
+            .into_any()
+    } else {
+        let edited = (message.edited_at_ms > 0).then(|| {
+            view! { <span class="edited" data-testid="message-edited" title=when::full_time(message.edited_at_ms)>" (edited)"</span> }
+        });
+        let text = message.text.clone();
+        let actions_for = message.clone();
+        view! {
+            <Show
+                when=move || editing.get()
+                fallback=move || view! { <p class="text" data-testid="message-text">{message_text(&text)}{edited.clone()}</p> }
+            >
+                {editor(id, message.text.clone(), editing, act)}
+            </Show>
+            {reactions(id, message.reactions.clone(), me, act)}
+            <Actions message=actions_for mine=own editing act />
+        }
+        .into_any()
+    };
     view! {
         <li class="message" class:mine=mine data-testid="message" data-id=message.id.to_string()>
             {line(day_line, "day", tick, when::day_label, sent)}
             {line(new_line, "new-messages", tick, when::new_messages, sent)}
             <div class=if head { "bubble head" } else { "bubble" } title=full>
                 {meta}
-                <p class="text" data-testid="message-text">{message_text(&message.text)}</p>
+                {quote}
+                {body}
             </div>
         </li>
     }

@@ -28,9 +28,42 @@ pub struct Row {
 impl Row {
     /// Keyed with what is drawn around the message too, so a row whose heading or line
     /// comes or goes (a page merged in above continues its run) is drawn again.
-    pub fn key(&self) -> (Key, bool, bool, bool) {
-        (self.key, self.head, self.day_line, self.new_line)
+    /// An edit, delete or reaction changes the key too, so the row is drawn anew.
+    pub fn key(&self) -> (Key, bool, bool, bool, u64) {
+        (
+            self.key,
+            self.head,
+            self.day_line,
+            self.new_line,
+            revision(&self.message),
+        )
     }
+}
+
+/// A fingerprint of what changes can alter in a message (text, edit time, deleted,
+/// reactions, the quote of its original): FNV-1a over them.
+fn revision(m: &MessageResponse) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    let mut add = |bytes: &[u8]| {
+        for b in bytes {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    add(&m.edited_at_ms.to_le_bytes());
+    add(&[m.deleted as u8]);
+    add(m.text.as_bytes());
+    if let Some(q) = &m.quote {
+        add(&[q.deleted as u8]);
+        add(q.text.as_bytes());
+    }
+    for r in &m.reactions {
+        add(r.emoji.as_bytes());
+        for who in &r.usernames {
+            add(who.as_bytes());
+            add(&[0]);
+        }
+    }
+    hash
 }
 
 /// The rows for `messages` (oldest first): the new-messages line goes above the first

@@ -4,7 +4,7 @@
 //! replays, and a new epoch means the old ids are meaningless and everything is dropped.
 //! Older pages (scrolling up) merge in by id below what is shown.
 
-use chat_proto::MessageResponse;
+use chat_proto::{change::Kind, MessageResponse, Reaction};
 
 /// Older messages are dropped past this many (or this many live arrivals after the
 /// reader last paged back), so a long-open tab does not grow without bound.
@@ -90,6 +90,53 @@ impl Timeline {
         true
     }
 
+    /// Applies a change event (edit, delete, reaction) to the message it names, if shown;
+    /// it takes its id in the sequence either way, so a resume starts after it. Returns
+    /// whether anything changed. A deleted message stays deleted whatever comes after.
+    pub fn apply(&mut self, event: MessageResponse) -> bool {
+        let Some(change) = event.change.as_ref().filter(|_| event.id > self.last_id) else {
+            return false;
+        };
+        self.last_id = event.id;
+        let Ok(at) = self
+            .messages
+            .binary_search_by_key(&change.target_id, |m| m.id)
+        else {
+            return false;
+        };
+        let target = &mut self.messages[at];
+        if target.deleted {
+            return false;
+        }
+        match change.kind() {
+            Kind::Edit => {
+                target.text = event.text;
+                target.edited_at_ms = event.sent_at_ms;
+            }
+            Kind::Delete => {
+                target.deleted = true;
+                target.text.clear();
+                target.reactions.clear();
+            }
+            Kind::React => toggle(
+                &mut target.reactions,
+                &change.emoji,
+                event.username,
+                change.on,
+            ),
+        }
+        // A reply quoting the changed message shows the change too.
+        let (id, deleted) = (target.id, target.deleted);
+        let line = target.text.lines().next().unwrap_or_default().to_owned();
+        for reply in self.messages.iter_mut().filter(|m| m.reply_to == id) {
+            if let Some(quote) = &mut reply.quote {
+                quote.deleted = deleted;
+                quote.text = if deleted { String::new() } else { line.clone() };
+            }
+        }
+        true
+    }
+
     /// Drops the oldest past the bound (they can be paged in again).
     fn trim(&mut self) {
         let keep = self.cap.max(MAX_SHOWN);
@@ -106,6 +153,27 @@ impl Timeline {
         self.messages.clear();
         self.has_older = false;
         self.cap = 0;
+    }
+}
+
+/// Sets whether `who` has reacted with `emoji` (`on`), keeping first-use order.
+fn toggle(reactions: &mut Vec<Reaction>, emoji: &str, who: String, on: bool) {
+    let at = reactions.iter().position(|r| r.emoji == emoji);
+    match (at, on) {
+        (Some(at), true) if !reactions[at].usernames.contains(&who) => {
+            reactions[at].usernames.push(who)
+        }
+        (None, true) => reactions.push(Reaction {
+            emoji: emoji.to_owned(),
+            usernames: vec![who],
+        }),
+        (Some(at), false) => {
+            reactions[at].usernames.retain(|n| *n != who);
+            if reactions[at].usernames.is_empty() {
+                reactions.remove(at);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -218,5 +286,63 @@ mod tests {
         t.load_history(7, vec![msg(101), msg(102)], false);
         assert!(t.has_older());
         assert_eq!(t.last_id(), 102);
+    }
+
+    fn change(
+        id: u64,
+        target: u64,
+        kind: Kind,
+        text: &str,
+        who: &str,
+        emoji: &str,
+        on: bool,
+    ) -> MessageResponse {
+        MessageResponse {
+            id,
+            text: text.into(),
+            username: who.into(),
+            sent_at_ms: id as i64 * 1000,
+            change: Some(chat_proto::Change {
+                target_id: target,
+                kind: kind.into(),
+                emoji: emoji.into(),
+                on,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn changes_apply_to_their_message_and_advance_the_resume_point() {
+        let mut t = Timeline::default();
+        t.welcome(1, false);
+        t.push(msg(1));
+        let mut reply = msg(2);
+        reply.reply_to = 1;
+        reply.quote = Some(chat_proto::Quote {
+            username: "ann".into(),
+            text: "m1".into(),
+            deleted: false,
+        });
+        t.push(reply);
+        assert!(t.apply(change(3, 1, Kind::Edit, "fixed\nmore", "ann", "", false)));
+        assert_eq!(t.messages()[0].text, "fixed\nmore");
+        assert_eq!(t.messages()[0].edited_at_ms, 3000);
+        assert_eq!(t.messages()[1].quote.as_ref().unwrap().text, "fixed");
+        assert!(t.apply(change(4, 1, Kind::React, "", "bob", "👍", true)));
+        assert!(t.apply(change(5, 1, Kind::React, "", "cy", "👍", true)));
+        assert!(t.apply(change(6, 1, Kind::React, "", "bob", "👍", false)));
+        assert_eq!(t.messages()[0].reactions[0].usernames, ["cy"]);
+        // Replayed again after a resume: already applied.
+        assert!(!t.apply(change(5, 1, Kind::React, "", "cy", "👍", false)));
+        assert!(t.apply(change(7, 1, Kind::Delete, "", "ann", "", false)));
+        let gone = &t.messages()[0];
+        assert!(gone.deleted && gone.text.is_empty() && gone.reactions.is_empty());
+        assert!(t.messages()[1].quote.as_ref().unwrap().deleted);
+        // Deleted stays deleted; a change to a message not shown only moves the id on.
+        assert!(!t.apply(change(8, 1, Kind::Edit, "back", "ann", "", false)));
+        assert!(!t.apply(change(9, 99, Kind::Edit, "x", "ann", "", false)));
+        assert_eq!(t.last_id(), 9);
+        assert!(!t.push(msg(9)), "ids of changes are not reused by messages");
     }
 }

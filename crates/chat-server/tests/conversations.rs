@@ -4,7 +4,7 @@
 mod common;
 
 use chat_proto::{
-    chat_event::Event, change::Kind, DeleteMessageRequest, EditMessageRequest, HistoryRequest,
+    change::Kind, chat_event::Event, DeleteMessageRequest, EditMessageRequest, HistoryRequest,
     MessageRequest, MessageResponse, ReactRequest, RegisterRequest,
 };
 use common::{next_event, next_message, req, subscribe_req, welcome, within, SignedIn, TestServer};
@@ -124,8 +124,15 @@ async fn only_the_author_edits_or_deletes_and_history_shows_the_result() {
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
 
     let shown = history(&server).await;
-    assert_eq!(shown.len(), 2, "change events are not in History: {shown:?}");
-    assert_eq!((shown[0].text.as_str(), shown[0].message.as_str()), ("hello", "[ann]: hello"));
+    assert_eq!(
+        shown.len(),
+        2,
+        "change events are not in History: {shown:?}"
+    );
+    assert_eq!(
+        (shown[0].text.as_str(), shown[0].message.as_str()),
+        ("hello", "[ann]: hello")
+    );
     assert_eq!(shown[0].edited_at_ms, edited.sent_at_ms);
 
     within(ann.delete_message(delete(first.id))).await.unwrap();
@@ -135,7 +142,10 @@ async fn only_the_author_edits_or_deletes_and_history_shows_the_result() {
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     let shown = history(&server).await;
     assert!(shown[0].deleted, "{shown:?}");
-    assert_eq!((shown[0].text.as_str(), shown[0].message.as_str()), ("", ""));
+    assert_eq!(
+        (shown[0].text.as_str(), shown[0].message.as_str()),
+        ("", "")
+    );
     assert_eq!(shown[1].text, "a guest's line");
 }
 
@@ -149,7 +159,9 @@ async fn changes_reach_subscribers_live_and_on_resume() {
         .into_inner();
     welcome(&mut watcher).await;
     let first = post(&mut ann, "helo").await;
-    within(ann.edit_message(edit(first.id, "hello"))).await.unwrap();
+    within(ann.edit_message(edit(first.id, "hello")))
+        .await
+        .unwrap();
     within(ann.delete_message(delete(first.id))).await.unwrap();
 
     assert_eq!(next_message(&mut watcher).await.id, first.id);
@@ -193,7 +205,9 @@ async fn the_original_clients_see_messages_only_and_the_new_text_in_history() {
     assert_eq!(own.message, "[carl]: hi all");
 
     let first = post(&mut ann, "helo").await;
-    within(ann.edit_message(edit(first.id, "hello"))).await.unwrap();
+    within(ann.edit_message(edit(first.id, "hello")))
+        .await
+        .unwrap();
     within(ann.react(react(first.id, "👍"))).await.unwrap();
     let second = post(&mut ann, "next").await;
     let got = within(lines.message()).await.unwrap().unwrap();
@@ -230,17 +244,29 @@ async fn reactions_toggle_list_who_and_share_the_message_allowance() {
     let who: Vec<(&str, Vec<&str>)> = shown[0]
         .reactions
         .iter()
-        .map(|r| (r.emoji.as_str(), r.usernames.iter().map(String::as_str).collect()))
+        .map(|r| {
+            (
+                r.emoji.as_str(),
+                r.usernames.iter().map(String::as_str).collect(),
+            )
+        })
         .collect();
     assert_eq!(who, [("👍", vec!["ann", "gus"]), ("🎉", vec!["gus"])]);
-    assert!(!on(within(ann.react(react(first.id, "👍"))).await), "a second click takes it back");
+    assert!(
+        !on(within(ann.react(react(first.id, "👍"))).await),
+        "a second click takes it back"
+    );
     assert_eq!(history(&server).await[0].reactions[0].usernames, ["gus"]);
 
-    let status = within(ann.react(react(first.id, "hello"))).await.unwrap_err();
+    let status = within(ann.react(react(first.id, "hello")))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     let status = within(ann.react(react(999, "👍"))).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    let status = within(server.client().await.react(react(first.id, "👍"))).await.unwrap_err();
+    let status = within(server.client().await.react(react(first.id, "👍")))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     // ann has spent 3 of 6 (post, on, off): the fourth reaction after that is refused.
     for emoji in ["😂", "😮", "👀"] {
@@ -267,7 +293,10 @@ async fn replies_quote_their_original_in_the_same_room() {
     .into_inner();
     assert_eq!(reply.reply_to, original.id);
     let quote = reply.quote.unwrap();
-    assert_eq!((quote.username.as_str(), quote.text.as_str()), ("ann", "lunch at noon?"));
+    assert_eq!(
+        (quote.username.as_str(), quote.text.as_str()),
+        ("ann", "lunch at noon?")
+    );
     for (room, id) in [("", 999), ("other", original.id)] {
         let status = within(bob.send_message(MessageRequest {
             message: "yes".into(),
@@ -279,7 +308,9 @@ async fn replies_quote_their_original_in_the_same_room() {
         .unwrap_err();
         assert_eq!(status.code(), Code::NotFound, "{status:?}");
     }
-    within(ann.delete_message(delete(original.id))).await.unwrap();
+    within(ann.delete_message(delete(original.id)))
+        .await
+        .unwrap();
     let shown = history(&server).await;
     let quote = shown[1].quote.clone().unwrap();
     assert!(quote.deleted && quote.text.is_empty(), "{quote:?}");
@@ -301,7 +332,9 @@ async fn a_deleted_message_text_leaves_the_database_file() {
     for _ in 0..5 {
         post(&mut ann, &filler).await;
     }
-    within(ann.edit_message(edit(first.id, edited))).await.unwrap();
+    within(ann.edit_message(edit(first.id, edited)))
+        .await
+        .unwrap();
     within(ann.delete_message(delete(first.id))).await.unwrap();
     post(&mut ann, "still here").await;
     // Stopping the server closes the last connection, which checkpoints the log into
@@ -321,7 +354,10 @@ async fn a_deleted_message_text_leaves_the_database_file() {
     let bytes = std::fs::read(&db.0).unwrap();
     let has = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
     assert!(has("still here"), "the file holds the messages");
-    assert!(!has(secret) && !has(edited), "deleted text is gone from the file");
+    assert!(
+        !has(secret) && !has(edited),
+        "deleted text is gone from the file"
+    );
     let wal = std::fs::read(format!("{}-wal", db.0.display())).unwrap_or_default();
     let wal_has = |needle: &str| wal.windows(needle.len()).any(|w| w == needle.as_bytes());
     assert!(!wal_has(secret) && !wal_has(edited), "and from the log");
