@@ -5,7 +5,7 @@
 //! leaves and exits, so `echo hi | chat-cli --name me` posts once.
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use chat_proto::{MessageRequest, MessageResponse};
+use chat_proto::{change::Kind, MessageRequest, MessageResponse};
 use chrono::{Local, TimeZone};
 use clap::Parser;
 use tokio::{
@@ -182,7 +182,12 @@ async fn chat(session: &Session, room: &str) -> Result<(), String> {
         tokio::select! {
             msg = feed.next() => match msg {
                 Some(Ok(msg)) => {
-                    print_message(&msg);
+                    if let Some(line) = line(&msg) {
+                        println!("{line}");
+                    }
+                    if msg.change.is_some() {
+                        continue; // not one of our lines coming back
+                    }
                     while sent_rx.try_recv().is_ok() {
                         unconfirmed += 1;
                     }
@@ -238,23 +243,56 @@ impl LineIds {
     }
 }
 
-fn print_message(msg: &MessageResponse) {
+/// How a message (or an edit or delete of one) prints: `HH:MM:SS [name]: text` in local
+/// time. Reactions print nothing: a line per click would drown the conversation.
+fn line(msg: &MessageResponse) -> Option<String> {
     let time = Local
         .timestamp_millis_opt(msg.sent_at_ms)
         .single()
         .map(|t| t.format("%H:%M:%S").to_string())
         .unwrap_or_else(|| "--:--:--".into());
-    // Old servers fill only the display form.
-    if msg.username.is_empty() {
-        println!("{time} {}", msg.message);
-    } else {
-        println!("{time} [{}]: {}", msg.username, msg.text);
-    }
+    let said = match msg.change.as_ref() {
+        Some(change) => match change.kind() {
+            Kind::Edit => format!(
+                "[{}] edited message {}: {}",
+                msg.username, change.target_id, msg.text
+            ),
+            Kind::Delete => format!("[{}] deleted message {}", msg.username, change.target_id),
+            Kind::React => return None,
+        },
+        // Old servers fill only the display form.
+        None if msg.username.is_empty() => msg.message.clone(),
+        None => format!("[{}]: {}", msg.username, msg.text),
+    };
+    Some(format!("{time} {said}"))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::LineIds;
+    use super::{line, LineIds};
+    use chat_proto::{change::Kind, Change, MessageResponse};
+
+    #[test]
+    fn edits_and_deletes_print_a_line_and_reactions_none() {
+        let change = |kind: Kind, text: &str| MessageResponse {
+            username: "ann".into(),
+            text: text.into(),
+            change: Some(Change {
+                target_id: 7,
+                kind: kind.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let edited = line(&change(Kind::Edit, "fixed")).unwrap();
+        assert!(
+            edited.ends_with(" [ann] edited message 7: fixed"),
+            "{edited}"
+        );
+        let deleted = line(&change(Kind::Delete, "")).unwrap();
+        assert!(deleted.ends_with(" [ann] deleted message 7"), "{deleted}");
+        assert_eq!(line(&change(Kind::React, "")), None);
+    }
 
     #[test]
     fn every_line_gets_its_own_id_within_the_servers_rule() {

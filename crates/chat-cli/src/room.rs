@@ -57,9 +57,9 @@ pub async fn open(session: &Session, join: MessageRequest) -> Result<(Feed, Post
     }
     let feed = events.filter_map(|event| match event {
         Ok(ChatEvent {
-            event: Some(Event::Message(msg)),
+            event: Some(Event::Message(msg) | Event::Change(msg)),
         }) => Some(Ok(msg)),
-        // Heartbeats, presence and typing have no line to print.
+        // Heartbeats, presence and typing have no line to print (see `line` for changes).
         Ok(_) => None,
         Err(status) => Some(Err(status)),
     });
