@@ -27,6 +27,9 @@ pub(super) const MAX_BATCH: usize = 1024;
 
 pub(super) type OnCommit = Box<dyn Fn(&[Committed]) + Send>;
 
+// Nearly every command is an Append: boxing it to shrink the rare others would cost an
+// allocation per message.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Command {
     Append(
         MessageResponse,
