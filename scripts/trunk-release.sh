@@ -4,8 +4,10 @@
 # panics that abort at once. std's prebuilt copy carries the panic machinery (message
 # formatting, location, unwinding hooks) that every bounds check links in; built with
 # `panic = "immediate-abort"` it is left out, which is the largest single cut in
-# BENCHMARKS.md ("Frontend weight"). A plain `trunk build --release` (stable, the
-# prebuilt std) still builds a working page, just heavier than the budget.
+# BENCHMARKS.md ("Frontend weight"). std's `optimize_for_size` feature picks its smaller
+# variants where it has two (sorting, number formatting and parsing). A plain
+# `trunk build --release` (stable, the prebuilt std) still builds a working page, just
+# heavier than the budget.
 # Only the frontend build uses nightly: the server, the CLI and the tests stay on stable.
 set -euo pipefail
 
@@ -17,6 +19,7 @@ WASM_TOOLCHAIN="${WASM_TOOLCHAIN:-nightly}"
 cd "$ROOT"
 RUSTUP_TOOLCHAIN="$WASM_TOOLCHAIN" \
   CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
+  CARGO_UNSTABLE_BUILD_STD_FEATURES=optimize_for_size \
   CARGO_UNSTABLE_PANIC_IMMEDIATE_ABORT=true \
   CARGO_PROFILE_WASM_RELEASE_PANIC=immediate-abort \
   exec trunk build --release "$@"
