@@ -12,12 +12,28 @@ const MESSAGES: u64 = 300;
 const SUBSCRIBERS: usize = 6;
 const ROOMS: usize = 2;
 
-async fn start_server() -> (SocketAddr, Shutdown) {
+/// A server in this process; its database goes with the `DbFiles`.
+async fn start_server() -> (SocketAddr, Shutdown, DbFiles) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = Shutdown::new();
-    tokio::spawn(app::serve(listener, Config::for_tests(), shutdown.clone()));
-    (addr, shutdown)
+    let config = Config::for_tests();
+    let db = DbFiles(config.db.clone());
+    tokio::spawn(app::serve(listener, config, shutdown.clone()));
+    (addr, shutdown, db)
+}
+
+/// A test server's database file, removed with its WAL files when the test ends.
+struct DbFiles(std::path::PathBuf);
+
+impl Drop for DbFiles {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.0.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 fn small_run(addr: SocketAddr, transport: Transport) -> BenchConfig {
@@ -52,7 +68,7 @@ fn assert_every_delivery(m: &Measurement) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_web_subscribers_get_every_message_once_in_order() {
-    let (addr, shutdown) = start_server().await;
+    let (addr, shutdown, _db) = start_server().await;
     let report = chat_bench::run(&small_run(addr, Transport::GrpcWeb), None)
         .await
         .unwrap();
@@ -63,7 +79,7 @@ async fn grpc_web_subscribers_get_every_message_once_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_subscribers_get_every_message_once_in_order() {
-    let (addr, shutdown) = start_server().await;
+    let (addr, shutdown, _db) = start_server().await;
     let report = chat_bench::run(&small_run(addr, Transport::Native), None)
         .await
         .unwrap();
@@ -73,7 +89,7 @@ async fn native_subscribers_get_every_message_once_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_baseline_carries_the_same_traffic_and_gets_a_ratio() {
-    let (addr, shutdown) = start_server().await;
+    let (addr, shutdown, _db) = start_server().await;
     let cfg = BenchConfig {
         baseline: true,
         ..small_run(addr, Transport::GrpcWeb)

@@ -18,15 +18,30 @@ use tonic::{Code, Status};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-async fn start_server() -> String {
+async fn start_server() -> (String, DbFiles) {
     start_server_with(Config::for_tests()).await
 }
 
-async fn start_server_with(config: Config) -> String {
+/// A server in this process, at the returned URL; its database goes with the `DbFiles`.
+async fn start_server_with(config: Config) -> (String, DbFiles) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    let db = DbFiles(config.db.clone());
     tokio::spawn(app::serve(listener, config, Shutdown::new()));
-    url
+    (url, db)
+}
+
+/// A test server's database file, removed with its WAL files when the test ends.
+struct DbFiles(std::path::PathBuf);
+
+impl Drop for DbFiles {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.0.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Waits for the CLI to exit and returns what it printed.
@@ -84,7 +99,7 @@ fn cli(url: &str, name: &str) -> Command {
 
 #[tokio::test]
 async fn piped_lines_are_posted_and_the_room_is_printed() {
-    let url = start_server().await;
+    let (url, _db) = start_server().await;
     let mut listener = cli(&url, "carol").spawn().unwrap();
     let mut out = BufReader::new(listener.stdout.take().unwrap()).lines();
     let channel = tonic::transport::Channel::from_shared(url.clone())
@@ -235,7 +250,7 @@ fn legacy_post(name: &str, text: &str) -> MessageRequest {
 
 #[tokio::test]
 async fn the_cli_holds_its_name_posts_with_its_token_and_leaves_on_ctrl_c() {
-    let url = start_server().await;
+    let (url, _db) = start_server().await;
     let mut carol = cli(&url, "carol").spawn().unwrap();
     let mut out = BufReader::new(carol.stdout.take().unwrap()).lines();
     let mut client = client(&url).await;
@@ -295,7 +310,7 @@ async fn the_cli_holds_its_name_posts_with_its_token_and_leaves_on_ctrl_c() {
 
 #[tokio::test]
 async fn a_one_shot_sender_leaves_when_stdin_ends() {
-    let url = start_server().await;
+    let (url, _db) = start_server().await;
     let erin = cli(&url, "erin").spawn().unwrap();
     assert_success(&run_with_input(erin, b"bye\n").await);
     let mut client = client(&url).await;
@@ -304,7 +319,7 @@ async fn a_one_shot_sender_leaves_when_stdin_ends() {
 
 #[tokio::test]
 async fn a_taken_name_is_explained_and_exits_non_zero() {
-    let url = start_server().await;
+    let (url, _db) = start_server().await;
     let mut client = client(&url).await;
     join(&mut client, "ann").await.unwrap();
 
@@ -322,7 +337,7 @@ async fn a_taken_name_is_explained_and_exits_non_zero() {
 
 #[tokio::test]
 async fn no_join_speaks_the_original_protocol() {
-    let url = start_server().await;
+    let (url, _db) = start_server().await;
     let mut client = client(&url).await;
     join(&mut client, "fay").await.unwrap();
 
@@ -351,7 +366,7 @@ async fn no_join_speaks_the_original_protocol() {
 
 #[tokio::test]
 async fn a_paste_faster_than_the_rate_limit_is_paced_not_cut_off() {
-    let url = start_server_with(Config {
+    let (url, _db) = start_server_with(Config {
         max_messages_per_sec: 50,
         message_burst: 2,
         ..Config::for_tests()
@@ -379,7 +394,7 @@ fn printed(out: &Output) -> String {
 
 #[tokio::test]
 async fn a_password_file_signs_in_to_the_account() {
-    let url = start_server().await;
+    let (url, _db) = start_server().await;
     let mut client = client(&url).await;
     client
         .register(RegisterRequest {
@@ -425,7 +440,7 @@ async fn a_password_file_signs_in_to_the_account() {
 
 #[tokio::test]
 async fn chat_password_registers_a_name_with_register() {
-    let url = start_server().await;
+    let (url, _db) = start_server().await;
     let mut registering = cli(&url, "bob");
     registering.arg("--register").env("CHAT_PASSWORD", PASSWORD);
     let out = run_with_input(registering.spawn().unwrap(), b"mine for good\n").await;
@@ -465,13 +480,13 @@ async fn an_https_url_reaches_chat_server_serving_tls_itself() {
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert, made.cert.pem()).unwrap();
     std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
-    let url = start_server_with(Config {
+    let (url, _db) = start_server_with(Config {
         tls_cert: Some(cert.clone()),
         tls_key: Some(key),
         ..Config::for_tests()
     })
-    .await
-    .replace("http://", "https://");
+    .await;
+    let url = url.replace("http://", "https://");
 
     let mut sender = cli(&url, "erin");
     sender.arg("--ca-cert").arg(&cert);
