@@ -28,9 +28,11 @@ pub enum Transport {
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchConfig {
-    /// The chat server, `host:port` or `http://host:port`; loopback only.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub addr: String,
+    /// The chat server, `host:port` or `http://host:port`; loopback only. Several (repeat
+    /// it or separate with commas): servers sharing one database, subscribers and senders
+    /// spread over them in turn.
+    #[arg(long, default_value = "127.0.0.1:8080", value_delimiter = ',')]
+    pub addr: Vec<String>,
 
     /// How subscribers connect. Senders always use native gRPC.
     #[arg(long, value_enum, default_value_t = Transport::GrpcWeb)]
@@ -77,9 +79,10 @@ pub struct BenchConfig {
     #[arg(long, default_value_t = 1_000)]
     pub settle_ms: u64,
 
-    /// The server's pid, to report its CPU time and memory from /proc.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// The server's pid, to report its CPU time and memory from /proc. Several servers:
+    /// each one's (repeat it or separate with commas), added up.
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
 
     /// Also run the same traffic against a minimal raw-TCP fan-out (a child process) and
     /// report our figures as a ratio to it.
@@ -104,9 +107,16 @@ impl Default for BenchConfig {
 }
 
 impl BenchConfig {
-    /// The target address, once it is known to be loopback and every bound holds.
-    pub fn check(&self) -> Result<SocketAddr, String> {
-        let addr = loopback_addr(&self.addr)?;
+    /// The target addresses, once each is known to be loopback and every bound holds.
+    pub fn check(&self) -> Result<Vec<SocketAddr>, String> {
+        let addrs = self
+            .addr
+            .iter()
+            .map(|a| loopback_addr(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        if addrs.is_empty() {
+            return Err("--addr: at least one server".into());
+        }
         let within = |ok: bool, what: String| if ok { Ok(()) } else { Err(what) };
         within(
             (1..=MAX_SUBSCRIBERS).contains(&self.subscribers),
@@ -144,7 +154,7 @@ impl BenchConfig {
             self.drain_ms <= 60_000 && self.settle_ms <= 60_000,
             "--drain-ms and --settle-ms must be at most 60000".into(),
         )?;
-        Ok(addr)
+        Ok(addrs)
     }
 
     pub fn duration(&self) -> Duration {
@@ -195,6 +205,25 @@ mod tests {
         for bad in ["10.0.0.1:8080", "0.0.0.0:8080", "example.com:80", "[::]:80"] {
             assert!(loopback_addr(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn every_one_of_several_servers_must_be_loopback() {
+        let two = BenchConfig {
+            addr: vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()],
+            ..BenchConfig::default()
+        };
+        assert_eq!(two.check().unwrap().len(), 2);
+        let one_far = BenchConfig {
+            addr: vec!["127.0.0.1:1".into(), "10.0.0.1:2".into()],
+            ..BenchConfig::default()
+        };
+        assert!(one_far.check().is_err());
+        let none = BenchConfig {
+            addr: Vec::new(),
+            ..BenchConfig::default()
+        };
+        assert!(none.check().is_err());
     }
 
     #[test]

@@ -42,7 +42,7 @@ const SPARE_FDS: u64 = 64;
 /// Runs the configured load against the chat server, then, with `--baseline`, the same
 /// load against the raw-TCP baseline started from `baseline_exe` (this binary).
 pub async fn run(cfg: &BenchConfig, baseline_exe: Option<&Path>) -> Result<Report, String> {
-    let addr = cfg.check()?;
+    let addrs = cfg.check()?;
     let fds = fd_limit::raise();
     if fds < cfg.subscribers as u64 + cfg.senders as u64 + SPARE_FDS {
         return Err(format!(
@@ -55,14 +55,14 @@ pub async fn run(cfg: &BenchConfig, baseline_exe: Option<&Path>) -> Result<Repor
             Transport::GrpcWeb => "chat-server, grpc-web/HTTP1.1".into(),
             Transport::Native => "chat-server, native gRPC/HTTP2".into(),
         },
-        addr,
+        addrs: addrs.clone(),
         link: match cfg.transport {
             Transport::GrpcWeb => Link::GrpcWeb,
             Transport::Native => Link::Native,
         },
-        pid: cfg.server_pid,
+        pids: cfg.server_pid.clone(),
     };
-    rooms::create(addr, &room_names(cfg.rooms)).await?;
+    rooms::create(addrs[0], &room_names(cfg.rooms)).await?;
     let main = run::measure(cfg, &chat, &room_names(cfg.rooms)).await?;
     let baseline = match (cfg.baseline && cfg.senders > 0, baseline_exe) {
         (false, _) => None,
@@ -71,9 +71,9 @@ pub async fn run(cfg: &BenchConfig, baseline_exe: Option<&Path>) -> Result<Repor
             let process = baseline::BaselineProcess::spawn(exe).await?;
             let target = Target {
                 name: "baseline, raw TCP coalescing".into(),
-                addr: process.addr,
+                addrs: vec![process.addr],
                 link: Link::Raw,
-                pid: Some(process.pid),
+                pids: vec![process.pid],
             };
             let measured = run::measure(cfg, &target, &room_names(cfg.rooms)).await;
             process.stop().await;

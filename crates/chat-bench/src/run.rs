@@ -27,12 +27,20 @@ const CONNECTING_AT_ONCE: usize = 256;
 /// A connect phase making no progress for this long has failed.
 const CONNECT_STALL: Duration = Duration::from_secs(20);
 
-/// A fan-out to measure.
+/// A fan-out to measure: one server, or several sharing one chat.
 pub struct Target {
     pub name: String,
-    pub addr: SocketAddr,
+    /// Subscriber `i` and sender `i` connect to `addrs[i % len]`.
+    pub addrs: Vec<SocketAddr>,
     pub link: Link,
-    pub pid: Option<u32>,
+    /// The servers' processes, whose CPU and memory are added up.
+    pub pids: Vec<u32>,
+}
+
+impl Target {
+    fn addr(&self, i: usize) -> SocketAddr {
+        self.addrs[i % self.addrs.len()]
+    }
 }
 
 /// What every phase shares.
@@ -107,10 +115,10 @@ impl Run<'_> {
         }
 
         let mut posters = Vec::with_capacity(cfg.senders);
-        for _ in 0..cfg.senders {
+        for i in 0..cfg.senders {
             posters.push(match self.target.link {
-                Link::Raw => RawPoster::connect(self.target.addr).await?,
-                _ => Poster::grpc(self.target.addr).await?,
+                Link::Raw => RawPoster::connect(self.target.addr(i)).await?,
+                _ => Poster::grpc(self.target.addr(i)).await?,
             });
         }
         let server_before = self.server("at start")?;
@@ -205,7 +213,7 @@ impl Run<'_> {
                 cancel: self.stop.clone(),
                 ready: ready_tx.clone(),
             };
-            handles.push(tokio::spawn(sub.run(self.target.addr)));
+            handles.push(tokio::spawn(sub.run(self.target.addr(i))));
         }
         while welcomed < handles.len() {
             self.welcome_one(&mut ready, &mut welcomed).await?;
@@ -274,14 +282,22 @@ impl Run<'_> {
         Ok(sent)
     }
 
-    /// A /proc sample of the server, when its pid is known.
+    /// A /proc sample of the servers added up, when their pids are known.
     fn server(&self, when: &str) -> Result<Option<ProcSample>, String> {
-        match self.target.pid {
-            Some(pid) => proc_stats::sample(Some(pid))
-                .map(Some)
-                .map_err(|e| format!("reading /proc/{pid} {when}: {e}")),
-            None => Ok(None),
+        let mut total: Option<ProcSample> = None;
+        for &pid in &self.target.pids {
+            let one = proc_stats::sample(Some(pid))
+                .map_err(|e| format!("reading /proc/{pid} {when}: {e}"))?;
+            let sum = total.get_or_insert(ProcSample {
+                cpu_s: 0.0,
+                rss_kib: 0,
+                peak_rss_kib: 0,
+            });
+            sum.cpu_s += one.cpu_s;
+            sum.rss_kib += one.rss_kib;
+            sum.peak_rss_kib += one.peak_rss_kib;
         }
+        Ok(total)
     }
 }
 

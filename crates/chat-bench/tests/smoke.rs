@@ -38,7 +38,7 @@ impl Drop for DbFiles {
 
 fn small_run(addr: SocketAddr, transport: Transport) -> BenchConfig {
     BenchConfig {
-        addr: addr.to_string(),
+        addr: vec![addr.to_string()],
         transport,
         subscribers: SUBSCRIBERS,
         rooms: ROOMS,
@@ -49,7 +49,7 @@ fn small_run(addr: SocketAddr, transport: Transport) -> BenchConfig {
         drain_ms: 20_000,
         settle_ms: 0,
         // The server runs in this process, so this exercises the /proc readings too.
-        server_pid: Some(std::process::id()),
+        server_pid: vec![std::process::id()],
         quiet: true,
         ..BenchConfig::default()
     }
@@ -107,7 +107,7 @@ async fn the_baseline_carries_the_same_traffic_and_gets_a_ratio() {
 #[tokio::test]
 async fn a_remote_target_is_refused_before_connecting() {
     let cfg = BenchConfig {
-        addr: "192.0.2.1:8080".into(),
+        addr: vec!["192.0.2.1:8080".into()],
         ..BenchConfig::default()
     };
     let err = chat_bench::run(&cfg, None).await.unwrap_err();
