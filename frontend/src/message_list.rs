@@ -237,7 +237,7 @@ fn MessageRow(
     let username = message.username.clone();
     let mine = move || me.with(|me| *me == username);
     // Only an account's own messages can be changed (a guest name may be someone else's).
-    let own = !message.guest && mine();
+    let own = !message.guest && me.with_untracked(|me| *me == message.username);
     let editing = RwSignal::new(false);
     // A run's later messages show no time; the exact one is on hover all the same.
     let meta = head.then(|| {
