@@ -12,7 +12,8 @@ use std::{
 use base64::Engine;
 use bytes::{Buf, Bytes, BytesMut};
 use chat_server::{
-    accounts::Accounts, app, sessions::Sessions, store::AccountStore, Config, Shutdown,
+    accounts::Accounts, app, sessions::Sessions, store::AccountStore, stream_caps::StreamCaps,
+    Config, Shutdown,
 };
 use http::header::CONTENT_TYPE;
 use http_body_util::BodyExt;
@@ -113,7 +114,8 @@ fn server() -> &'static Server {
             let accounts = Accounts::open(account_store, Sessions::new(config.limits()))
                 .await
                 .expect("accounts");
-            app::router(&config, hub, accounts, Shutdown::new())
+            let streams = StreamCaps::new(config.max_streams, config.max_streams_per_ip);
+            app::router(&config, hub, accounts, streams, Shutdown::new())
                 .await
                 .expect("router")
         });
