@@ -13,6 +13,7 @@ use std::{
 };
 
 use tokio::time::Instant;
+use tonic::metadata::MetadataMap;
 
 use crate::{
     client_addr::ClientIp,
@@ -64,8 +65,43 @@ impl Accounts {
         &self.sessions
     }
 
+    /// The caller's session (see `Sessions::authenticate`). With a shared database a
+    /// token this server does not hold may be another server's: it is looked up there by
+    /// its hash and, if live, kept here from then on.
+    pub async fn authenticate(&self, metadata: &MetadataMap) -> Result<Option<Session>, ChatError> {
+        match self.sessions.authenticate(metadata) {
+            Err(ChatError::Unauthenticated) if self.store.is_shared() => {}
+            known => return known,
+        }
+        let Some(hash) = Sessions::token_hash(metadata)? else {
+            return Ok(None);
+        };
+        let stored = self
+            .store
+            .session(hash)
+            .await
+            .map_err(ChatError::AccountStore)?
+            .ok_or(ChatError::Unauthenticated)?;
+        self.sessions.adopt(stored).map(Some)
+    }
+
+    /// Makes sure this server knows whether `name` (validated) is registered before it
+    /// lets a guest or a token-less client use it. It knows every account registered
+    /// through it; with a shared database, one registered through another server is
+    /// looked up there (and remembered). Nothing to do with SQLite.
+    pub async fn learn_registered(&self, name: &str) -> Result<(), ChatError> {
+        if !self.store.is_shared() || self.sessions.is_registered(name) {
+            return Ok(());
+        }
+        if self.load_account(&name_key(name)).await?.is_some() {
+            self.sessions.mark_registered(name);
+        }
+        Ok(())
+    }
+
     /// A guest session holding `name` (validated), stored before its token is handed out.
     pub async fn join(&self, name: &str) -> Result<Started, ChatError> {
+        self.learn_registered(name).await?;
         let started = self.sessions.join(name)?;
         self.store_new(started).await
     }
@@ -83,8 +119,11 @@ impl Accounts {
         let upgrading = self.sessions.claim(name, caller)?;
         let replaces = caller.filter(|_| upgrading);
         let registered = self.write_account(name, password, replaces).await;
-        if registered.is_err() {
-            self.sessions.unclaim(name);
+        match &registered {
+            // Registered through another server: it stays registered here too.
+            Err(ChatError::NameRegistered(_)) => {}
+            Err(_) => self.sessions.unclaim(name),
+            Ok(_) => {}
         }
         let started = registered?;
         if let Some(guest) = replaces {
@@ -119,6 +158,7 @@ impl Accounts {
             failed => {
                 self.sessions.leave(&started.session);
                 match failed {
+                    // Registered meanwhile, through another server sharing the database.
                     Ok(_) => Err(ChatError::NameRegistered(name.to_owned())),
                     Err(err) => Err(ChatError::AccountStore(err)),
                 }
@@ -147,6 +187,8 @@ impl Accounts {
             return Err(ChatError::WrongPassword);
         };
         attempt.finish(Outcome::Right);
+        // It may have been registered through another server sharing the database.
+        self.sessions.mark_registered(&account.name);
         let started = self.sessions.sign_in(&account.name)?;
         tracing::info!(
             name = account.name,
@@ -247,7 +289,17 @@ impl Accounts {
                     "session expired"
                 );
             }
-            if let Err(err) = self.store.record(hashes(&swept.ended), swept.active).await {
+            // Expired here; on a shared database another server may have kept it busy.
+            let now_ms = unix_ms();
+            let idle = swept
+                .ended
+                .iter()
+                .map(|s| {
+                    let idle = self.sessions.idle_time(s.kind());
+                    (s.token_hash(), now_ms - idle.as_millis() as i64)
+                })
+                .collect();
+            if let Err(err) = self.store.expire(idle, swept.active).await {
                 tracing::warn!(%err, "could not record session activity; trying again next sweep");
             }
         }

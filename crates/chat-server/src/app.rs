@@ -34,7 +34,6 @@ use crate::{
     sessions::Sessions,
     shutdown::Shutdown,
     static_files,
-    store::AccountStore,
     stream_caps::StreamCaps,
     tls::{self, ServerTls},
 };
@@ -46,7 +45,8 @@ struct Dispatch {
     proxies: TrustedProxies,
 }
 
-/// Builds the whole application. Health reports SERVING until shutdown starts.
+/// Builds the whole application. Health reports SERVING until shutdown starts, except
+/// while the database cannot be reached (see `database_health`).
 pub async fn router(
     config: &Config,
     hub: RoomHub,
@@ -56,6 +56,7 @@ pub async fn router(
 ) -> io::Result<Router> {
     let budgets = AddressBudgets::new(config.budget_settings());
     let rooms = RoomCreation::new(config.max_new_rooms_per_hour);
+    let store = hub.store().clone();
     let chat = ChatServiceServer::new(ChatApi::new(
         hub,
         accounts,
@@ -68,6 +69,9 @@ pub async fn router(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ChatServiceServer<ChatApi>>().await;
+    if store.assigns_ids() {
+        tokio::spawn(database_health(store, health.clone(), shutdown.clone()));
+    }
     tokio::spawn(async move {
         shutdown.wait().await;
         health.set_not_serving::<ChatServiceServer<ChatApi>>().await;
@@ -126,7 +130,7 @@ pub async fn serve(listener: TcpListener, config: Config, shutdown: Shutdown) ->
         }
         None => None,
     };
-    let hub = open_hub(&config)?;
+    let hub = open_hub(&config).await?;
     serve_watched(listener, config, hub, tls, metrics, shutdown).await
 }
 
@@ -139,7 +143,7 @@ fn load_tls(config: &Config) -> io::Result<Option<ServerTls>> {
 }
 
 /// The rooms and their store as `config` says, for `serve_hub`.
-pub fn open_hub(config: &Config) -> io::Result<RoomHub> {
+pub async fn open_hub(config: &Config) -> io::Result<RoomHub> {
     RoomHub::open(HubSettings {
         db: &config.db,
         durability: config.db_sync.into(),
@@ -148,6 +152,7 @@ pub fn open_hub(config: &Config) -> io::Result<RoomHub> {
         fanout_bytes: config.fanout_memory_mb.saturating_mul(1 << 20),
         store_reads: config.store_reads(),
     })
+    .await
     .map_err(io::Error::other)
 }
 
@@ -173,8 +178,7 @@ async fn serve_watched(
     shutdown: Shutdown,
 ) -> io::Result<()> {
     // After the hub: opening the message store creates or upgrades the database.
-    let account_store =
-        AccountStore::open(&config.db, config.db_sync.into()).map_err(io::Error::other)?;
+    let account_store = hub.store().accounts().map_err(io::Error::other)?;
     let accounts = Accounts::open(account_store, Sessions::new(config.limits()))
         .await
         .map_err(io::Error::other)?;
@@ -192,7 +196,7 @@ async fn serve_watched(
             sessions: accounts.sessions().clone(),
             streams: stream_caps.clone(),
             connections: connection_caps.clone(),
-            db: config.db.clone(),
+            db: config.db.sqlite_path().map(std::path::Path::to_owned),
         };
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -240,6 +244,38 @@ async fn serve_watched(
     let served = connection::accept_loop(listener, app, limits, acceptor, shutdown).await;
     hub.close().await;
     served
+}
+
+/// How often a server on PostgreSQL checks that it can reach the database, and how long
+/// an answer may take.
+const DATABASE_PROBE_EVERY: Duration = Duration::from_secs(1);
+const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Health follows the database: NOT_SERVING while a probe fails (a balancer then sends
+/// new clients to a server that can save their messages), SERVING once one succeeds.
+/// Only for a shared database: a SQLite file beside the server has nothing to lose.
+async fn database_health(
+    store: crate::store::MessageStore,
+    health: tonic_health::server::HealthReporter,
+    shutdown: Shutdown,
+) {
+    let mut ticks = shutdown.every(DATABASE_PROBE_EVERY);
+    let mut serving = true;
+    while ticks.next().await {
+        let reachable = store.reachable(DATABASE_PROBE_TIMEOUT).await;
+        // Shutdown sets NOT_SERVING for good; a late probe must not undo it.
+        if reachable == serving || shutdown.is_triggered() {
+            continue;
+        }
+        serving = reachable;
+        if serving {
+            tracing::info!("the database is reachable again; health is SERVING");
+            health.set_serving::<ChatServiceServer<ChatApi>>().await;
+        } else {
+            tracing::warn!("the database cannot be reached; health is NOT_SERVING");
+            health.set_not_serving::<ChatServiceServer<ChatApi>>().await;
+        }
+    }
 }
 
 /// How often idle sessions are looked for; expiry is also checked on every use.

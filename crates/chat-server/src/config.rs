@@ -9,7 +9,12 @@ use std::{
 
 use clap::Parser;
 
-use crate::{address_budgets::BudgetSettings, limits::Limits, store::Durability, tls::TlsFiles};
+use crate::{
+    address_budgets::BudgetSettings,
+    limits::Limits,
+    store::{Database, Durability},
+    tls::TlsFiles,
+};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -35,13 +40,16 @@ pub struct Config {
     )]
     pub allowed_origins: Vec<String>,
 
-    /// The SQLite database holding every room and message (created if missing; WAL mode,
-    /// so expect PATH-wal and PATH-shm beside it).
+    /// Where every room, message, account and session is kept: a SQLite file (created if
+    /// missing; WAL mode, so expect PATH-wal and PATH-shm beside it), or a PostgreSQL
+    /// database given as a `postgres://user:password@host:port/dbname` URL, which several
+    /// servers can share (the database must exist; its tables are created at start).
     #[arg(long, env = "CHAT_DB", default_value = "chat.db", global = true)]
-    pub db: PathBuf,
+    pub db: Database,
 
-    /// When a commit counts as durable: `full` survives power loss (fsync per group
+    /// When a SQLite commit counts as durable: `full` survives power loss (fsync per group
     /// commit), `normal` survives a crash or SIGKILL of the server but not of the machine.
+    /// PostgreSQL commits as its own `synchronous_commit` says.
     #[arg(long, env = "CHAT_DB_SYNC", default_value = "full")]
     pub db_sync: DbSync,
 
@@ -225,7 +233,7 @@ impl Config {
         ));
         Config {
             static_dir: None,
-            db,
+            db: Database::Sqlite(db),
             // Tests post hundreds of messages as one name; the rate limit has tests of its own.
             ..Config::parse_from([
                 "chat-server",

@@ -59,6 +59,9 @@ pub enum ChatError {
         "could not save or read messages ({0}); a message you were sending was not sent, try again"
     )]
     Store(StoreError),
+    /// The database (PostgreSQL) is down or out of reach; the error says why, for logs.
+    #[error("the message database cannot be reached right now; nothing was saved, try again")]
+    StoreUnreachable(StoreError),
     #[error("the server is busy, try again in {0}")]
     Busy(RetryAfter),
     #[error("the server is shutting down; reconnect in a moment")]
@@ -150,6 +153,7 @@ impl From<StoreError> for ChatError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Busy(wait) => ChatError::Busy(RetryAfter(wait)),
+            err @ StoreError::Unreachable(_) => ChatError::StoreUnreachable(err),
             err => ChatError::Store(err),
         }
     }
@@ -202,6 +206,8 @@ fn to_status(err: ChatError) -> Status {
         // The disk or the store's writer failed, or is closing: nothing was saved,
         // and trying again later is exactly right.
         Store(_) => Status::unavailable(msg),
+        // Nothing was saved, and the same request succeeds once the database is back.
+        StoreUnreachable(_) => Status::unavailable(msg),
         ShuttingDown => Status::unavailable(msg),
         NameTaken(_) => Status::already_exists(msg),
         // The name exists and is fine; this caller is just not the one holding it.

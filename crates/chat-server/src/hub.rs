@@ -12,7 +12,6 @@
 use std::{
     cmp::Reverse,
     collections::{BinaryHeap, HashMap},
-    path::Path,
     sync::{Arc, RwLock},
     time::Duration,
 };
@@ -27,7 +26,7 @@ use crate::{
     ring_budget::RingBudget,
     room::{Reply, Room},
     sessions::{Sender, StreamGuard},
-    store::{Committed, Durability, MessageStore},
+    store::{Committed, Database, Durability, MessageStore},
     subscription::{Subscription, SubscriptionParts},
 };
 
@@ -50,7 +49,7 @@ struct HubInner {
 }
 
 pub struct HubSettings<'a> {
-    pub db: &'a Path,
+    pub db: &'a Database,
     pub durability: Durability,
     pub max_rooms: usize,
     /// Events a subscriber may fall behind before it is cut off.
@@ -92,7 +91,7 @@ pub struct SubscribeRequest {
 }
 
 impl RoomHub {
-    pub fn open(settings: HubSettings<'_>) -> Result<Self, ChatError> {
+    pub async fn open(settings: HubSettings<'_>) -> Result<Self, ChatError> {
         let rooms: Arc<Rooms> = Arc::default();
         let hook_rooms = Arc::clone(&rooms);
         let store = MessageStore::open(
@@ -100,7 +99,8 @@ impl RoomHub {
             settings.durability,
             settings.store_reads,
             move |batch| publish(&hook_rooms, batch),
-        )?;
+        )
+        .await?;
         let max_rooms = settings.max_rooms.max(1);
         let rings = Arc::new(RingBudget::new(
             settings.queue_len,
@@ -201,14 +201,15 @@ impl RoomHub {
     }
 
     /// A page of history, oldest first, and whether older messages exist. A room nobody
-    /// has used is simply empty (and not created).
+    /// has used is simply empty (and not created). With a shared database (PostgreSQL)
+    /// another server may have filled a room this one has not heard of, so it is read.
     pub async fn history(
         &self,
         room: &str,
         before_id: u64,
         limit: usize,
     ) -> Result<(Vec<chat_proto::MessageResponse>, bool), ChatError> {
-        if self.existing(room).is_none() {
+        if self.existing(room).is_none() && !self.inner.store.assigns_ids() {
             return Ok((Vec::new(), false));
         }
         Ok(self.inner.store.history(room, before_id, limit).await?)
@@ -445,15 +446,16 @@ fn publish(rooms: &Rooms, batch: &[Committed]) {
 mod tests {
     use super::*;
 
-    fn open(dir: &tempfile::TempDir) -> RoomHub {
+    async fn open(dir: &tempfile::TempDir) -> RoomHub {
         RoomHub::open(HubSettings {
-            db: &dir.path().join("chat.db"),
+            db: &Database::Sqlite(dir.path().join("chat.db")),
             durability: Durability::Normal,
             max_rooms: 100,
             queue_len: 16,
             fanout_bytes: 1 << 20,
             store_reads: 2,
         })
+        .await
         .unwrap()
     }
 
@@ -486,7 +488,7 @@ mod tests {
     #[tokio::test]
     async fn only_rooms_nobody_used_or_holds_are_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let hub = open(&dir);
+        let hub = open(&dir).await;
         hub.get_or_create("junk").unwrap();
         let used = hub.get_or_create("used").unwrap();
         // Activity is in milliseconds: a later post is then later than general's creation.
@@ -504,7 +506,7 @@ mod tests {
         hub.close().await;
         drop(hub);
         // Gone from the database too.
-        let hub = open(&dir);
+        let hub = open(&dir).await;
         let (rooms, total) = hub.list_page(10);
         assert_eq!((names(&rooms), total), (vec!["used", "general"], 2));
         hub.close().await;
@@ -513,7 +515,7 @@ mod tests {
     #[tokio::test]
     async fn a_page_is_the_most_recently_active_rooms() {
         let dir = tempfile::tempdir().unwrap();
-        let hub = open(&dir);
+        let hub = open(&dir).await;
         let rooms: Vec<_> = ["a", "b", "c", "d"]
             .iter()
             .map(|name| hub.get_or_create(name).unwrap())

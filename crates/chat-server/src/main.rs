@@ -42,11 +42,33 @@ enum Operation {
 fn main() -> ExitCode {
     let Cli { config, operation } = Cli::parse();
     init_logs(config.log_format);
+    let Some(operation) = operation else {
+        return serve(config);
+    };
+    // Both are SQLite's own tools; PostgreSQL has its own, which know its files.
+    let Some(db) = config.db.sqlite_path() else {
+        let (name, instead, status) = match operation {
+            Operation::Backup { .. } => (
+                "backup",
+                "back it up with pg_dump (pg_dump --format=custom --file=FILE URL)",
+                ExitCode::FAILURE,
+            ),
+            Operation::Check => (
+                "check",
+                "check it with pg_amcheck (pg_amcheck --all, as a superuser)",
+                ExitCode::from(2),
+            ),
+        };
+        eprintln!(
+            "chat-server {name}: works on a SQLite file, and {} is a PostgreSQL database; {instead}",
+            config.db
+        );
+        return status;
+    };
     match operation {
-        None => serve(config),
-        Some(Operation::Backup { file }) => match maintenance::backup(&config.db, &file) {
+        Operation::Backup { file } => match maintenance::backup(db, &file) {
             Ok(()) => {
-                eprintln!("backed up {} to {}", config.db.display(), file.display());
+                eprintln!("backed up {} to {}", db.display(), file.display());
                 ExitCode::SUCCESS
             }
             Err(err) => {
@@ -54,13 +76,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Some(Operation::Check) => match maintenance::check(&config.db) {
+        Operation::Check => match maintenance::check(db) {
             Ok(problems) if problems.is_empty() => {
-                eprintln!("{}: ok", config.db.display());
+                eprintln!("{}: ok", db.display());
                 ExitCode::SUCCESS
             }
             Ok(problems) => {
-                eprintln!("{}: damaged", config.db.display());
+                eprintln!("{}: damaged", db.display());
                 for problem in problems {
                     eprintln!("  {problem}");
                 }

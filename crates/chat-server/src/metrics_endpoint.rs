@@ -149,7 +149,7 @@ fn describe() {
     describe_gauge!(
         DB_BYTES,
         Unit::Bytes,
-        "Size of the database file and its write-ahead log"
+        "Size of the SQLite database file and its write-ahead log"
     );
 }
 
@@ -160,7 +160,8 @@ pub struct Sources {
     pub sessions: Sessions,
     pub streams: StreamCaps,
     pub connections: ConnectionCaps,
-    pub db: PathBuf,
+    /// The SQLite file; `None` on PostgreSQL, whose size is the database server's to report.
+    pub db: Option<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -219,7 +220,9 @@ impl Sources {
         gauge!(STREAMS_OPEN).set(self.streams.open() as f64);
         gauge!(CONNECTIONS_OPEN).set(self.connections.open() as f64);
         counter!(CONNECTIONS_REFUSED).absolute(self.connections.refused());
-        gauge!(DB_BYTES).set(db_bytes(&self.db) as f64);
+        if let Some(db) = &self.db {
+            gauge!(DB_BYTES).set(db_bytes(db) as f64);
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 //! store committed, and knows who is here.
 //!
 //! A message's path: `post` takes the room's id lock, assigns the next id and queues the
-//! message for the store's writer while still holding it, so queue order is id order.
+//! message for the store's writer while still holding it, so queue order is id order
+//! (with PostgreSQL the writer assigns the ids, in that queue order, from the room's
+//! counter row, so servers sharing the database agree on them).
 //! Once committed, the writer calls `publish_committed`, which encodes each message once
 //! and appends it to the room's fan-out ring: nothing reaches a subscriber, and nothing
 //! is acknowledged, before it is on disk. The locks are per room and never held across
@@ -31,7 +33,8 @@ use crate::{
 
 pub struct Room {
     name: Arc<str>,
-    /// The last id handed out (committed or still in the writer's queue).
+    /// The last id handed out (committed or still in the writer's queue) when this
+    /// server assigns ids; the lock orders this room's posts either way.
     assigned: Mutex<u64>,
     /// The last id committed and published.
     published: AtomicU64,
@@ -67,9 +70,10 @@ impl Room {
         room
     }
 
-    /// Whether a message was ever posted here (committed or still queued).
+    /// Whether a message was ever posted here (committed, or queued with an id this
+    /// server assigned; a post still waiting for the database's id holds the room).
     pub fn has_messages(&self) -> bool {
-        *self.assigned.lock().unwrap() > 0
+        *self.assigned.lock().unwrap() > 0 || self.last_id() > 0
     }
 
     /// How long since this server run created or loaded the room.
@@ -86,10 +90,11 @@ impl Room {
         &self.name
     }
 
-    /// Assigns the next id and queues the message for commit; the future resolves once it
-    /// is committed and fanned out. A message the store refuses to queue (busy, closed)
-    /// gives its id back, so ids stay gapless. Name and text must already be validated,
-    /// and `reply` checked (see `message_changes::reply`).
+    /// Assigns the next id (unless the store does, see `MessageStore::assigns_ids`) and
+    /// queues the message for commit; the future resolves once it is committed and fanned
+    /// out. A message the store refuses to queue (busy, closed) takes no id, so ids stay
+    /// gapless. Name and text must already be validated, and `reply` checked (see
+    /// `message_changes::reply`).
     /// `sent` is the sender's own id for it, stored with it (see `idempotency`).
     pub fn post(
         &self,
@@ -141,16 +146,21 @@ impl Room {
     ) -> Result<impl Future<Output = Result<Committed, StoreError>> + Send + 'static, StoreError>
     {
         let mut assigned = self.assigned.lock().unwrap();
-        *assigned += 1;
-        msg.id = *assigned;
+        // A database shared by several servers assigns ids itself, in queue order; the
+        // lock still makes queue order this server's order of posts.
+        let id = match store.assigns_ids() {
+            true => 0,
+            false => *assigned + 1,
+        };
+        msg.id = id;
         msg.room = self.name.to_string();
         msg.message = display_form(&msg.username, &msg.text);
         // Read under the lock, so posts racing into this room get times in id order (as
         // far as the wall clock itself does not step back).
         msg.sent_at_ms = unix_ms();
         let queued = store.try_append_sent(msg, sent);
-        if queued.is_err() {
-            *assigned -= 1;
+        if queued.is_ok() && id != 0 {
+            *assigned = id;
         }
         queued
     }

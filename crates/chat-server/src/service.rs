@@ -83,16 +83,25 @@ impl ChatApi {
         })
     }
 
-    fn signed_in<T>(&self, request: &Request<T>, what: &'static str) -> Result<Session, ChatError> {
-        self.sessions
-            .authenticate(request.metadata())?
+    async fn signed_in<T>(
+        &self,
+        request: &Request<T>,
+        what: &'static str,
+    ) -> Result<Session, ChatError> {
+        self.accounts
+            .authenticate(request.metadata())
+            .await?
             .ok_or(ChatError::SignInRequired(what))
     }
 
     /// `signed_in`, to an account: only accounts change their messages (see
     /// `message_changes::may_modify`).
-    fn account<T>(&self, request: &Request<T>, what: &'static str) -> Result<Session, ChatError> {
-        let session = self.signed_in(request, what)?;
+    async fn account<T>(
+        &self,
+        request: &Request<T>,
+        what: &'static str,
+    ) -> Result<Session, ChatError> {
+        let session = self.signed_in(request, what).await?;
         if session.is_guest() {
             return Err(ChatError::GuestNotAccount(what));
         }
@@ -114,12 +123,18 @@ impl ChatService for ChatApi {
         &self,
         request: Request<MessageRequest>,
     ) -> Result<Response<MessageResponse>, Status> {
-        let session = self.sessions.authenticate(request.metadata())?;
+        let session = self.accounts.authenticate(request.metadata()).await?;
         let client = client_ip(&request);
         let req = request.into_inner();
         let room = validate::room(&req.room)?;
         let text = validate::text(&req.message)?;
         let client_msg_id = validate::client_msg_id(&req.client_msg_id)?;
+        if session.is_none() {
+            // An invalid name is refused by `sender` below, in its own words.
+            if let Ok(name) = validate::username(&req.username) {
+                self.accounts.learn_registered(&name).await?;
+            }
+        }
         let sender = sender(
             &self.sessions,
             &self.budgets,
@@ -147,7 +162,7 @@ impl ChatService for ChatApi {
         &self,
         request: Request<Streaming<MessageRequest>>,
     ) -> Result<Response<Self::BroadcastStream>, Status> {
-        let session = self.sessions.authenticate(request.metadata())?;
+        let session = self.accounts.authenticate(request.metadata()).await?;
         let slot = match &session {
             Some(session) => Some(self.sessions.open_stream(session)?),
             None => None,
@@ -158,6 +173,7 @@ impl ChatService for ChatApi {
         let mut inbound = request.into_inner();
         let hub = self.hub.clone();
         let sessions = self.sessions.clone();
+        let accounts = self.accounts.clone();
         let budgets = self.budgets.clone();
         let rooms = self.rooms.clone();
         let stream = async_stream::try_stream! {
@@ -165,7 +181,11 @@ impl ChatService for ChatApi {
             let Some(first) = inbound.message().await? else { return };
             let name = match &session {
                 Some(session) => session.name().to_owned(),
-                None => validate::username(&first.username)?,
+                None => {
+                    let name = validate::username(&first.username)?;
+                    accounts.learn_registered(&name).await?;
+                    name
+                }
             };
             let room = validate::room(&first.room)?;
             let room = rooms.room(&hub, room, session.as_ref(), client.as_ref())?;
@@ -227,7 +247,7 @@ impl ChatService for ChatApi {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let slot = match self.sessions.authenticate(request.metadata())? {
+        let slot = match self.accounts.authenticate(request.metadata()).await? {
             Some(session) => Some(self.sessions.open_stream(&session)?),
             None => None,
         };
@@ -263,7 +283,7 @@ impl ChatService for ChatApi {
         &self,
         request: Request<HistoryRequest>,
     ) -> Result<Response<HistoryResponse>, Status> {
-        self.sessions.authenticate(request.metadata())?;
+        self.accounts.authenticate(request.metadata()).await?;
         let req = request.into_inner();
         let room = validate::room(&req.room)?;
         let limit = match req.limit as usize {
@@ -290,7 +310,7 @@ impl ChatService for ChatApi {
         &self,
         request: Request<LeaveRequest>,
     ) -> Result<Response<LeaveResponse>, Status> {
-        let session = self.signed_in(&request, "Leave")?;
+        let session = self.signed_in(&request, "Leave").await?;
         self.accounts.leave(&session).await?;
         tracing::info!(name = session.name(), session = session.id(), "left");
         Ok(Response::new(LeaveResponse {}))
@@ -300,7 +320,7 @@ impl ChatService for ChatApi {
         &self,
         request: Request<ListRoomsRequest>,
     ) -> Result<Response<ListRoomsResponse>, Status> {
-        self.sessions.authenticate(request.metadata())?;
+        self.accounts.authenticate(request.metadata()).await?;
         let limit = match request.get_ref().limit as usize {
             0 => DEFAULT_ROOMS_PAGE,
             n => n.min(MAX_ROOMS_PAGE),
@@ -318,7 +338,7 @@ impl ChatService for ChatApi {
         request: Request<RegisterRequest>,
     ) -> Result<Response<JoinResponse>, Status> {
         self.budgets.sign_in(client_ip(&request).as_ref())?;
-        let caller = self.sessions.authenticate(request.metadata())?;
+        let caller = self.accounts.authenticate(request.metadata()).await?;
         let req = request.get_ref();
         let name = validate::username(&req.username)?;
         let started = self
@@ -345,7 +365,7 @@ impl ChatService for ChatApi {
         &self,
         request: Request<ChangePasswordRequest>,
     ) -> Result<Response<ChangePasswordResponse>, Status> {
-        let session = self.signed_in(&request, "ChangePassword")?;
+        let session = self.signed_in(&request, "ChangePassword").await?;
         let ip = client_ip(&request);
         let req = request.get_ref();
         self.accounts
@@ -358,7 +378,7 @@ impl ChatService for ChatApi {
         &self,
         request: Request<SignOutEverywhereRequest>,
     ) -> Result<Response<SignOutEverywhereResponse>, Status> {
-        let session = self.signed_in(&request, "SignOutEverywhere")?;
+        let session = self.signed_in(&request, "SignOutEverywhere").await?;
         let ended = self.accounts.sign_out_everywhere(&session).await?;
         Ok(Response::new(SignOutEverywhereResponse {
             sessions_ended: ended as u32,
@@ -369,7 +389,7 @@ impl ChatService for ChatApi {
         &self,
         request: Request<TypingRequest>,
     ) -> Result<Response<TypingResponse>, Status> {
-        let session = self.signed_in(&request, "Typing")?;
+        let session = self.signed_in(&request, "Typing").await?;
         let room = self.existing_room(&request.get_ref().room)?;
         session.check_typing_rate()?;
         room.publish_ephemeral(Event::Typing(TypingEvent {
@@ -383,7 +403,7 @@ impl ChatService for ChatApi {
         &self,
         request: Request<EditMessageRequest>,
     ) -> Result<Response<MessageResponse>, Status> {
-        let session = self.account(&request, "EditMessage")?;
+        let session = self.account(&request, "EditMessage").await?;
         let req = request.get_ref();
         let room = self.existing_room(&req.room)?;
         let text = validate::text(&req.text)?;
@@ -395,7 +415,7 @@ impl ChatService for ChatApi {
         &self,
         request: Request<DeleteMessageRequest>,
     ) -> Result<Response<DeleteMessageResponse>, Status> {
-        let session = self.account(&request, "DeleteMessage")?;
+        let session = self.account(&request, "DeleteMessage").await?;
         let req = request.get_ref();
         let room = self.existing_room(&req.room)?;
         message_changes::delete(&self.hub, &room, &session, req.id).await?;
@@ -406,7 +426,7 @@ impl ChatService for ChatApi {
         &self,
         request: Request<ReactRequest>,
     ) -> Result<Response<ReactResponse>, Status> {
-        let session = self.signed_in(&request, "React")?;
+        let session = self.signed_in(&request, "React").await?;
         let req = request.get_ref();
         let room = self.existing_room(&req.room)?;
         let on = message_changes::react(&self.hub, &room, &session, req.id, &req.emoji).await?;

@@ -225,6 +225,81 @@ impl Sessions {
         gone
     }
 
+    /// Takes in a session another server started (found in the shared database by its
+    /// token's hash), as of this call: from now on this server knows it, and an account
+    /// session marks its name registered here. Refused as `Unauthenticated` when it has
+    /// idled out or when a guest session's name is held here by someone else; refused at
+    /// `--max-sessions` as a new session would be.
+    pub fn adopt(&self, row: StoredSession) -> Result<Session, ChatError> {
+        let now = Instant::now();
+        let kind = match row.account {
+            true => Kind::Account,
+            false => Kind::Guest,
+        };
+        let idle = self.idle_time(kind);
+        let age = Duration::from_millis(unix_ms().saturating_sub(row.last_active_ms).max(0) as u64);
+        if age >= idle {
+            return Err(ChatError::Unauthenticated);
+        }
+        let key = name_key(&row.name);
+        let mut state = self.state.lock().unwrap();
+        // Another call may have adopted it meanwhile.
+        if let Some(entry) = state.live(&row.token_hash, now) {
+            entry.idle_deadline = now + idle;
+            return Ok(entry.session.clone());
+        }
+        match kind {
+            Kind::Account => {
+                state.registered.insert(key);
+            }
+            Kind::Guest => {
+                if state.registered.contains(&key) || !state.holders(&key, now).is_empty() {
+                    return Err(ChatError::Unauthenticated);
+                }
+            }
+        }
+        let limit = self.limits.max_sessions;
+        if state.by_token.len() >= limit {
+            return Err(ChatError::TooManySessions {
+                limit,
+                retry_after: RetryAfter(SESSIONS_FULL_RETRY),
+            });
+        }
+        let id = state.next_id;
+        state.next_id += 1;
+        let session = Session::new(id, &row.name, kind, row.token_hash, &self.limits, now);
+        state.insert(session.clone(), now + (idle - age));
+        // This call is activity; the sweep records it (the row has the older time).
+        if let Some(entry) = state.by_token.get_mut(&row.token_hash) {
+            entry.idle_deadline = now + idle;
+        }
+        tracing::debug!(
+            name = row.name,
+            session = id,
+            ?kind,
+            "session taken in from the database"
+        );
+        Ok(session)
+    }
+
+    /// Ends, here, the sessions with these token hashes, if this server holds them: for
+    /// sessions another server ended (Leave, SignOutEverywhere, ChangePassword), whose
+    /// rows are gone from the shared database already. Their open streams end at once.
+    /// Returns how many it held.
+    pub fn forget_tokens(&self, hashes: &[TokenHash]) -> usize {
+        let mut state = self.state.lock().unwrap();
+        hashes
+            .iter()
+            .filter(|hash| state.end(hash).is_some())
+            .count()
+    }
+
+    /// Records that `name` belongs to an account, registered through another server: no
+    /// guest or token-less client here may use it from now on.
+    pub fn mark_registered(&self, name: &str) {
+        self.state.lock().unwrap().registered.insert(name_key(name));
+    }
+
     /// Starts a guest session holding `name` (already validated). Refused for a
     /// registered name, while a live session holds it (one that has idled out is ended on
     /// the spot), and when the server has `--max-sessions` already.
@@ -310,11 +385,9 @@ impl Sessions {
             .remove(&name_key(name));
     }
 
-    /// The caller's session, from its `authorization: Bearer <token>` metadata; `None`
-    /// when there is no such header (a legacy client). A live session counts this call
-    /// as activity. An unknown or expired token is refused rather than treated as
-    /// anonymous, so a client whose session lapsed learns it must join again.
-    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Option<Session>, ChatError> {
+    /// The hash of the call's `authorization: Bearer <token>`; `None` when there is no
+    /// such header (a legacy client).
+    pub fn token_hash(metadata: &MetadataMap) -> Result<Option<TokenHash>, ChatError> {
         let Some(value) = metadata.get("authorization") else {
             return Ok(None);
         };
@@ -323,7 +396,18 @@ impl Sessions {
             .ok()
             .and_then(bearer_token)
             .ok_or(ChatError::AuthorizationMalformed)?;
-        let hash = TokenHash::of(token);
+        Ok(Some(TokenHash::of(token)))
+    }
+
+    /// The caller's session, from its `authorization: Bearer <token>` metadata; `None`
+    /// when there is no such header (a legacy client). A live session counts this call
+    /// as activity. An unknown or expired token is refused rather than treated as
+    /// anonymous, so a client whose session lapsed learns it must join again. (With a
+    /// shared database, `Accounts::authenticate` then looks for it there.)
+    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Option<Session>, ChatError> {
+        let Some(hash) = Self::token_hash(metadata)? else {
+            return Ok(None);
+        };
         let now = Instant::now();
         let mut state = self.state.lock().unwrap();
         let entry = state.live(&hash, now).ok_or(ChatError::Unauthenticated)?;

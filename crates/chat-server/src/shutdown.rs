@@ -18,6 +18,10 @@ impl Shutdown {
         self.0.cancel();
     }
 
+    pub fn is_triggered(&self) -> bool {
+        self.0.is_cancelled()
+    }
+
     /// Resolves once shutdown has been triggered.
     pub fn wait(&self) -> WaitForCancellationFuture<'_> {
         self.0.cancelled()

@@ -313,7 +313,7 @@ async fn wrong_passwords_back_off_per_account_and_per_address() {
 async fn a_restart_keeps_sessions_and_names_and_the_file_holds_no_token() {
     let first = TestServer::start().await;
     let config = chat_server::Config {
-        db: first.db.0.clone(),
+        db: first.db.0.clone().into(),
         ..chat_server::Config::for_tests()
     };
     let ann = register(&first, "ann", PASSWORD).await.unwrap();

@@ -90,7 +90,7 @@ const LISTEN_BACKLOG: u32 = 4096;
 impl Server {
     fn start(config: Config) -> Server {
         let shutdown = Shutdown::new();
-        let db = DbFile(config.db.clone());
+        let db = DbFile(config.db.sqlite_path().unwrap().to_owned());
         let (started_tx, started) = mpsc::channel();
         let (stopped_tx, stopped) = mpsc::channel();
         let server_shutdown = shutdown.clone();
@@ -106,7 +106,7 @@ impl Server {
                     let socket = TcpSocket::new_v4().unwrap();
                     socket.bind((Ipv4Addr::LOCALHOST, 0).into()).unwrap();
                     let listener = socket.listen(LISTEN_BACKLOG).unwrap();
-                    let hub = app::open_hub(&config).unwrap();
+                    let hub = app::open_hub(&config).await.unwrap();
                     started_tx
                         .send((listener.local_addr().unwrap(), hub.clone()))
                         .unwrap();

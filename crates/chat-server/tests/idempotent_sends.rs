@@ -70,7 +70,7 @@ async fn a_repeated_send_returns_the_original_and_posts_nothing_new() {
 async fn a_repeat_after_a_restart_returns_the_original() {
     let first = TestServer::start().await;
     let config = chat_server::Config {
-        db: first.db.0.clone(),
+        db: first.db.0.clone().into(),
         ..chat_server::Config::for_tests()
     };
     let mut legacy = first.client().await;

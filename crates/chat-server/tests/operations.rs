@@ -122,7 +122,7 @@ async fn backup_while_serving_holds_every_message_acknowledged_before_it() {
     assert!(said.contains("ok"), "{said}");
     // The copy is a database a server starts on, holding exactly what came before.
     let restored = TestServer::start_with(Config {
-        db: copy.clone(),
+        db: copy.clone().into(),
         ..Config::for_tests()
     })
     .await;

@@ -187,7 +187,7 @@ async fn rooms_nobody_ever_used_go_away_and_others_stay() {
 
     // Gone from the database too.
     let config = chat_server::Config {
-        db: first.db.0.clone(),
+        db: first.db.0.clone().into(),
         ..chat_server::Config::for_tests()
     };
     first.shutdown.trigger();
@@ -230,7 +230,7 @@ async fn list_rooms_answers_a_page_most_recently_active_first() {
 async fn rooms_and_their_ids_survive_a_restart() {
     let first = TestServer::start().await;
     let config = chat_server::Config {
-        db: first.db.0.clone(),
+        db: first.db.0.clone().into(),
         ..chat_server::Config::for_tests()
     };
     first.create_rooms(&["kept", "empty-but-kept"]).await;

@@ -1,19 +1,18 @@
-//! The durable message store: every accepted message is committed to SQLite before anyone
-//! hears of it, so a restart, or a SIGKILL, loses nothing that was acknowledged.
+//! The durable message store: every accepted message is committed before anyone hears of
+//! it, so a restart, or a SIGKILL, loses nothing that was acknowledged.
 //!
-//! One writer thread owns the messages' write connection and commits whatever is queued as one
-//! transaction (group commit): under load one disk sync covers many messages, so durability
-//! does not cap throughput. It hands each committed batch, in queue order, to `on_commit`
-//! (the hub's fan-out) and only then answers the appends, so nobody sees a message that a
-//! crash could take back. Reads run on tokio's blocking pool over their own connections, a
-//! bounded number at a time; WAL lets them proceed beside the writer. Accounts and stored
-//! sessions (`accounts`) are written over a connection of their own.
+//! One handle, two engines (`--db`): SQLite (`sqlite`), embedded, for one server; or
+//! PostgreSQL (`postgres`), which several servers share. Either way one writer takes the
+//! queued appends off a channel and commits them as one transaction (group commit), hands
+//! the batch to `on_commit` (the hub's fan-out) and only then answers the appends. With
+//! SQLite the room assigns ids before queueing; with PostgreSQL the writer takes them from
+//! the room's counter row inside the transaction, so servers sharing a room agree.
 use std::{
     future::Future,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
-        mpsc, Arc,
+        Arc,
     },
     thread::{self, JoinHandle},
     time::Duration,
@@ -22,18 +21,14 @@ use std::{
 use chat_proto::MessageResponse;
 use tokio::sync::oneshot;
 
-pub mod accounts;
-mod changes;
-pub mod maintenance;
-mod reader;
-mod schema;
-#[cfg(test)]
-mod tests;
-mod writer;
+mod accounts;
+mod database;
+pub mod postgres;
+pub mod sqlite;
 
 pub use accounts::{Account, AccountStore, StoredSession};
-use reader::Readers;
-use writer::{Command, Writer};
+pub use database::Database;
+pub use sqlite::maintenance;
 
 /// A room as the database held it at open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +51,8 @@ pub struct SentId {
     pub client_msg_id: String,
 }
 
-/// Most rows one read returns, whatever the caller asks: a read holds a blocking thread,
-/// so it stays short. Callers page.
+/// Most rows one read returns, whatever the caller asks: a read holds a blocking thread
+/// (SQLite) or a pooled connection (PostgreSQL), so it stays short. Callers page.
 pub const MAX_READ_ROWS: usize = 1000;
 
 /// Most text (display form and text, in bytes) one History page returns, past its first
@@ -65,16 +60,21 @@ pub const MAX_READ_ROWS: usize = 1000;
 /// whatever the row limit. `has_more` says the rest is there.
 pub const MAX_HISTORY_BYTES: usize = 128 * 1024;
 
+/// Most messages in one transaction, so one commit (and the wait of its first message)
+/// stays bounded however deep the queue gets.
+const MAX_BATCH: usize = 1024;
+
 /// Most appends waiting for the writer at once; one more is refused with `Busy`. Four
 /// full batches: while one commit is on its way to disk the next batches fill, and past
 /// that the disk is the bottleneck, so a longer queue would add only latency and memory
 /// (a queued 4 KiB message holds about 9 KiB) and nothing to throughput.
-pub const MAX_QUEUED_APPENDS: usize = 4 * writer::MAX_BATCH;
+pub const MAX_QUEUED_APPENDS: usize = 4 * MAX_BATCH;
 
 /// What a refused append is told to wait: about one group commit.
 pub const BUSY_RETRY_AFTER: Duration = Duration::from_millis(200);
 
-/// How hard each commit tries to reach the disk before the append is answered.
+/// How hard each SQLite commit tries to reach the disk before the append is answered.
+/// (PostgreSQL commits by its own `synchronous_commit`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Durability {
     /// `synchronous=FULL`: every commit is synced to disk first; survives power loss.
@@ -94,7 +94,7 @@ pub struct StoreStats {
     pub failed_batches: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("could not open the message database {path}: {source}")]
     Open {
@@ -103,10 +103,21 @@ pub enum StoreError {
     },
     #[error("the message database {path} cannot use WAL (journal mode {mode:?}); is it on a network filesystem or in memory?")]
     NoWal { path: PathBuf, mode: String },
-    #[error("the message database was written by a newer chat-server (schema version {0}); this one knows {known}", known = schema::VERSION)]
+    #[error("the message database was written by a newer chat-server (schema version {0}); this one knows {known}", known = sqlite::SCHEMA_VERSION)]
     NewerSchema(i64),
     #[error("message database error: {0}")]
     Sqlite(Arc<rusqlite::Error>),
+    #[error("could not open the message database {database}: {reason}")]
+    PgOpen { database: String, reason: String },
+    #[error("the PostgreSQL database was set up by a newer chat-server (schema version {0}); this one knows {known}", known = postgres::SCHEMA_VERSION)]
+    PgNewerSchema(i32),
+    /// The statement reached PostgreSQL and was refused.
+    #[error("message database error: {0}")]
+    Postgres(Arc<tokio_postgres::Error>),
+    /// PostgreSQL could not be reached (down, restarting, connection lost): nothing of
+    /// the request was saved, and the same request later may well succeed.
+    #[error("the message database cannot be reached ({0})")]
+    Unreachable(Arc<str>),
     #[error("could not start the message store's writer thread: {0}")]
     Spawn(Arc<std::io::Error>),
     #[error("the message store is closed")]
@@ -121,8 +132,8 @@ impl StoreError {
     }
 }
 
-/// Two errors are equal when they are the same failure: one SQLite error shared by every
-/// append of a failed batch equals itself, never another error with the same text.
+/// Two errors are equal when they are the same failure: one database error shared by
+/// every append of a failed batch equals itself, never another error with the same text.
 impl PartialEq for StoreError {
     fn eq(&self, other: &Self) -> bool {
         use StoreError::*;
@@ -133,6 +144,19 @@ impl PartialEq for StoreError {
             (NoWal { path: a, mode: x }, NoWal { path: b, mode: y }) => a == b && x == y,
             (NewerSchema(a), NewerSchema(b)) => a == b,
             (Sqlite(a), Sqlite(b)) => Arc::ptr_eq(a, b),
+            (
+                PgOpen {
+                    database: a,
+                    reason: x,
+                },
+                PgOpen {
+                    database: b,
+                    reason: y,
+                },
+            ) => a == b && x == y,
+            (PgNewerSchema(a), PgNewerSchema(b)) => a == b,
+            (Postgres(a), Postgres(b)) => Arc::ptr_eq(a, b),
+            (Unreachable(a), Unreachable(b)) => Arc::ptr_eq(a, b),
             (Spawn(a), Spawn(b)) => Arc::ptr_eq(a, b),
             (Closed, Closed) => true,
             (Busy(a), Busy(b)) => a == b,
@@ -148,6 +172,46 @@ pub fn display_form(username: &str, text: &str) -> String {
     format!("[{username}]: {text}")
 }
 
+/// What the writer is asked to do, in queue order. Nearly every command is an Append:
+/// boxing it to shrink the rare others would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
+enum Command {
+    Append(
+        MessageResponse,
+        Option<SentId>,
+        oneshot::Sender<Result<Committed, StoreError>>,
+    ),
+    /// A room and its creation time (ms since the Unix epoch).
+    CreateRoom(String, i64, oneshot::Sender<Result<(), StoreError>>),
+    DeleteEmptyRoom(String, oneshot::Sender<Result<(), StoreError>>),
+    /// Commit what was queued before this, then forget sent ids older than this time.
+    PruneSent(i64, oneshot::Sender<Result<usize, StoreError>>),
+    /// Commit what was queued before this, then stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// The writer's queue: a thread's for SQLite (its commits block), a task's for
+/// PostgreSQL (its commits are network round trips).
+enum Queue {
+    Thread(std::sync::mpsc::Sender<Command>),
+    Task(tokio::sync::mpsc::UnboundedSender<Command>),
+}
+
+impl Queue {
+    fn send(&self, cmd: Command) -> Result<(), StoreError> {
+        match self {
+            Queue::Thread(queue) => queue.send(cmd).map_err(|_| StoreError::Closed),
+            Queue::Task(queue) => queue.send(cmd).map_err(|_| StoreError::Closed),
+        }
+    }
+}
+
+/// Where reads go.
+enum Reads {
+    Sqlite(Arc<sqlite::Readers>),
+    Postgres(postgres::Pool),
+}
+
 /// A cheap-to-clone handle on the store. When the last handle drops, the writer commits
 /// what is still queued and exits; `close` does the same and waits for it.
 #[derive(Clone)]
@@ -157,12 +221,16 @@ pub struct MessageStore {
 
 struct Inner {
     /// `None` only while dropping, so the writer sees the queue end.
-    queue: Option<mpsc::Sender<Command>>,
+    queue: Option<Queue>,
+    /// The SQLite writer thread, joined on drop.
     writer: Option<JoinHandle<()>>,
-    readers: Arc<Readers>,
+    reads: Reads,
     counters: Arc<Counters>,
     epoch: u64,
     rooms: Vec<StoredRoom>,
+    /// For `accounts`: SQLite opens a connection of its own there.
+    database: Database,
+    durability: Durability,
 }
 
 #[derive(Default)]
@@ -174,42 +242,89 @@ struct Counters {
     queued: AtomicUsize,
 }
 
+/// Sync too: the PostgreSQL writer is a task that holds it across awaits.
+type OnCommit = Box<dyn Fn(&[Committed]) + Send + Sync>;
+
 impl MessageStore {
-    /// Opens (or creates) the database at `path` and starts the writer thread. At most
-    /// `max_reads` reads run at once (each holds a blocking thread); more wait their turn.
-    /// `on_commit` runs on that thread after each commit with the batch's messages in
-    /// queue order; it must be quick and must not wait on an append. It should not own a
-    /// handle on this store either (hold a `Weak` to whatever owns it), or the store never
-    /// drops.
-    pub fn open(
-        path: &Path,
+    /// Opens (or creates) the database and starts the writer. At most `max_reads` reads
+    /// run at once (each holds a blocking thread, or a pooled PostgreSQL connection); more
+    /// wait their turn. `on_commit` runs on the writer after each commit with the batch's
+    /// messages, each room's in id order; it must be quick and must not wait on an
+    /// append. It should not own a handle on this store either (hold a `Weak` to whatever
+    /// owns it), or the store never drops.
+    pub async fn open(
+        database: &Database,
         durability: Durability,
         max_reads: usize,
-        on_commit: impl Fn(&[Committed]) + Send + 'static,
+        on_commit: impl Fn(&[Committed]) + Send + Sync + 'static,
     ) -> Result<Self, StoreError> {
-        let opened = schema::open(path, durability)?;
         let counters = Arc::new(Counters::default());
-        let (queue, commands) = mpsc::channel();
-        let writer = Writer::new(
-            opened.conn,
-            &opened.rooms,
-            Box::new(on_commit),
-            Arc::clone(&counters),
-        );
-        let writer = thread::Builder::new()
-            .name("message-store-writer".into())
-            .spawn(move || writer.run(commands))
-            .map_err(|err| StoreError::Spawn(Arc::new(err)))?;
+        let on_commit: OnCommit = Box::new(on_commit);
+        let (queue, writer, reads, epoch, rooms) = match database {
+            Database::Sqlite(path) => {
+                let opened = sqlite::open(path, durability, max_reads, on_commit, &counters)?;
+                let (commands, writer) = opened.writer;
+                let writer = thread::Builder::new()
+                    .name("message-store-writer".into())
+                    .spawn(move || writer.run(commands))
+                    .map_err(|err| StoreError::Spawn(Arc::new(err)))?;
+                (
+                    Queue::Thread(opened.queue),
+                    Some(writer),
+                    Reads::Sqlite(opened.readers),
+                    opened.epoch,
+                    opened.rooms,
+                )
+            }
+            Database::Postgres(url) => {
+                let opened = postgres::open(url, max_reads, on_commit, &counters).await?;
+                (
+                    Queue::Task(opened.queue),
+                    None,
+                    Reads::Postgres(opened.pool),
+                    opened.epoch,
+                    opened.rooms,
+                )
+            }
+        };
         Ok(MessageStore {
             inner: Arc::new(Inner {
                 queue: Some(queue),
-                writer: Some(writer),
-                readers: Arc::new(Readers::new(path, max_reads)),
+                writer,
+                reads,
                 counters,
-                epoch: opened.epoch,
-                rooms: opened.rooms,
+                epoch,
+                rooms,
+                database: database.clone(),
+                durability,
             }),
         })
+    }
+
+    /// Whether the database assigns message ids (PostgreSQL: servers share its rooms'
+    /// counters); otherwise the caller does, under the room's lock (SQLite).
+    pub fn assigns_ids(&self) -> bool {
+        matches!(self.inner.reads, Reads::Postgres(_))
+    }
+
+    /// The store of accounts and sessions in the same database.
+    pub fn accounts(&self) -> Result<AccountStore, StoreError> {
+        match (&self.inner.reads, &self.inner.database) {
+            (Reads::Postgres(pool), _) => Ok(AccountStore::postgres(pool.clone())),
+            (Reads::Sqlite(_), Database::Sqlite(path)) => {
+                AccountStore::sqlite(path, self.inner.durability)
+            }
+            (Reads::Sqlite(_), Database::Postgres(_)) => unreachable!("opened as SQLite"),
+        }
+    }
+
+    /// Whether the database answers now: always for SQLite (a file), a round trip to
+    /// PostgreSQL within `timeout`. For the health check.
+    pub async fn reachable(&self, timeout: Duration) -> bool {
+        match &self.inner.reads {
+            Reads::Sqlite(_) => true,
+            Reads::Postgres(pool) => postgres::reachable(pool, timeout).await,
+        }
     }
 
     /// Random and non-zero, chosen when the database was created and kept forever: ids
@@ -234,10 +349,11 @@ impl MessageStore {
     }
 
     /// Queues `msg` for the next commit, now, before returning: call it under the room's
-    /// lock with ids strictly increasing per room, and queue order is id order. The future
-    /// resolves once the message is committed and `on_commit` has seen it, with the
-    /// message as stored. An empty `message` field is filled with the display form; it is
-    /// never stored, reads derive it again.
+    /// lock, so queue order is the room's order. With SQLite the caller sets ids, strictly
+    /// increasing per room; with PostgreSQL (`assigns_ids`) the id is left 0 and the
+    /// writer assigns it. The future resolves once the message is committed and
+    /// `on_commit` has seen it, with the message as stored. An empty `message` field is
+    /// filled with the display form; it is never stored, reads derive it again.
     pub fn append(
         &self,
         msg: MessageResponse,
@@ -285,13 +401,9 @@ impl MessageStore {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
-        let (done, answer) = oneshot::channel();
         let created_at_ms = crate::wall_clock::unix_ms();
-        let queued = self.send(Command::CreateRoom(name.to_owned(), created_at_ms, done));
-        async move {
-            queued?;
-            answer.await.map_err(|_| StoreError::Closed)?
-        }
+        let name = name.to_owned();
+        self.ask(move |done| Command::CreateRoom(name, created_at_ms, done))
     }
 
     /// Forgets a room that never got a message. Queued now, like `append`; a room that
@@ -300,12 +412,8 @@ impl MessageStore {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
-        let (done, answer) = oneshot::channel();
-        let queued = self.send(Command::DeleteEmptyRoom(name.to_owned(), done));
-        async move {
-            queued?;
-            answer.await.map_err(|_| StoreError::Closed)?
-        }
+        let name = name.to_owned();
+        self.ask(move |done| Command::DeleteEmptyRoom(name, done))
     }
 
     /// Forgets the sent ids of messages sent before `before_ms` (ms since the Unix epoch),
@@ -315,8 +423,16 @@ impl MessageStore {
         &self,
         before_ms: i64,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send + 'static {
+        self.ask(move |done| Command::PruneSent(before_ms, done))
+    }
+
+    /// Queues the command `make` builds around its answer channel; resolves with the answer.
+    fn ask<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Command,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + 'static {
         let (done, answer) = oneshot::channel();
-        let queued = self.send(Command::PruneSent(before_ms, done));
+        let queued = self.send(make(done));
         async move {
             queued?;
             answer.await.map_err(|_| StoreError::Closed)?
@@ -330,11 +446,15 @@ impl MessageStore {
         sent: &SentId,
         since_ms: i64,
     ) -> Result<Option<MessageResponse>, StoreError> {
-        let sent = sent.clone();
-        self.inner
-            .readers
-            .read(move |conn| reader::sent(conn, &sent, since_ms))
-            .await
+        match &self.inner.reads {
+            Reads::Sqlite(readers) => {
+                let sent = sent.clone();
+                readers
+                    .read(move |conn| sqlite::reader::sent(conn, &sent, since_ms))
+                    .await
+            }
+            Reads::Postgres(pool) => postgres::reader::sent(pool, sent, since_ms).await,
+        }
     }
 
     /// Commits everything queued so far, then stops the writer: later appends fail with
@@ -358,12 +478,20 @@ impl MessageStore {
         before_id: u64,
         limit: usize,
     ) -> Result<(Vec<MessageResponse>, bool), StoreError> {
-        let room = room.to_owned();
         let limit = limit.min(MAX_READ_ROWS);
-        self.inner
-            .readers
-            .read(move |conn| reader::history(conn, &room, before_id, limit, MAX_HISTORY_BYTES))
-            .await
+        match &self.inner.reads {
+            Reads::Sqlite(readers) => {
+                let room = room.to_owned();
+                readers
+                    .read(move |conn| {
+                        sqlite::reader::history(conn, &room, before_id, limit, MAX_HISTORY_BYTES)
+                    })
+                    .await
+            }
+            Reads::Postgres(pool) => {
+                postgres::reader::history(pool, room, before_id, limit, MAX_HISTORY_BYTES).await
+            }
+        }
     }
 
     /// Message `id` of `room` as it is now (text, edit time, deleted mark, reactions);
@@ -373,11 +501,15 @@ impl MessageStore {
         room: &str,
         id: u64,
     ) -> Result<Option<MessageResponse>, StoreError> {
-        let room = room.to_owned();
-        self.inner
-            .readers
-            .read(move |conn| reader::one(conn, &room, id))
-            .await
+        match &self.inner.reads {
+            Reads::Sqlite(readers) => {
+                let room = room.to_owned();
+                readers
+                    .read(move |conn| sqlite::reader::one(conn, &room, id))
+                    .await
+            }
+            Reads::Postgres(pool) => postgres::reader::one(pool, room, id).await,
+        }
     }
 
     /// Up to `limit` events of `room` (messages and change events) with id > `after_id`,
@@ -390,17 +522,25 @@ impl MessageStore {
         limit: usize,
         max_bytes: usize,
     ) -> Result<Vec<MessageResponse>, StoreError> {
-        let room = room.to_owned();
         let limit = limit.min(MAX_READ_ROWS);
-        self.inner
-            .readers
-            .read(move |conn| reader::after(conn, &room, after_id, limit, max_bytes))
-            .await
+        match &self.inner.reads {
+            Reads::Sqlite(readers) => {
+                let room = room.to_owned();
+                readers
+                    .read(move |conn| {
+                        sqlite::reader::after(conn, &room, after_id, limit, max_bytes)
+                    })
+                    .await
+            }
+            Reads::Postgres(pool) => {
+                postgres::reader::after(pool, room, after_id, limit, max_bytes).await
+            }
+        }
     }
 
     fn send(&self, cmd: Command) -> Result<(), StoreError> {
         let queue = self.inner.queue.as_ref().ok_or(StoreError::Closed)?;
-        queue.send(cmd).map_err(|_| StoreError::Closed)
+        queue.send(cmd)
     }
 }
 

@@ -5,7 +5,12 @@
 
 pub mod nats;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use bytes::{Buf, Bytes, BytesMut};
 use chat_proto::{
@@ -126,7 +131,8 @@ pub async fn tls_connect(connector: &TlsConnector, addr: SocketAddr) -> TlsStrea
         .expect("TLS handshake")
 }
 
-/// The test server's database, removed with its WAL files when the test ends.
+/// The test server's SQLite database, removed with its WAL files when the test ends
+/// (empty for a server on PostgreSQL, whose database `pg::Database` removes).
 pub struct DbFile(pub std::path::PathBuf);
 
 impl Drop for DbFile {
@@ -162,8 +168,8 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = Shutdown::new();
-        let db = DbFile(config.db.clone());
-        let hub = app::open_hub(&config).unwrap();
+        let db = DbFile(config.db.sqlite_path().unwrap_or(Path::new("")).to_owned());
+        let hub = app::open_hub(&config).await.unwrap();
         let task = tokio::spawn(app::serve_hub(
             listener,
             config,

@@ -12,11 +12,11 @@ use std::{path::Path, time::Duration};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use super::{Durability, StoreError, StoredRoom};
+use crate::store::{Durability, StoreError, StoredRoom};
 
 /// Bumped when the layout changes; a database from a newer server is refused rather than
 /// misread.
-pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// How long a connection waits on another's lock (a checkpoint, a second process) before
 /// reporting an error instead.

@@ -8,7 +8,8 @@ use chat_proto::MessageResponse;
 use futures::future::join_all;
 use tempfile::TempDir;
 
-use super::*;
+use super::schema;
+use crate::store::*;
 
 fn db() -> (TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -38,22 +39,35 @@ fn room_ids(store: &MessageStore) -> Vec<(String, u64)> {
         .collect()
 }
 
-fn open(path: &Path) -> MessageStore {
-    MessageStore::open(path, Durability::Normal, 4, |_: &[Committed]| {}).unwrap()
+async fn open(path: &Path) -> MessageStore {
+    MessageStore::open(
+        &Database::Sqlite(path.to_owned()),
+        Durability::Normal,
+        4,
+        |_: &[Committed]| {},
+    )
+    .await
+    .unwrap()
 }
 
 /// Every batch `on_commit` was given, as (room, id).
 type Batches = Arc<Mutex<Vec<Vec<(String, u64)>>>>;
 
-fn open_recording(path: &Path) -> (MessageStore, Batches) {
+async fn open_recording(path: &Path) -> (MessageStore, Batches) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
-    let store = MessageStore::open(path, Durability::Full, 4, move |batch: &[Committed]| {
-        record
-            .lock()
-            .unwrap()
-            .push(batch.iter().map(|m| (m.room.clone(), m.id)).collect());
-    })
+    let store = MessageStore::open(
+        &Database::Sqlite(path.to_owned()),
+        Durability::Full,
+        4,
+        move |batch: &[Committed]| {
+            record
+                .lock()
+                .unwrap()
+                .push(batch.iter().map(|m| (m.room.clone(), m.id)).collect());
+        },
+    )
+    .await
     .unwrap();
     (store, seen)
 }
@@ -67,19 +81,25 @@ struct Gated {
     seen: Arc<Mutex<Vec<u64>>>,
 }
 
-fn open_gated(path: &Path) -> Gated {
+async fn open_gated(path: &Path) -> Gated {
     let (entered_tx, entered) = mpsc::channel();
     let (release, release_rx) = mpsc::channel::<()>();
     let gate = Mutex::new(Some((entered_tx, release_rx)));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
-    let store = MessageStore::open(path, Durability::Normal, 4, move |batch: &[Committed]| {
-        record.lock().unwrap().extend(batch.iter().map(|m| m.id));
-        if let Some((entered, release)) = gate.lock().unwrap().take() {
-            entered.send(()).unwrap();
-            release.recv().unwrap();
-        }
-    })
+    let store = MessageStore::open(
+        &Database::Sqlite(path.to_owned()),
+        Durability::Normal,
+        4,
+        move |batch: &[Committed]| {
+            record.lock().unwrap().extend(batch.iter().map(|m| m.id));
+            if let Some((entered, release)) = gate.lock().unwrap().take() {
+                entered.send(()).unwrap();
+                release.recv().unwrap();
+            }
+        },
+    )
+    .await
     .unwrap();
     Gated {
         store,
@@ -105,7 +125,7 @@ fn ids(messages: &[MessageResponse]) -> Vec<u64> {
 #[tokio::test]
 async fn everything_appended_is_there_after_reopen() {
     let (_dir, path) = db();
-    let store = open(&path);
+    let store = open(&path).await;
     let epoch = store.epoch();
     assert_ne!(epoch, 0);
     let stored = store.append(msg("general", 1, "hello")).await.unwrap();
@@ -114,7 +134,7 @@ async fn everything_appended_is_there_after_reopen() {
     fill(&store, "other", 1..=5).await;
     drop(store);
 
-    let store = open(&path);
+    let store = open(&path).await;
     assert_eq!(store.epoch(), epoch, "the epoch is kept with the database");
     assert_eq!(
         room_ids(&store),
@@ -132,7 +152,7 @@ async fn everything_appended_is_there_after_reopen() {
 async fn each_database_has_its_own_epoch() {
     let (_a, first) = db();
     let (_b, second) = db();
-    assert_ne!(open(&first).epoch(), open(&second).epoch());
+    assert_ne!(open(&first).await.epoch(), open(&second).await.epoch());
 }
 
 #[tokio::test]
@@ -141,28 +161,34 @@ async fn on_commit_sees_batches_in_queue_order_and_only_once_committed() {
     let check_path = path.clone();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
-    let store = MessageStore::open(&path, Durability::Full, 4, move |batch: &[Committed]| {
-        // Another connection must already see every message of the batch.
-        let other = rusqlite::Connection::open(&check_path).unwrap();
-        for m in batch {
-            let found: i64 = other
-                .query_row(
-                    "SELECT count(*) FROM messages WHERE room = ?1 AND id = ?2",
-                    rusqlite::params![m.room, m.id],
-                    |row| row.get(0),
-                )
-                .unwrap();
-            assert_eq!(
-                found, 1,
-                "message {} fanned out before it was committed",
-                m.id
-            );
-        }
-        record
-            .lock()
-            .unwrap()
-            .extend(batch.iter().map(|m| (m.room.clone(), m.id)));
-    })
+    let store = MessageStore::open(
+        &Database::Sqlite(path.to_owned()),
+        Durability::Full,
+        4,
+        move |batch: &[Committed]| {
+            // Another connection must already see every message of the batch.
+            let other = rusqlite::Connection::open(&check_path).unwrap();
+            for m in batch {
+                let found: i64 = other
+                    .query_row(
+                        "SELECT count(*) FROM messages WHERE room = ?1 AND id = ?2",
+                        rusqlite::params![m.room, m.id],
+                        |row| row.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(
+                    found, 1,
+                    "message {} fanned out before it was committed",
+                    m.id
+                );
+            }
+            record
+                .lock()
+                .unwrap()
+                .extend(batch.iter().map(|m| (m.room.clone(), m.id)));
+        },
+    )
+    .await
     .unwrap();
     let mut pending = Vec::new();
     for id in 1..=200 {
@@ -182,7 +208,7 @@ async fn on_commit_sees_batches_in_queue_order_and_only_once_committed() {
 #[tokio::test]
 async fn whatever_is_queued_during_a_commit_goes_into_the_next_one() {
     let (_dir, path) = db();
-    let gated = open_gated(&path);
+    let gated = open_gated(&path).await;
     let first = gated.store.append(msg("general", 1, "first"));
     gated.entered.recv().unwrap();
     let rest: Vec<_> = (2..=301)
@@ -207,7 +233,7 @@ async fn whatever_is_queued_during_a_commit_goes_into_the_next_one() {
 #[tokio::test]
 async fn a_full_queue_refuses_appends_and_loses_nothing_it_took() {
     let (_dir, path) = db();
-    let gated = open_gated(&path);
+    let gated = open_gated(&path).await;
     // The writer holds the first batch, so everything after it waits in the queue.
     let first = gated.store.append(msg("general", 1, "first"));
     gated.entered.recv().unwrap();
@@ -244,7 +270,7 @@ async fn a_full_queue_refuses_appends_and_loses_nothing_it_took() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_are_batched() {
     let (_dir, path) = db();
-    let (store, seen) = open_recording(&path);
+    let (store, seen) = open_recording(&path).await;
     let tasks: Vec<_> = (0..8)
         .map(|n| {
             let store = store.clone();
@@ -262,7 +288,7 @@ async fn concurrent_appends_are_batched() {
     );
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len() as u64, stats.batches);
-    assert!(seen.iter().all(|batch| batch.len() <= writer::MAX_BATCH));
+    assert!(seen.iter().all(|batch| batch.len() <= MAX_BATCH));
     // However the rooms interleave, each room's fan-out is its id order.
     for n in 0..8 {
         let room = format!("room{n}");
@@ -279,7 +305,7 @@ async fn concurrent_appends_are_batched() {
 #[tokio::test]
 async fn history_pages_backwards_through_everything() {
     let (_dir, path) = db();
-    let store = open(&path);
+    let store = open(&path).await;
     fill(&store, "general", 1..=450).await;
     fill(&store, "elsewhere", 1..=10).await;
 
@@ -307,7 +333,7 @@ async fn history_pages_backwards_through_everything() {
 #[tokio::test]
 async fn a_read_never_returns_more_than_the_cap() {
     let (_dir, path) = db();
-    let store = open(&path);
+    let store = open(&path).await;
     fill(&store, "general", 1..=(MAX_READ_ROWS as u64 + 5)).await;
     let (page, has_more) = store.history("general", 0, usize::MAX).await.unwrap();
     assert_eq!(page.len(), MAX_READ_ROWS);
@@ -325,7 +351,7 @@ async fn a_read_never_returns_more_than_the_cap() {
 #[tokio::test]
 async fn a_history_page_stops_at_its_byte_bound_and_says_more_exist() {
     let (_dir, path) = db();
-    let store = open(&path);
+    let store = open(&path).await;
     let text = "x".repeat(4000);
     let count = (MAX_HISTORY_BYTES / 8000 + 10) as u64;
     let pending: Vec<_> = (1..=count)
@@ -350,7 +376,7 @@ async fn a_history_page_stops_at_its_byte_bound_and_says_more_exist() {
 #[tokio::test]
 async fn an_after_page_stops_at_its_byte_bound() {
     let (_dir, path) = db();
-    let store = open(&path);
+    let store = open(&path).await;
     fill(&store, "general", 1..=20).await;
     let one = store.after("general", 0, 1, usize::MAX).await.unwrap();
     let row_bytes = one[0].message.len() + one[0].text.len();
@@ -363,7 +389,7 @@ async fn an_after_page_stops_at_its_byte_bound() {
 #[tokio::test]
 async fn after_pages_forwards_from_any_id() {
     let (_dir, path) = db();
-    let store = open(&path);
+    let store = open(&path).await;
     fill(&store, "general", 1..=450).await;
 
     let mut replayed = Vec::new();
@@ -389,13 +415,13 @@ async fn after_pages_forwards_from_any_id() {
 #[tokio::test]
 async fn rooms_outlive_a_restart_even_without_messages() {
     let (_dir, path) = db();
-    let store = open(&path);
+    let store = open(&path).await;
     store.create_room("quiet").await.unwrap();
     store.create_room("busy").await.unwrap();
     fill(&store, "busy", 1..=3).await;
     store.create_room("busy").await.unwrap();
     drop(store);
-    let store = open(&path);
+    let store = open(&path).await;
     assert_eq!(
         room_ids(&store),
         [("busy".to_owned(), 3), ("quiet".to_owned(), 0)]
@@ -405,7 +431,7 @@ async fn rooms_outlive_a_restart_even_without_messages() {
 #[tokio::test]
 async fn a_failed_commit_refuses_its_whole_batch_and_fans_out_none_of_it() {
     let (_dir, path) = db();
-    let gated = open_gated(&path);
+    let gated = open_gated(&path).await;
     let first = gated.store.append(msg("general", 1, "fine"));
     gated.entered.recv().unwrap();
     // Another connection makes any message saying "boom" abort its transaction, as a
@@ -459,13 +485,13 @@ async fn a_failed_commit_refuses_its_whole_batch_and_fans_out_none_of_it() {
     assert_eq!(ids(&page), [1, 5]);
     assert_eq!(*gated.seen.lock().unwrap(), [1, 5]);
     drop(gated);
-    assert_eq!(room_ids(&open(&path)), [("general".to_owned(), 5)]);
+    assert_eq!(room_ids(&open(&path).await), [("general".to_owned(), 5)]);
 }
 
 #[tokio::test]
 async fn a_repeated_id_is_refused_not_overwritten() {
     let (_dir, path) = db();
-    let store = open(&path);
+    let store = open(&path).await;
     store.append(msg("general", 1, "original")).await.unwrap();
     let err = store
         .append(msg("general", 1, "impostor"))
@@ -479,7 +505,7 @@ async fn a_repeated_id_is_refused_not_overwritten() {
 #[tokio::test]
 async fn close_commits_what_was_queued_and_refuses_the_rest() {
     let (_dir, path) = db();
-    let store = open(&path);
+    let store = open(&path).await;
     let queued: Vec<_> = (1..=100)
         .map(|id| store.append(msg("general", id, "before close")))
         .collect();
@@ -494,13 +520,13 @@ async fn close_commits_what_was_queued_and_refuses_the_rest() {
     assert_eq!(store.create_room("late").await, Err(StoreError::Closed));
     store.close().await; // twice is fine
     drop(store);
-    assert_eq!(room_ids(&open(&path)), [("general".to_owned(), 100)]);
+    assert_eq!(room_ids(&open(&path).await), [("general".to_owned(), 100)]);
 }
 
 #[tokio::test]
 async fn dropping_the_last_handle_still_commits_what_was_queued() {
     let (_dir, path) = db();
-    let store = open(&path);
+    let store = open(&path).await;
     let queued: Vec<_> = (1..=100)
         .map(|id| store.append(msg("general", id, "in flight")))
         .collect();
@@ -508,18 +534,24 @@ async fn dropping_the_last_handle_still_commits_what_was_queued() {
     for done in join_all(queued).await {
         done.unwrap();
     }
-    assert_eq!(room_ids(&open(&path)), [("general".to_owned(), 100)]);
+    assert_eq!(room_ids(&open(&path).await), [("general".to_owned(), 100)]);
 }
 
 #[tokio::test]
 async fn a_database_from_a_newer_server_is_refused() {
     let (_dir, path) = db();
-    drop(open(&path));
+    drop(open(&path).await);
     rusqlite::Connection::open(&path)
         .unwrap()
         .pragma_update(None, "user_version", schema::VERSION + 1)
         .unwrap();
-    let refused = MessageStore::open(&path, Durability::Normal, 4, |_: &[Committed]| {});
+    let refused = MessageStore::open(
+        &Database::Sqlite(path.to_owned()),
+        Durability::Normal,
+        4,
+        |_: &[Committed]| {},
+    )
+    .await;
     assert_eq!(
         refused.err(),
         Some(StoreError::NewerSchema(schema::VERSION + 1))
@@ -541,7 +573,7 @@ async fn a_version_1_database_is_upgraded_in_place() {
         )
         .unwrap();
     }
-    let store = open(&path);
+    let store = open(&path).await;
     assert_eq!(room_ids(&store), [("general".to_owned(), 1)]);
     let (old, _) = store.history("general", 0, 10).await.unwrap();
     assert_eq!((old[0].text.as_str(), old[0].guest), ("old", false));
@@ -566,8 +598,8 @@ async fn a_version_1_database_is_upgraded_in_place() {
 async fn reads_beyond_the_limit_wait_their_turn() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let (_dir, path) = db();
-    drop(open(&path));
-    let readers = Arc::new(reader::Readers::new(&path, 2));
+    drop(open(&path).await);
+    let readers = Arc::new(super::Readers::new(&path, 2));
     let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let reads = (0..8).map(|_| {
         let (running, peak) = (running.clone(), peak.clone());
@@ -600,7 +632,7 @@ fn sent(key: &str, id: &str) -> SentId {
 #[tokio::test]
 async fn a_sent_id_finds_its_message_after_a_restart_and_only_within_its_window() {
     let (_dir, path) = db();
-    let store = open(&path);
+    let store = open(&path).await;
     let first = msg("general", 1, "hello"); // sent at 1_700_000_000_001
     store
         .try_append_sent(first.clone(), Some(sent("ann", "c-1")))
@@ -610,7 +642,7 @@ async fn a_sent_id_finds_its_message_after_a_restart_and_only_within_its_window(
     store.append(msg("general", 2, "no id")).await.unwrap();
     drop(store);
 
-    let store = open(&path);
+    let store = open(&path).await;
     let found = store.find_sent(&sent("ann", "c-1"), 0).await.unwrap();
     assert_eq!(found.map(|m| (m.id, m.text)), Some((1, "hello".to_owned())));
     // Another sender's id, or another id, is another message.
@@ -636,7 +668,7 @@ async fn a_sent_id_finds_its_message_after_a_restart_and_only_within_its_window(
 #[tokio::test]
 async fn pruning_forgets_sent_ids_older_than_the_cutoff_and_keeps_the_messages() {
     let (_dir, path) = db();
-    let store = open(&path);
+    let store = open(&path).await;
     for id in 1..=4 {
         store
             .try_append_sent(
@@ -665,7 +697,7 @@ async fn pruning_forgets_sent_ids_older_than_the_cutoff_and_keeps_the_messages()
 #[tokio::test]
 async fn an_empty_room_can_be_deleted_and_one_with_messages_cannot() {
     let (_dir, path) = db();
-    let store = open(&path);
+    let store = open(&path).await;
     store.create_room("junk").await.unwrap();
     store.create_room("used").await.unwrap();
     let later = MessageResponse {
@@ -683,7 +715,7 @@ async fn an_empty_room_can_be_deleted_and_one_with_messages_cannot() {
     gone.await.unwrap();
     back.await.unwrap();
     drop(store);
-    let store = open(&path);
+    let store = open(&path).await;
     assert_eq!(
         room_ids(&store),
         [("again".to_owned(), 0), ("used".to_owned(), 1)]

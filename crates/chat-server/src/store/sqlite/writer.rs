@@ -12,38 +12,14 @@ use std::{
     time::Instant,
 };
 
-use chat_proto::MessageResponse;
 use metrics::Histogram;
 use rusqlite::{params, Connection};
 use tokio::sync::oneshot;
 
 use crate::metrics_endpoint::{COMMIT_BATCH_SIZE, COMMIT_SECONDS};
-
-use super::{display_form, Committed, Counters, SentId, StoreError, StoredRoom};
-
-/// Most messages in one transaction, so one commit (and the wait of its first message)
-/// stays bounded however deep the queue gets.
-pub(super) const MAX_BATCH: usize = 1024;
-
-pub(super) type OnCommit = Box<dyn Fn(&[Committed]) + Send>;
-
-// Nearly every command is an Append: boxing it to shrink the rare others would cost an
-// allocation per message.
-#[allow(clippy::large_enum_variant)]
-pub(super) enum Command {
-    Append(
-        MessageResponse,
-        Option<SentId>,
-        oneshot::Sender<Result<Committed, StoreError>>,
-    ),
-    /// A room and its creation time (ms since the Unix epoch).
-    CreateRoom(String, i64, oneshot::Sender<Result<(), StoreError>>),
-    DeleteEmptyRoom(String, oneshot::Sender<Result<(), StoreError>>),
-    /// Commit what was queued before this, then forget sent ids older than this time.
-    PruneSent(i64, oneshot::Sender<Result<usize, StoreError>>),
-    /// Commit what was queued before this, then stop.
-    Close(oneshot::Sender<()>),
-}
+use crate::store::{
+    display_form, Command, Committed, Counters, OnCommit, SentId, StoreError, StoredRoom, MAX_BATCH,
+};
 
 /// A queued write, kept with the append waiting for it.
 enum Item {
@@ -62,7 +38,7 @@ enum After {
     Close(oneshot::Sender<()>),
 }
 
-pub(super) struct Writer {
+pub(in crate::store) struct Writer {
     conn: Connection,
     /// Rooms already in the `rooms` table, so a message costs no extra insert.
     known_rooms: HashSet<String>,

@@ -16,13 +16,14 @@ use chat_proto::{Change, MessageResponse, Quote, Reaction};
 use rusqlite::{params, Connection, Row};
 use tokio::sync::Semaphore;
 
-use super::{display_form, schema, SentId, StoreError};
+use super::schema;
 use crate::message_changes::QUOTE_CHARS;
+use crate::store::{display_form, SentId, StoreError};
 
 /// Idle read connections kept open between reads.
 const IDLE_READERS: usize = 4;
 
-pub(super) struct Readers {
+pub(in crate::store) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     /// One permit per read allowed to run.
@@ -101,7 +102,7 @@ const COLUMNS: &str = "m.room, m.id, m.username, m.text, m.sent_at_ms, m.guest, 
 /// Stops at `limit` messages or once the rows read hold `max_bytes` of text (past the
 /// first row); `has_more` then says older ones exist. Messages as they are now (edited,
 /// deleted, with their reactions); change events are left out and not counted.
-pub(super) fn history(
+pub(in crate::store) fn history(
     conn: &Connection,
     room: &str,
     before_id: u64,
@@ -136,7 +137,7 @@ pub(super) fn history(
 
 /// Stops at `limit` rows or once the rows read hold `max_bytes` of text (past the first
 /// row), whichever comes first. Change events included: a replay is the room's sequence.
-pub(super) fn after(
+pub(in crate::store) fn after(
     conn: &Connection,
     room: &str,
     after_id: u64,
@@ -160,7 +161,7 @@ pub(super) fn after(
 }
 
 /// Message `id` of `room` as it is now, with its reactions; `None` for a change event.
-pub(super) fn one(
+pub(in crate::store) fn one(
     conn: &Connection,
     room: &str,
     id: u64,
@@ -177,7 +178,7 @@ pub(super) fn one(
     Ok(found.pop())
 }
 
-pub(super) fn sent(
+pub(in crate::store) fn sent(
     conn: &Connection,
     sent: &SentId,
     since_ms: i64,
