@@ -101,6 +101,20 @@ nats_tool() {
   fi
 }
 
+postgres_server() {
+  # PostgreSQL 15 (Debian's) for the tests on PostgreSQL: they start instances of their own
+  # from its programs (crates/chat-server/tests/common/pg.rs), each in a temp dir on a free
+  # port, run as the package's `postgres` user when we are root. The package's own cluster
+  # is not used (on a machine running systemd, installing it also starts one on port 5432).
+  if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+    step "installing PostgreSQL 15 for the tests on PostgreSQL"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-15
+  fi
+}
+
 build_frontend() {
   step "building the frontend (trunk, release)"
   bash "$ROOT/scripts/trunk-release.sh"

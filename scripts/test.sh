@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every test, from a fresh clone: unit and integration tests of the Rust crates, then the
+# Every test, from a fresh clone: unit and integration tests of the Rust crates (those on
+# PostgreSQL start instances of their own from Debian's postgresql-15), then the
 # frontend built as users get it (release, wasm-opt) and driven in headless Chromium, served
 # by chat-server and behind nginx from deploy/ (frontend/e2e/deploy.test.mjs).
 # .ci/run calls exactly this.
@@ -14,6 +15,7 @@ setup_build_tools
 browser
 deploy_tools
 nats_tool
+postgres_server
 
 step "formatting"
 cargo fmt --all -- --check

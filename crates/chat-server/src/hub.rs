@@ -446,9 +446,18 @@ fn publish(rooms: &Rooms, batch: &[Committed]) {
 mod tests {
     use super::*;
 
-    async fn open(dir: &tempfile::TempDir) -> RoomHub {
+    /// Each test runs on both engines: SQLite in `dir`, and a fresh PostgreSQL database.
+    fn databases(dir: &tempfile::TempDir) -> [(Database, Option<crate::test_pg::Database>); 2] {
+        let pg = crate::test_pg::database();
+        [
+            (Database::Sqlite(dir.path().join("chat.db")), None),
+            (Database::Postgres(pg.url.clone()), Some(pg)),
+        ]
+    }
+
+    async fn open(db: &Database) -> RoomHub {
         RoomHub::open(HubSettings {
-            db: &Database::Sqlite(dir.path().join("chat.db")),
+            db,
             durability: Durability::Normal,
             max_rooms: 100,
             queue_len: 16,
@@ -488,48 +497,52 @@ mod tests {
     #[tokio::test]
     async fn only_rooms_nobody_used_or_holds_are_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let hub = open(&dir).await;
-        hub.get_or_create("junk").unwrap();
-        let used = hub.get_or_create("used").unwrap();
-        // Activity is in milliseconds: a later post is then later than general's creation.
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        hub.post(&used, ann(), "hi", None).await.unwrap();
-        drop(used);
-        let held = subscribe(&hub, hub.get_or_create("held").unwrap());
-        // Too young to go.
-        assert!(hub.drop_unused_rooms(Duration::from_secs(3600)).is_empty());
-        assert_eq!(hub.drop_unused_rooms(Duration::ZERO), ["junk"]);
-        assert!(hub.existing("junk").is_none());
-        drop(held);
-        assert_eq!(hub.drop_unused_rooms(Duration::ZERO), ["held"]);
-        assert!(hub.existing(DEFAULT_ROOM).is_some() && hub.existing("used").is_some());
-        hub.close().await;
-        drop(hub);
-        // Gone from the database too.
-        let hub = open(&dir).await;
-        let (rooms, total) = hub.list_page(10);
-        assert_eq!((names(&rooms), total), (vec!["used", "general"], 2));
-        hub.close().await;
+        for (db, _pg) in databases(&dir) {
+            let hub = open(&db).await;
+            hub.get_or_create("junk").unwrap();
+            let used = hub.get_or_create("used").unwrap();
+            // Activity is in milliseconds: a later post is then later than general's creation.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            hub.post(&used, ann(), "hi", None).await.unwrap();
+            drop(used);
+            let held = subscribe(&hub, hub.get_or_create("held").unwrap());
+            // Too young to go.
+            assert!(hub.drop_unused_rooms(Duration::from_secs(3600)).is_empty());
+            assert_eq!(hub.drop_unused_rooms(Duration::ZERO), ["junk"], "{db}");
+            assert!(hub.existing("junk").is_none());
+            drop(held);
+            assert_eq!(hub.drop_unused_rooms(Duration::ZERO), ["held"]);
+            assert!(hub.existing(DEFAULT_ROOM).is_some() && hub.existing("used").is_some());
+            hub.close().await;
+            drop(hub);
+            // Gone from the database too.
+            let hub = open(&db).await;
+            let (rooms, total) = hub.list_page(10);
+            assert_eq!((names(&rooms), total), (vec!["used", "general"], 2), "{db}");
+            hub.close().await;
+        }
     }
 
     #[tokio::test]
     async fn a_page_is_the_most_recently_active_rooms() {
         let dir = tempfile::tempdir().unwrap();
-        let hub = open(&dir).await;
-        let rooms: Vec<_> = ["a", "b", "c", "d"]
-            .iter()
-            .map(|name| hub.get_or_create(name).unwrap())
-            .collect();
-        for room in [&rooms[2], &rooms[0]] {
-            // Distinct milliseconds, so the order is by activity and not by the tie-break.
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            hub.post(room, ann(), "hi", None).await.unwrap();
+        for (db, _pg) in databases(&dir) {
+            let hub = open(&db).await;
+            let rooms: Vec<_> = ["a", "b", "c", "d"]
+                .iter()
+                .map(|name| hub.get_or_create(name).unwrap())
+                .collect();
+            for room in [&rooms[2], &rooms[0]] {
+                // Distinct milliseconds, so the order is by activity and not by the tie-break.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                hub.post(room, ann(), "hi", None).await.unwrap();
+            }
+            let (page, total) = hub.list_page(2);
+            assert_eq!((names(&page), total), (vec!["a", "c"], 5), "{db}");
+            assert!(page[0].last_active_ms > page[1].last_active_ms);
+            let (all, _) = hub.list_page(10);
+            assert_eq!(names(&all)[..2], ["a", "c"]);
+            hub.close().await;
         }
-        let (page, total) = hub.list_page(2);
-        assert_eq!((names(&page), total), (vec!["a", "c"], 5));
-        assert!(page[0].last_active_ms > page[1].last_active_ms);
-        let (all, _) = hub.list_page(10);
-        assert_eq!(names(&all)[..2], ["a", "c"]);
-        hub.close().await;
     }
 }

@@ -41,6 +41,11 @@ pub mod tls;
 pub mod validate;
 pub mod wall_clock;
 
+/// The tests' own PostgreSQL, shared with the integration tests (one file, two users).
+#[cfg(test)]
+#[path = "../tests/common/pg.rs"]
+mod test_pg;
+
 pub use config::Config;
 pub use hub::RoomHub;
 pub use shutdown::Shutdown;

@@ -156,6 +156,26 @@ async fn backup_never_overwrites_and_never_creates_a_database() {
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me");
 }
 
+/// Both are SQLite's tools: given a PostgreSQL URL they say which tool to use instead,
+/// never touching the database, and never print its password.
+#[tokio::test]
+async fn backup_and_check_point_a_postgres_database_at_its_own_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.db");
+    let url = "postgres://chat:s3cret@127.0.0.1:1/chat";
+    let (code, said) = run(&["--db", url, "backup", path(&out)]).await;
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("is a PostgreSQL database") && said.contains("pg_dump"),
+        "{said}"
+    );
+    assert!(!said.contains("s3cret"), "{said}");
+    assert!(!out.exists());
+    let (code, said) = run(&["--db", url, "check"]).await;
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("pg_amcheck"), "{said}");
+}
+
 #[tokio::test]
 async fn check_tells_a_sound_database_from_a_damaged_one() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod nats;
+pub mod pg;
 
 use std::{
     net::SocketAddr,
@@ -164,6 +165,11 @@ impl TestServer {
         Self::start_with(Config::for_tests()).await
     }
 
+    /// A server on PostgreSQL database `db` (see `pg`), otherwise as `start`.
+    pub async fn start_on(db: &pg::Database) -> Self {
+        Self::start_with(pg_config(db)).await
+    }
+
     pub async fn start_with(config: Config) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -305,6 +311,14 @@ impl TestServer {
             http2,
             tls: self.tls.as_ref().map(|cert| cert.connector(&[alpn])),
         }
+    }
+}
+
+/// The test config on PostgreSQL database `db`.
+pub fn pg_config(db: &pg::Database) -> Config {
+    Config {
+        db: chat_server::store::Database::Postgres(db.url.clone()),
+        ..Config::for_tests()
     }
 }
 

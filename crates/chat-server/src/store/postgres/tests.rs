@@ -6,15 +6,13 @@ use std::sync::{Arc, Mutex};
 use chat_proto::MessageResponse;
 use futures::future::join_all;
 
+use crate::test_pg as pg;
 use crate::{
     sessions::token::TokenHash,
     store::{
         Account, Committed, Database, Durability, MessageStore, SentId, StoreError, StoredSession,
     },
 };
-
-#[path = "../../../tests/common/pg.rs"]
-mod pg;
 
 fn msg(room: &str, user: &str, text: &str, at: i64) -> MessageResponse {
     MessageResponse {
