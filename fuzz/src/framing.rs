@@ -12,8 +12,7 @@ use std::{
 use base64::Engine;
 use bytes::{Buf, Bytes, BytesMut};
 use chat_server::{
-    accounts::Accounts, app, sessions::Sessions, store::AccountStore, stream_caps::StreamCaps,
-    Config, Shutdown,
+    accounts::Accounts, app, sessions::Sessions, stream_caps::StreamCaps, Config, Shutdown,
 };
 use http::header::CONTENT_TYPE;
 use http_body_util::BodyExt;
@@ -100,7 +99,12 @@ static DB: OnceLock<PathBuf> = OnceLock::new();
 fn server() -> &'static Server {
     SERVER.get_or_init(|| {
         let config = Config::for_tests();
-        DB.set(config.db.clone()).expect("one server per process");
+        let db = config
+            .db
+            .sqlite_path()
+            .expect("a test database file")
+            .to_owned();
+        DB.set(db).expect("one server per process");
         // SAFETY: registers a plain `extern "C" fn` with no captured state.
         unsafe { libc::atexit(remove_db) };
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -108,9 +112,8 @@ fn server() -> &'static Server {
             .build()
             .expect("tokio runtime");
         let app = rt.block_on(async {
-            let hub = app::open_hub(&config).expect("open the store");
-            let account_store = AccountStore::open(&config.db, config.db_sync.into())
-                .expect("open the account store");
+            let hub = app::open_hub(&config).await.expect("open the store");
+            let account_store = hub.store().accounts().expect("open the account store");
             let accounts = Accounts::open(account_store, Sessions::new(config.limits()))
                 .await
                 .expect("accounts");

@@ -1,8 +1,9 @@
 //! The chat server as a library, so integration tests and benchmarks start the real thing
 //! on an ephemeral port. One message's path through it:
 //! `app` (HTTP: grpc-web layer, CORS, static files) -> `service` (gRPC handlers) ->
-//! `hub` (rooms by name) -> `room` (ids, presence) -> `store` (SQLite, group commit) ->
-//! `fanout` (the room's ring of encoded events) -> `subscription` (one subscriber's stream).
+//! `hub` (rooms by name) -> `room` (ids, presence) -> `store` (SQLite or PostgreSQL, group
+//! commit) -> `fanout` (the room's ring of encoded events) -> `subscription` (one
+//! subscriber's stream).
 //! Who is speaking: `sessions` (the in-memory registry every call checks) and `accounts`
 //! (Join, Register, SignIn, ...: `passwords`, `guessing`, and the sessions kept in `store`).
 

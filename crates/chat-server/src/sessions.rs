@@ -7,7 +7,10 @@
 //! This registry is the fast path: every call is checked here, in memory, under one std
 //! Mutex held for a map lookup and never across an await. `accounts` mirrors it into the
 //! database (`Swept` says what to write), so a restart signs nobody out. Each session's
-//! rate limiters have their own lock, so posting never waits on the registry.
+//! rate limiters have their own lock, so posting never waits on the registry. On a
+//! database several servers share, this registry is each server's cache of it: `adopt`
+//! takes in a session another server started, and `forget_tokens` / `mark_registered`
+//! take in what another server ended or registered.
 use std::{
     borrow::Cow,
     collections::{HashMap, HashSet},
