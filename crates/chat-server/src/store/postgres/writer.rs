@@ -12,12 +12,15 @@ use std::{
     collections::BTreeMap,
     panic::{self, AssertUnwindSafe},
     sync::{atomic::Ordering, Arc},
+    time::Instant,
 };
 
 use chat_proto::MessageResponse;
+use metrics::Histogram;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{error, Pool};
+use crate::metrics_endpoint::{COMMIT_BATCH_SIZE, COMMIT_SECONDS};
 use crate::store::{
     display_form, Command, Committed, Counters, OnCommit, SentId, StoreError, MAX_BATCH,
 };
@@ -52,6 +55,9 @@ pub(in crate::store) struct Writer {
     pool: Pool,
     on_commit: OnCommit,
     counters: Arc<Counters>,
+    /// `chat_commit_batch_size` and `chat_commit_seconds`, as the SQLite writer's.
+    batch_sizes: Histogram,
+    commit_times: Histogram,
 }
 
 impl Writer {
@@ -60,6 +66,8 @@ impl Writer {
             pool,
             on_commit,
             counters,
+            batch_sizes: metrics::histogram!(COMMIT_BATCH_SIZE),
+            commit_times: metrics::histogram!(COMMIT_SECONDS),
         }
     }
 
@@ -125,8 +133,11 @@ impl Writer {
     /// Writes `batch` as one transaction, tells `on_commit`, then answers every item:
     /// all succeed or all get the same error, and a failed batch is never fanned out.
     async fn commit(&self, batch: &mut Vec<Item>) {
+        let started = Instant::now();
         match self.write(batch).await {
             Ok(()) => {
+                self.commit_times.record(started.elapsed());
+                self.batch_sizes.record(batch.len() as f64);
                 let mut messages = Vec::with_capacity(batch.len());
                 let mut answers = Vec::with_capacity(batch.len());
                 for item in batch.drain(..) {
