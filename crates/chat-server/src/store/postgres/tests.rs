@@ -338,3 +338,56 @@ async fn a_database_set_up_by_a_newer_server_is_refused() {
     .expect("refused");
     assert_eq!(refused, StoreError::PgNewerSchema(99));
 }
+
+/// Edits, deletes and reactions are applied to their target in the transaction that
+/// stores them, as on SQLite: History shows messages as they are now, a replay the events.
+#[tokio::test]
+async fn changes_apply_to_their_target_and_a_delete_erases_the_text() {
+    use chat_proto::{change::Kind, Change};
+    let db = pg::database();
+    let (store, _) = open(&db).await;
+    let original = store
+        .append(msg("general", "ann", "first", 10))
+        .await
+        .unwrap();
+    let change = |kind: Kind, emoji: &str, on: bool| {
+        let mut event = msg("general", "bob", "", 20);
+        event.change = Some(Change {
+            kind: kind as i32,
+            target_id: original.id,
+            emoji: emoji.into(),
+            on,
+        });
+        event
+    };
+    let mut edit = change(Kind::Edit, "", false);
+    edit.text = "second".into();
+    store.append(edit).await.unwrap();
+    store.append(change(Kind::React, "👍", true)).await.unwrap();
+    let mut reply = msg("general", "bob", "a reply", 30);
+    reply.reply_to = original.id;
+    store.append(reply).await.unwrap();
+    let (page, _) = store.history("general", 0, 10).await.unwrap();
+    assert_eq!(ids(&page), [1, 4], "change events are not history");
+    assert_eq!(
+        (page[0].text.as_str(), page[0].edited_at_ms),
+        ("second", 20)
+    );
+    assert_eq!(page[0].reactions[0].usernames, ["bob"]);
+    assert_eq!(page[1].quote.as_ref().unwrap().text, "second");
+    store.append(change(Kind::Delete, "", false)).await.unwrap();
+    let now = store
+        .message("general", original.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(now.deleted && now.text.is_empty() && now.reactions.is_empty());
+    let replay = store.after("general", 0, 10, usize::MAX).await.unwrap();
+    assert_eq!(ids(&replay), [1, 2, 3, 4, 5]);
+    assert_eq!(
+        replay[1].text, "",
+        "the edit event's text goes with the delete"
+    );
+    assert_eq!(replay[1].change.as_ref().unwrap().kind, Kind::Edit as i32);
+    store.close().await;
+}
