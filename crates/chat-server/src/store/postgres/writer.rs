@@ -25,7 +25,9 @@ use crate::store::{
     display_form, Command, Committed, Counters, OnCommit, SentId, StoreError, MAX_BATCH,
 };
 
-/// A queued write, kept with the append waiting for it.
+/// A queued write, kept with the append waiting for it. Nearly every item is a Message:
+/// boxing it to shrink the rare others would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 enum Item {
     Message(
         MessageResponse,
