@@ -18,7 +18,13 @@ async fn start_server() -> (SocketAddr, Shutdown, DbFiles) {
     let addr = listener.local_addr().unwrap();
     let shutdown = Shutdown::new();
     let config = Config::for_tests();
-    let db = DbFiles(config.db.clone());
+    let db = DbFiles(
+        config
+            .db
+            .sqlite_path()
+            .expect("a test database file")
+            .to_owned(),
+    );
     tokio::spawn(app::serve(listener, config, shutdown.clone()));
     (addr, shutdown, db)
 }

@@ -26,7 +26,13 @@ async fn start_server() -> (String, DbFiles) {
 async fn start_server_with(config: Config) -> (String, DbFiles) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let db = DbFiles(config.db.clone());
+    let db = DbFiles(
+        config
+            .db
+            .sqlite_path()
+            .expect("a test database file")
+            .to_owned(),
+    );
     tokio::spawn(app::serve(listener, config, Shutdown::new()));
     (url, db)
 }
