@@ -23,6 +23,7 @@ use crate::{
     address_budgets::AddressBudgets,
     client_addr::{ClientIp, PeerAddr, TrustedProxies},
     client_stream::ClientStream,
+    cluster::{self, ClusterSettings},
     config::Config,
     connection::{self, Connection},
     connection_caps::ConnectionCaps,
@@ -204,6 +205,17 @@ async fn serve_watched(
                 tracing::error!(%err, "the metrics listener failed; /metrics is gone");
             }
         });
+    }
+    if let Some(url) = &config.nats {
+        cluster::join(
+            url,
+            &hub,
+            accounts.sessions().clone(),
+            ClusterSettings::default(),
+            shutdown.clone(),
+        )
+        .await
+        .map_err(io::Error::other)?;
     }
     let app = router(
         &config,

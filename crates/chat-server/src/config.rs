@@ -193,6 +193,12 @@ pub struct Config {
     #[arg(long, env = "CHAT_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// NATS (`nats://host:port`) joining this server to the others serving the same
+    /// PostgreSQL database: they hear each other's messages, presence, typing and ended
+    /// sessions through it. Several servers on one database need it; one does not.
+    #[arg(long, env = "CHAT_NATS")]
+    pub nats: Option<String>,
+
     /// How log lines are written to stderr: `text` for people, `json` (one object per
     /// line) for log shippers.
     #[arg(long, env = "CHAT_LOG_FORMAT", default_value = "text")]

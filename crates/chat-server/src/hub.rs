@@ -12,13 +12,14 @@
 use std::{
     cmp::Reverse,
     collections::{BinaryHeap, HashMap},
-    sync::{Arc, RwLock},
+    sync::{Arc, OnceLock, RwLock},
     time::Duration,
 };
 
-use chat_proto::{chat_event::Event, ChatEvent, Encoded, RoomInfo, Welcome};
+use chat_proto::{chat_event::Event, ChatEvent, Encoded, RoomInfo, TypingEvent, Welcome};
 
 use crate::{
+    bus::Bus,
     client_stream::ClientStream,
     error::ChatError,
     idempotency::{self, InFlight},
@@ -46,6 +47,8 @@ struct HubInner {
     in_flight: InFlight,
     max_rooms: usize,
     rings: Arc<RingBudget>,
+    /// Set once, at start, when servers share the database (see `join_bus`).
+    bus: Arc<OnceLock<Bus>>,
 }
 
 pub struct HubSettings<'a> {
@@ -93,12 +96,19 @@ pub struct SubscribeRequest {
 impl RoomHub {
     pub async fn open(settings: HubSettings<'_>) -> Result<Self, ChatError> {
         let rooms: Arc<Rooms> = Arc::default();
-        let hook_rooms = Arc::clone(&rooms);
+        let bus: Arc<OnceLock<Bus>> = Arc::default();
+        let (hook_rooms, hook_bus) = (Arc::clone(&rooms), Arc::clone(&bus));
         let store = MessageStore::open(
             settings.db,
             settings.durability,
             settings.store_reads,
-            move |batch| publish(&hook_rooms, batch),
+            move |batch| match hook_bus.get() {
+                None => for_each_room(&hook_rooms, batch, Room::publish_committed),
+                Some(bus) => {
+                    for_each_room(&hook_rooms, batch, Room::offer_committed);
+                    bus.publish_committed(batch);
+                }
+            },
         )
         .await?;
         let max_rooms = settings.max_rooms.max(1);
@@ -123,6 +133,7 @@ impl RoomHub {
                 in_flight: InFlight::default(),
                 max_rooms,
                 rings,
+                bus,
             }),
         };
         hub.get_or_create(DEFAULT_ROOM)?;
@@ -143,6 +154,60 @@ impl RoomHub {
         &self.inner.in_flight
     }
 
+    /// Joins the servers sharing this database: from now on commits are published on
+    /// `bus`, and rooms take messages from every server in id order. Call it once, before
+    /// serving; a second bus is refused.
+    pub fn join_bus(&self, bus: Bus) -> Result<(), Bus> {
+        self.inner.bus.set(bus)
+    }
+
+    /// The room as another server reports it, made here if this server did not know it
+    /// (unanchored; not in the store, which has it, nor counted against the cap).
+    pub fn adopt(&self, name: &str) -> Arc<Room> {
+        if let Some(room) = self.existing(name) {
+            return room;
+        }
+        let mut rooms = self.inner.rooms.write().unwrap();
+        rooms
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Room::unanchored(name, self.inner.rings.clone())))
+            .clone()
+    }
+
+    /// Every room now.
+    pub fn rooms(&self) -> Vec<Arc<Room>> {
+        self.inner.rooms.read().unwrap().values().cloned().collect()
+    }
+
+    /// Shows `event` to everyone in `room`, on every server.
+    pub fn typing(&self, room: &Room, event: TypingEvent) {
+        if let Some(bus) = self.inner.bus.get() {
+            bus.publish_typing(room.name(), event.clone());
+        }
+        room.publish_ephemeral(Event::Typing(event));
+    }
+
+    /// With servers sharing the database, a client may resume after an id this server
+    /// has not delivered yet (it read it through another server that committed it just
+    /// now): the store is read first, so it is not told to reset.
+    pub async fn catch_up(&self, room: &Arc<Room>, after_id: u64) -> Result<(), ChatError> {
+        if self.inner.bus.get().is_none() || after_id <= room.last_id() {
+            return Ok(());
+        }
+        let from = room.catch_up_from(after_id);
+        let read = self
+            .inner
+            .store
+            .after(room.name(), from, crate::store::MAX_READ_ROWS, 1 << 20)
+            .await;
+        let page: Vec<Committed> = match read {
+            Ok(page) => page.into_iter().map(Arc::new).collect(),
+            Err(err) => return Err(err.into()),
+        };
+        room.filled(Some(&page));
+        Ok(())
+    }
+
     /// The room, created (and recorded in the store) if it does not exist, up to the room
     /// cap. Whether the caller may create rooms is `room_creation`'s to decide.
     pub fn get_or_create(&self, name: &str) -> Result<Arc<Room>, ChatError> {
@@ -156,7 +221,11 @@ impl RoomHub {
         if rooms.len() >= self.inner.max_rooms {
             return Err(ChatError::TooManyRooms(self.inner.max_rooms));
         }
-        let room = Arc::new(Room::new(name, 0, self.inner.rings.clone()));
+        // Sharing the database, others may have used the room already.
+        let room = Arc::new(match self.inner.bus.get() {
+            Some(_) => Room::unanchored(name, self.inner.rings.clone()),
+            None => Room::new(name, 0, self.inner.rings.clone()),
+        });
         rooms.insert(name.to_owned(), room.clone());
         // Queued now, ahead of any message to the room; a failure to record it shows up
         // as that first message failing, so nothing waits for it here.
@@ -342,8 +411,7 @@ impl RoomHub {
     pub async fn cut_off_stalled_every(self, every: Duration, shutdown: crate::Shutdown) {
         let mut ticks = shutdown.every(every);
         while ticks.next().await {
-            let rooms: Vec<Arc<Room>> =
-                self.inner.rooms.read().unwrap().values().cloned().collect();
+            let rooms = self.rooms();
             for room in rooms {
                 let closed = room.cut_off_stalled();
                 if closed > 0 {
@@ -360,7 +428,7 @@ impl RoomHub {
 
     /// What the rooms hold now: rings, readers, members.
     pub fn memory_stats(&self) -> MemoryStats {
-        let rooms: Vec<Arc<Room>> = self.inner.rooms.read().unwrap().values().cloned().collect();
+        let rooms = self.rooms();
         let mut stats = MemoryStats {
             rooms: rooms.len(),
             ring_bound: self.inner.rings.bound(self.inner.max_rooms),
@@ -424,7 +492,7 @@ impl Ord for Ranked<'_> {
 }
 
 /// The store's commit hook: hands each room its messages of the batch, in order.
-fn publish(rooms: &Rooms, batch: &[Committed]) {
+fn for_each_room(rooms: &Rooms, batch: &[Committed], publish: impl Fn(&Room, &[Committed])) {
     let rooms = rooms.read().unwrap();
     let mut start = 0;
     while start < batch.len() {
@@ -435,7 +503,7 @@ fn publish(rooms: &Rooms, batch: &[Committed]) {
                 .take_while(|m| &m.room == name)
                 .count();
         match rooms.get(name) {
-            Some(room) => room.publish_committed(&batch[start..end]),
+            Some(room) => publish(room, &batch[start..end]),
             None => tracing::error!(room = %name, "committed a message for an unknown room"),
         }
         start = end;

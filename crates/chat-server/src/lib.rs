@@ -13,6 +13,7 @@ pub mod app;
 pub mod bus;
 pub mod client_addr;
 pub mod client_stream;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod connection_caps;

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use chat_proto::{chat_event::Event, encode_message, Change, Encoded, MessageResponse, Presence};
 
 use crate::{
+    bus::order::RoomOrder,
     client_stream::ClientStream,
     fanout::{Entry, Fanout, Reader, RingStats},
     ring_budget::RingBudget,
@@ -38,6 +39,10 @@ pub struct Room {
     assigned: Mutex<u64>,
     /// The last id committed and published.
     published: AtomicU64,
+    /// With servers sharing a database: this room's messages from every server, put back
+    /// in id order before they reach the ring (see `bus::order`). Unused on one server,
+    /// whose store commits in id order already.
+    order: Mutex<RoomOrder>,
     fanout: Arc<Fanout>,
     /// Who is here, through this server and (sharing a database) the others.
     members: Mutex<Members>,
@@ -55,10 +60,20 @@ impl Room {
             name: name.into(),
             assigned: Mutex::new(last_id),
             published: AtomicU64::new(last_id),
+            order: Mutex::new(RoomOrder::new(last_id)),
             fanout: Fanout::new(rings),
             members: Mutex::default(),
             created: Instant::now(),
             last_active_ms: AtomicU64::new(unix_ms().max(0) as u64),
+        }
+    }
+
+    /// A room that servers sharing the database may have used already, its newest id not
+    /// known here yet: its ring starts at the first message this server sees of it.
+    pub fn unanchored(name: &str, rings: Arc<RingBudget>) -> Self {
+        Room {
+            order: Mutex::new(RoomOrder::unanchored()),
+            ..Room::new(name, 0, rings)
         }
     }
 
@@ -186,6 +201,51 @@ impl Room {
                 response: msg.change.is_none().then_some(response),
             }
         }));
+    }
+
+    /// `publish_committed` for servers sharing a database: `messages` (this room's, in id
+    /// order) come from this server's commits or from the bus, and go to the ring once,
+    /// in id order, when nothing before them is missing.
+    pub fn offer_committed(&self, messages: &[Committed]) {
+        let mut order = self.order.lock().unwrap();
+        let ready = order.offer(messages, Instant::now());
+        // Under the order lock, so two sources cannot interleave their publishes.
+        self.publish_committed(&ready);
+    }
+
+    /// Where a client resuming after `after_id` needs this server's ring to continue
+    /// from: what it delivered, or, for a room it has not anchored yet, `after_id` itself.
+    pub fn catch_up_from(&self, after_id: u64) -> u64 {
+        let order = self.order.lock().unwrap();
+        if order.is_anchored() {
+            order.delivered()
+        } else {
+            after_id
+        }
+    }
+
+    /// Another server reports `last_id` as this room's newest (see `RoomOrder::heard_of`).
+    pub fn heard_of(&self, last_id: u64) {
+        self.order.lock().unwrap().heard_of(last_id, Instant::now());
+    }
+
+    /// The id to read the store after, if this room has waited `grace` for a missing
+    /// message (or `now` says not to wait); the read is then under way until `filled`.
+    pub fn fill_due(&self, grace: std::time::Duration, now: bool) -> Option<u64> {
+        let mut order = self.order.lock().unwrap();
+        if now {
+            order.fill_now()
+        } else {
+            order.fill_due(Instant::now(), grace)
+        }
+    }
+
+    /// A store read of this room's messages after the id `fill_due` gave came back
+    /// (`None`: it failed); what it completes goes to the ring.
+    pub fn filled(&self, read: Option<&[Committed]>) {
+        let mut order = self.order.lock().unwrap();
+        let ready = order.filled(read, Instant::now());
+        self.publish_committed(&ready);
     }
 
     /// The newest id subscribers can have seen.

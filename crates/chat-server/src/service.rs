@@ -7,7 +7,6 @@
 use std::{pin::Pin, time::Duration};
 
 use chat_proto::{
-    chat_event::Event,
     server::chat_service_server::ChatService,
     server_wire::{ChatEvent, MessageResponse},
     ChangePasswordRequest, ChangePasswordResponse, DeleteMessageRequest, DeleteMessageResponse,
@@ -260,6 +259,7 @@ impl ChatService for ChatApi {
         let room = self
             .rooms
             .room(&self.hub, room, session, client_addr.as_ref())?;
+        self.hub.catch_up(&room, req.after_id).await?;
         let subscription = self.hub.subscribe(
             hub::SubscribeRequest {
                 room,
@@ -392,10 +392,13 @@ impl ChatService for ChatApi {
         let session = self.signed_in(&request, "Typing").await?;
         let room = self.existing_room(&request.get_ref().room)?;
         session.check_typing_rate()?;
-        room.publish_ephemeral(Event::Typing(TypingEvent {
-            username: session.name().to_owned(),
-            expires_ms: TYPING_SHOWN_MS,
-        }));
+        self.hub.typing(
+            &room,
+            TypingEvent {
+                username: session.name().to_owned(),
+                expires_ms: TYPING_SHOWN_MS,
+            },
+        );
         Ok(Response::new(TypingResponse {}))
     }
 

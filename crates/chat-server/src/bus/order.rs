@@ -7,6 +7,10 @@
 //! grace period without progress, it asks for a store read; a read is a snapshot of
 //! committed ids in order (the database assigns them in commit order), so whatever it
 //! returns is delivered even across ids that never committed.
+//!
+//! A room this server learns of while others already use it (created elsewhere, first
+//! opened here) starts unanchored: its history is the store's business, and the ring
+//! starts at the first message it sees, whatever its id.
 use std::{borrow::Cow, collections::BTreeMap, time::Duration};
 
 use tokio::time::Instant;
@@ -29,6 +33,8 @@ pub struct RoomOrder {
     stalled_since: Option<Instant>,
     /// A store read for this room is under way.
     filling: bool,
+    /// False until the first message or report fixes where this room's ring starts.
+    anchored: bool,
 }
 
 impl RoomOrder {
@@ -39,6 +45,29 @@ impl RoomOrder {
             known: last_id,
             stalled_since: None,
             filling: false,
+            anchored: true,
+        }
+    }
+
+    /// A room whose newest id is not known here yet (see the module doc).
+    pub fn unanchored() -> Self {
+        RoomOrder {
+            anchored: false,
+            ..RoomOrder::new(0)
+        }
+    }
+
+    /// Whether where the ring starts is known (see `unanchored`).
+    pub fn is_anchored(&self) -> bool {
+        self.anchored
+    }
+
+    /// Starts an unanchored room's ring right after `last_id`.
+    fn anchor(&mut self, last_id: u64) {
+        if !self.anchored {
+            self.anchored = true;
+            self.delivered = last_id;
+            self.known = self.known.max(last_id);
         }
     }
 
@@ -51,6 +80,9 @@ impl RoomOrder {
     /// may go to the ring now, in id order. Already delivered ids are dropped. In order and
     /// with nothing held, the batch passes through as it is.
     pub fn offer<'a>(&mut self, messages: &'a [Committed], now: Instant) -> Cow<'a, [Committed]> {
+        if let Some(first) = messages.first() {
+            self.anchor(first.id.saturating_sub(1));
+        }
         let before = self.delivered;
         let fresh = messages.partition_point(|m| m.id <= self.delivered);
         let messages = &messages[fresh..];
@@ -88,6 +120,7 @@ impl RoomOrder {
     /// Another server reports `last_id` as the room's newest committed id: a tail this
     /// server may have missed (the last message of a quiet room).
     pub fn heard_of(&mut self, last_id: u64, now: Instant) {
+        self.anchor(last_id);
         if last_id > self.known {
             self.known = last_id;
             self.progressed_from(self.delivered, now);
@@ -106,10 +139,10 @@ impl RoomOrder {
         Some(self.delivered)
     }
 
-    /// Starts a read now whatever the grace (a subscriber resumes past what this server
-    /// delivered, or the bus reconnected), unless one is under way.
+    /// Starts a read now whatever the grace (the bus reconnected, a server died), unless
+    /// one is under way or the room is unanchored (nothing of it was missed here).
     pub fn fill_now(&mut self) -> Option<u64> {
-        if self.filling {
+        if self.filling || !self.anchored {
             return None;
         }
         self.filling = true;
@@ -122,6 +155,9 @@ impl RoomOrder {
     pub fn filled(&mut self, read: Option<&[Committed]>, now: Instant) -> Vec<Committed> {
         self.filling = false;
         let read = read.unwrap_or_default();
+        if let Some(first) = read.first() {
+            self.anchor(first.id.saturating_sub(1));
+        }
         let mut ready: Vec<Committed> = read
             .iter()
             .filter(|m| m.id > self.delivered)
@@ -294,6 +330,37 @@ mod tests {
         assert_eq!(order.fill_now(), None);
         assert!(order.filled(Some(&[]), t0).is_empty());
         assert_eq!(order.fill_now(), Some(3));
+    }
+
+    #[test]
+    fn an_unanchored_room_starts_at_the_first_message_it_sees() {
+        let t0 = Instant::now();
+        let mut order = RoomOrder::unanchored();
+        assert!(!order.is_anchored());
+        assert_eq!(ids(&order.offer(&msgs(&[41, 42]), t0)), [41, 42]);
+        assert!(order.is_anchored());
+        assert_eq!(
+            order.fill_due(t0 + GRACE * 10, GRACE),
+            None,
+            "40 and before are history"
+        );
+
+        let mut idle = RoomOrder::unanchored();
+        assert_eq!(idle.fill_now(), None, "nothing to catch up on");
+
+        let mut reported = RoomOrder::unanchored();
+        reported.heard_of(40, t0);
+        assert_eq!(
+            (reported.delivered(), reported.fill_due(t0 + GRACE, GRACE)),
+            (40, None)
+        );
+
+        let mut read = RoomOrder::unanchored();
+        assert_eq!(ids(&read.filled(Some(&msgs(&[7, 8])), t0)), [7, 8]);
+        assert!(
+            read.offer(&msgs(&[10]), t0).is_empty(),
+            "anchored now: 9 is missing"
+        );
     }
 
     #[test]
