@@ -54,7 +54,7 @@ struct Inner {
     client: async_nats::Client,
     server: u64,
     outbox: mpsc::Sender<Outgoing>,
-    stats: Counters,
+    stats: Arc<Counters>,
 }
 
 #[derive(Default)]
@@ -72,7 +72,7 @@ pub struct BusStats {
     /// NATS messages published and their payload bytes.
     pub published: u64,
     pub published_bytes: u64,
-    /// Publishes dropped because NATS did not take them in time.
+    /// Publishes dropped because NATS was away or did not take them in time.
     pub dropped: u64,
     pub received: u64,
     pub received_bytes: u64,
@@ -197,15 +197,16 @@ impl Bus {
                 reason: err.to_string(),
             })?;
         let (outbox, queued) = mpsc::channel(OUTBOX);
+        let stats = Arc::new(Counters::default());
         let bus = Bus {
             inner: Arc::new(Inner {
                 client: client.clone(),
                 server: rand::random::<u64>() | 1,
                 outbox,
-                stats: Counters::default(),
+                stats: Arc::clone(&stats),
             }),
         };
-        tokio::spawn(forward(client, prefix.clone(), queued));
+        tokio::spawn(forward(client, prefix.clone(), queued, stats));
         let inbox = Inbox {
             messages,
             events,
@@ -315,7 +316,12 @@ impl Bus {
 }
 
 /// Hands queued publishes to the NATS client, one at a time, in order.
-async fn forward(client: async_nats::Client, prefix: String, mut queued: mpsc::Receiver<Outgoing>) {
+async fn forward(
+    client: async_nats::Client,
+    prefix: String,
+    mut queued: mpsc::Receiver<Outgoing>,
+    stats: Arc<Counters>,
+) {
     let subjects: Vec<String> = Kind::ALL
         .iter()
         .map(|k| format!("{prefix}.{}", k.name()))
@@ -328,6 +334,12 @@ async fn forward(client: async_nats::Client, prefix: String, mut queued: mpsc::R
                 continue;
             }
         };
+        // Not buffered for later while NATS is away: news that old is repaired from the
+        // database anyway, and a backlog would only arrive late and cost memory.
+        if client.connection_state() != async_nats::connection::State::Connected {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let subject = &subjects[Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0)];
         if let Err(err) = client.publish(subject.clone(), payload).await {
             tracing::warn!(%err, "bus publish failed");

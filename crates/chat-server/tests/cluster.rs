@@ -1,0 +1,339 @@
+//! Three servers on one PostgreSQL and one NATS, each with its own clients, behaving as
+//! one chat: every message reaches every subscriber once and in id order whichever server
+//! it was posted through, presence is the union over servers, typing crosses, and a
+//! restart of NATS loses nothing (what was missed is read from the database).
+mod common;
+
+use std::{collections::HashMap, time::Duration};
+
+use chat_proto::{chat_event::Event, ChatEvent, HistoryRequest, MessageResponse, TypingRequest};
+use chat_server::{store::Database, Config};
+use common::{nats::Nats, *};
+use tokio::time::{sleep, timeout, Instant};
+use tonic::Streaming;
+
+#[path = "common/pg.rs"]
+#[allow(dead_code)]
+mod pg;
+
+struct Cluster {
+    servers: Vec<TestServer>,
+    nats: Nats,
+    // Last: the servers' connections go before their database does.
+    _db: pg::Database,
+}
+
+async fn cluster(n: usize) -> Cluster {
+    let nats = Nats::start();
+    let db = pg::database();
+    let mut servers = Vec::new();
+    for _ in 0..n {
+        let mut config = Config::for_tests();
+        config.db = db.url.parse::<Database>().unwrap();
+        config.nats = Some(nats.url());
+        servers.push(TestServer::start_with(config).await);
+    }
+    Cluster {
+        servers,
+        nats,
+        _db: db,
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for server in &self.servers {
+            server.shutdown.trigger();
+        }
+    }
+}
+
+/// The next `n` chat messages of a native stream, whatever else comes between.
+async fn messages(stream: &mut Streaming<ChatEvent>, n: usize) -> Vec<MessageResponse> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        out.push(next_message(stream).await);
+    }
+    out
+}
+
+fn assert_once_in_order(got: &[MessageResponse], first: u64, last: u64, who: &str) {
+    let ids: Vec<u64> = got.iter().map(|m| m.id).collect();
+    let want: Vec<u64> = (first..=last).collect();
+    assert_eq!(ids, want, "{who}: every id once, in order");
+}
+
+/// Waits for the named presence change on a native stream, skipping everything else.
+async fn presence(stream: &mut Streaming<ChatEvent>, name: &str, joined: bool) {
+    within(async {
+        loop {
+            if let Event::Presence(p) = next_event(stream).await {
+                if p.username == name && p.joined == joined {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn messages_from_every_server_reach_every_subscriber_once_in_order() {
+    let c = cluster(3).await;
+    let [a, b, cc] = [&c.servers[0], &c.servers[1], &c.servers[2]];
+
+    // Native on A and C, grpc-web on B, all live in general before anything is posted.
+    let mut on_a = within(a.client().await.subscribe(subscribe_req("general", 0)))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut on_c = within(cc.client().await.subscribe(subscribe_req("general", 0)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(welcome(&mut on_a).await.last_id, 0);
+    welcome(&mut on_c).await;
+    let mut on_b = b
+        .web()
+        .call("Subscribe", &subscribe_req("general", 0))
+        .await;
+    assert!(matches!(
+        on_b.next::<ChatEvent>().await.unwrap().event,
+        Some(Event::Welcome(_))
+    ));
+
+    // Three posters, one per server, at once.
+    const EACH: u64 = 40;
+    let posters: Vec<_> = c
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, server)| {
+            let addr = server.url();
+            tokio::spawn(async move {
+                let channel = tonic::transport::Channel::from_shared(addr)
+                    .unwrap()
+                    .connect()
+                    .await
+                    .unwrap();
+                let mut client = chat_proto::chat_service_client::ChatServiceClient::new(channel);
+                let mut acked = Vec::new();
+                for n in 0..EACH {
+                    let sent = within(client.send_message(req(
+                        &format!("poster{i}"),
+                        "general",
+                        &format!("{i}-{n}"),
+                    )))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                    acked.push(sent.id);
+                }
+                acked
+            })
+        })
+        .collect();
+    let mut acked = Vec::new();
+    for poster in posters {
+        acked.extend(poster.await.unwrap());
+    }
+    let total = 3 * EACH;
+    acked.sort();
+    assert_eq!(
+        acked,
+        (1..=total).collect::<Vec<_>>(),
+        "ids from the database, gapless"
+    );
+
+    let got_a = messages(&mut on_a, total as usize).await;
+    let got_c = messages(&mut on_c, total as usize).await;
+    let mut got_b = Vec::new();
+    while got_b.len() < total as usize {
+        let event = within(on_b.next::<ChatEvent>())
+            .await
+            .expect("B's stream open");
+        if let Some(Event::Message(m)) = event.event {
+            got_b.push(m);
+        }
+    }
+    assert_once_in_order(&got_a, 1, total, "native on A");
+    assert_once_in_order(&got_b, 1, total, "grpc-web on B");
+    assert_once_in_order(&got_c, 1, total, "native on C");
+    assert_eq!(got_a, got_c, "the same messages everywhere");
+    assert_eq!(got_a, got_b);
+
+    // Each poster's own messages in the order it sent them.
+    let mut last_n: HashMap<String, i64> = HashMap::new();
+    for m in &got_a {
+        let n: i64 = m.text.split('-').nth(1).unwrap().parse().unwrap();
+        let prev = last_n.insert(m.username.clone(), n).unwrap_or(-1);
+        assert_eq!(n, prev + 1, "{}'s messages in order", m.username);
+    }
+
+    // History and a resume work on any server, whoever posted.
+    let page = within(cc.client().await.history(HistoryRequest {
+        room: "general".into(),
+        before_id: 0,
+        limit: 1000,
+    }))
+    .await
+    .unwrap()
+    .into_inner();
+    assert_eq!(page.messages, got_a);
+    let mut resumed = within(
+        b.client()
+            .await
+            .subscribe(subscribe_req("general", total - 5)),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    let w = welcome(&mut resumed).await;
+    assert!(!w.reset);
+    assert_once_in_order(
+        &messages(&mut resumed, 5).await,
+        total - 4,
+        total,
+        "resume on B",
+    );
+    let epochs: Vec<u64> = c.servers.iter().map(|s| s.hub.epoch()).collect();
+    assert!(
+        epochs.iter().all(|e| *e == epochs[0]),
+        "one epoch: {epochs:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_room_made_on_one_server_is_used_from_another() {
+    let c = cluster(2).await;
+    let [a, b] = [&c.servers[0], &c.servers[1]];
+    a.create_rooms(&["plans"]).await;
+    let (mut ann, _) = a.join("ann").await;
+    for i in 1..=3 {
+        within(ann.send_message(req("ann", "plans", &format!("old {i}"))))
+            .await
+            .unwrap();
+    }
+    // B has not seen the room; a live subscriber there gets the next message only, and a
+    // resuming one what it missed.
+    let mut live = within(b.client().await.subscribe(subscribe_req("plans", 0)))
+        .await
+        .unwrap()
+        .into_inner();
+    welcome(&mut live).await;
+    let mut resuming = within(b.client().await.subscribe(subscribe_req("plans", 1)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!welcome(&mut resuming).await.reset);
+    within(ann.send_message(req("ann", "plans", "new")))
+        .await
+        .unwrap();
+    assert_once_in_order(&messages(&mut live, 1).await, 4, 4, "live on B");
+    assert_once_in_order(&messages(&mut resuming, 3).await, 2, 4, "resuming on B");
+}
+
+#[tokio::test]
+async fn presence_is_the_union_over_servers_and_typing_crosses() {
+    let c = cluster(3).await;
+    let [a, b, cc] = [&c.servers[0], &c.servers[1], &c.servers[2]];
+    let mut watcher = within(cc.client().await.subscribe(subscribe_req("general", 0)))
+        .await
+        .unwrap()
+        .into_inner();
+    welcome(&mut watcher).await;
+
+    let (mut ann, _) = a.join("ann").await;
+    let mut ann_stream = within(ann.subscribe(subscribe_req("general", 0)))
+        .await
+        .unwrap()
+        .into_inner();
+    welcome(&mut ann_stream).await;
+    presence(&mut watcher, "ann", true).await;
+
+    let (mut bob, _) = b.join("bob").await;
+    let mut bob_stream = within(bob.subscribe(subscribe_req("general", 0)))
+        .await
+        .unwrap()
+        .into_inner();
+    presence(&mut watcher, "bob", true).await;
+    let w = welcome(&mut bob_stream).await;
+    assert!(w.members.contains(&"bob".to_owned()), "{:?}", w.members);
+    // A newcomer anywhere sees both.
+    let mut late = within(cc.client().await.subscribe(subscribe_req("general", 0)))
+        .await
+        .unwrap()
+        .into_inner();
+    let w = welcome(&mut late).await;
+    assert_eq!(
+        (w.members.clone(), w.member_count),
+        (vec!["ann".to_owned(), "bob".to_owned()], 2)
+    );
+
+    // Typing on A shows on C.
+    within(ann.typing(TypingRequest {
+        room: "general".into(),
+    }))
+    .await
+    .unwrap();
+    within(async {
+        loop {
+            if let Event::Typing(t) = next_event(&mut watcher).await {
+                assert_eq!(t.username, "ann");
+                return;
+            }
+        }
+    })
+    .await;
+
+    // Ann's stream closes on A: she leaves on C too.
+    drop(ann_stream);
+    presence(&mut watcher, "ann", false).await;
+}
+
+#[tokio::test]
+async fn what_was_posted_while_nats_was_down_arrives_once_it_is_back() {
+    let mut c = cluster(2).await;
+    let mut on_b = within(
+        c.servers[1]
+            .client()
+            .await
+            .subscribe(subscribe_req("general", 0)),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    welcome(&mut on_b).await;
+    let mut poster = c.servers[0].client().await;
+    within(poster.send_message(req("ann", "general", "before")))
+        .await
+        .unwrap();
+    assert_once_in_order(&messages(&mut on_b, 1).await, 1, 1, "before the restart");
+
+    c.nats.stop();
+    // Acknowledged while the bus is away: committed, so it must reach B.
+    for text in ["during 1", "during 2"] {
+        within(poster.send_message(req("ann", "general", text)))
+            .await
+            .unwrap();
+    }
+    // Not live on B: nothing carries it there now.
+    assert!(
+        timeout(Duration::from_millis(500), next_message(&mut on_b))
+            .await
+            .is_err(),
+        "B cannot know yet"
+    );
+    c.nats.resume();
+    let started = Instant::now();
+    let got = messages(&mut on_b, 2).await;
+    assert_once_in_order(&got, 2, 3, "filled from the database");
+    assert_eq!(got[1].text, "during 2");
+    // And the bus works again: the next one comes live.
+    sleep(Duration::from_millis(100)).await;
+    within(poster.send_message(req("ann", "general", "after")))
+        .await
+        .unwrap();
+    assert_once_in_order(&messages(&mut on_b, 1).await, 4, 4, "after the restart");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
