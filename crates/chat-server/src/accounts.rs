@@ -8,7 +8,7 @@
 //! (a session ended in memory but not on disk would come back at the next start).
 use std::{
     net::IpAddr,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 
 use crate::{
+    bus::{wire::Revoke, Bus},
     client_addr::ClientIp,
     error::ChatError,
     guessing::{Guessing, Outcome},
@@ -36,6 +37,9 @@ pub struct Accounts {
     /// A hash of a random password, checked against when a name has no account, so a
     /// wrong name takes as long to refuse as a wrong password.
     decoy_hash: Arc<str>,
+    /// With servers sharing the database: sessions ended here are ended on the others
+    /// at once, through the bus (see `join_bus`).
+    bus: Arc<OnceLock<Bus>>,
 }
 
 impl Accounts {
@@ -58,11 +62,50 @@ impl Accounts {
             passwords,
             guessing: Arc::default(),
             decoy_hash,
+            bus: Arc::default(),
         })
     }
 
     pub fn sessions(&self) -> &Sessions {
         &self.sessions
+    }
+
+    /// Tells the servers on `bus` of every session ended here from now on.
+    pub fn join_bus(&self, bus: Bus) {
+        let _ = self.bus.set(bus);
+    }
+
+    /// Ends here what another server ended (see `wire::Revoke`): its own sessions of the
+    /// account are deleted from the database too, since that server may not have known
+    /// them. Returns how many sessions this server held.
+    pub async fn revoked(&self, revoke: Revoke) -> Result<usize, ChatError> {
+        let tokens: Vec<TokenHash> = revoke
+            .tokens
+            .iter()
+            .filter_map(|t| <[u8; 32]>::try_from(t.as_slice()).ok().map(TokenHash))
+            .collect();
+        let mut ended = self.sessions.forget_tokens(&tokens);
+        if !revoke.account.is_empty() {
+            let mut all = self.sessions.live_of(&revoke.account, None);
+            all.retain(|s| s.token_hash().0[..] != revoke.keep[..]);
+            self.end(&all).await?;
+            ended += all.len();
+        }
+        Ok(ended)
+    }
+
+    fn publish_revoke(&self, account: Option<(&str, Option<&Session>)>, tokens: &[Session]) {
+        let Some(bus) = self.bus.get() else { return };
+        let (account, keep) = match account {
+            Some((name, keep)) => (name.to_owned(), keep.map(|s| s.token_hash().0.to_vec())),
+            None => (String::new(), None),
+        };
+        bus.publish_revoke(Revoke {
+            server: 0,
+            account,
+            keep: keep.unwrap_or_default(),
+            tokens: tokens.iter().map(|s| s.token_hash().0.to_vec()).collect(),
+        });
     }
 
     /// The caller's session (see `Sessions::authenticate`). With a shared database a
@@ -237,6 +280,7 @@ impl Accounts {
         for session in &others {
             self.sessions.leave(session);
         }
+        self.publish_revoke(Some((caller.name(), Some(caller))), &[]);
         tracing::info!(
             name = caller.name(),
             session = caller.id(),
@@ -251,6 +295,7 @@ impl Accounts {
     pub async fn sign_out_everywhere(&self, caller: &Session) -> Result<usize, ChatError> {
         let all = self.sessions.live_of(caller.name(), None);
         self.end(&all).await?;
+        self.publish_revoke(Some((caller.name(), None)), &[]);
         tracing::info!(
             name = caller.name(),
             session = caller.id(),
@@ -262,7 +307,9 @@ impl Accounts {
 
     /// Ends one session (Leave).
     pub async fn leave(&self, session: &Session) -> Result<(), ChatError> {
-        self.end(std::slice::from_ref(session)).await
+        self.end(std::slice::from_ref(session)).await?;
+        self.publish_revoke(None, std::slice::from_ref(session));
+        Ok(())
     }
 
     async fn end(&self, sessions: &[Session]) -> Result<(), ChatError> {

@@ -210,7 +210,7 @@ async fn serve_watched(
         cluster::join(
             url,
             &hub,
-            accounts.sessions().clone(),
+            accounts.clone(),
             ClusterSettings::default(),
             shutdown.clone(),
         )

@@ -10,6 +10,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 use crate::{
+    accounts::Accounts,
     bus::{
         peers::{Change, Peers},
         wire::{Heartbeat, RoomState},
@@ -17,7 +18,6 @@ use crate::{
     },
     hub::RoomHub,
     room::Room,
-    sessions::Sessions,
     shutdown::Shutdown,
     store::{Committed, MAX_READ_ROWS},
 };
@@ -51,7 +51,7 @@ const FILL_PAGE_BYTES: usize = 1 << 20;
 pub async fn join(
     url: &str,
     hub: &RoomHub,
-    sessions: Sessions,
+    accounts: Accounts,
     settings: ClusterSettings,
     shutdown: Shutdown,
 ) -> Result<(), BusError> {
@@ -60,19 +60,20 @@ pub async fn join(
         tracing::warn!("this server was on a bus already; the second one is not used");
         return Ok(());
     }
+    accounts.join_bus(bus.clone());
     tracing::info!(
         url,
         server = format_args!("{:016x}", bus.server_id()),
         "joined the other servers through NATS"
     );
-    tokio::spawn(run(hub.clone(), sessions, bus, inbox, settings, shutdown));
+    tokio::spawn(run(hub.clone(), accounts, bus, inbox, settings, shutdown));
     Ok(())
 }
 
 /// Runs this server's side of the cluster until shutdown, then tells the others it left.
 async fn run(
     hub: RoomHub,
-    sessions: Sessions,
+    accounts: Accounts,
     bus: Bus,
     inbox: Inbox,
     settings: ClusterSettings,
@@ -91,7 +92,7 @@ async fn run(
         settings,
         shutdown.clone(),
     ));
-    let listen = listen(hub.clone(), sessions, peers, inbox);
+    let listen = listen(hub.clone(), accounts, peers, inbox);
     tokio::select! {
         _ = listen => tracing::error!("the bus closed; this server no longer hears the others"),
         _ = shutdown.wait() => {
@@ -107,7 +108,7 @@ async fn run(
 
 async fn listen(
     hub: RoomHub,
-    sessions: Sessions,
+    accounts: Accounts,
     peers: Arc<std::sync::Mutex<Peers>>,
     mut inbox: Inbox,
 ) {
@@ -133,8 +134,19 @@ async fn listen(
                 }
             }
             Incoming::Revoke(revoke) => {
-                // TODO(pgstore): sessions.forget_tokens once the shared store lands.
-                let _ = (&sessions, revoke);
+                // Off this loop: it writes to the database.
+                let accounts = accounts.clone();
+                tokio::spawn(async move {
+                    match accounts.revoked(revoke).await {
+                        Ok(ended) => tracing::info!(
+                            sessions = ended,
+                            "sessions ended through another server"
+                        ),
+                        Err(err) => {
+                            tracing::warn!(%err, "could not end sessions another server ended")
+                        }
+                    }
+                });
             }
             Incoming::Reconnected => {
                 // Whatever was published while we were away is lost to us: every room

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use chat_proto::{MessageResponse, TypingEvent};
 use chat_server::bus::{
-    wire::{Heartbeat, RoomState},
+    wire::{Heartbeat, Revoke, RoomState},
     Bus, Inbox, Incoming,
 };
 use common::nats::Nats;
@@ -94,9 +94,12 @@ async fn news_reaches_the_other_servers_of_the_database_only() {
         other => panic!("expected typing, got {other:?}"),
     }
 
-    a.publish_revoke("ann");
+    a.publish_revoke(Revoke {
+        account: "ann".into(),
+        ..Default::default()
+    });
     match next(&mut b_in).await {
-        Incoming::Revoke(r) => assert_eq!(r.account, "ann"),
+        Incoming::Revoke(r) => assert_eq!((r.server, r.account.as_str()), (a.server_id(), "ann")),
         other => panic!("expected the revocation, got {other:?}"),
     }
 

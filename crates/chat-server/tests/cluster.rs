@@ -7,46 +7,9 @@ mod common;
 use std::{collections::HashMap, time::Duration};
 
 use chat_proto::{chat_event::Event, ChatEvent, HistoryRequest, MessageResponse, TypingRequest};
-use chat_server::{store::Database, Config};
-use common::{nats::Nats, *};
+use common::{cluster::cluster, *};
 use tokio::time::{sleep, timeout, Instant};
 use tonic::Streaming;
-
-#[path = "common/pg.rs"]
-#[allow(dead_code)]
-mod pg;
-
-struct Cluster {
-    servers: Vec<TestServer>,
-    nats: Nats,
-    // Last: the servers' connections go before their database does.
-    _db: pg::Database,
-}
-
-async fn cluster(n: usize) -> Cluster {
-    let nats = Nats::start();
-    let db = pg::database();
-    let mut servers = Vec::new();
-    for _ in 0..n {
-        let mut config = Config::for_tests();
-        config.db = db.url.parse::<Database>().unwrap();
-        config.nats = Some(nats.url());
-        servers.push(TestServer::start_with(config).await);
-    }
-    Cluster {
-        servers,
-        nats,
-        _db: db,
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for server in &self.servers {
-            server.shutdown.trigger();
-        }
-    }
-}
 
 /// The next `n` chat messages of a native stream, whatever else comes between.
 async fn messages(stream: &mut Streaming<ChatEvent>, n: usize) -> Vec<MessageResponse> {

@@ -258,12 +258,9 @@ impl Bus {
         self.send(Kind::Typing, typing.encode_to_vec().into());
     }
 
-    /// Tells the others to forget `account`'s sessions.
-    pub fn publish_revoke(&self, account: &str) {
-        let revoke = Revoke {
-            server: self.inner.server,
-            account: account.to_owned(),
-        };
+    /// Tells the others to end sessions (see `wire::Revoke`).
+    pub fn publish_revoke(&self, mut revoke: Revoke) {
+        revoke.server = self.inner.server;
         self.send(Kind::Revoke, revoke.encode_to_vec().into());
     }
 

@@ -49,12 +49,18 @@ pub struct Typing {
     pub event: Option<TypingEvent>,
 }
 
-/// An account's sessions ended on one server (signed out everywhere, password changed):
-/// every other server forgets the ones it holds.
+/// Sessions ended on one server (Leave, SignOutEverywhere, ChangePassword): every other
+/// server ends the ones it holds.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Revoke {
     #[prost(uint64, tag = "1")]
     pub server: u64,
+    /// Every session of this name ends, except `keep` (a token hash; empty for none).
     #[prost(string, tag = "2")]
     pub account: String,
+    #[prost(bytes = "vec", tag = "3")]
+    pub keep: Vec<u8>,
+    /// And these sessions, by token hash.
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    pub tokens: Vec<Vec<u8>>,
 }

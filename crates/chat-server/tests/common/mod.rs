@@ -3,6 +3,7 @@
 //! grpc-web client over HTTP/1.1 or HTTP/2 that reads frames as they arrive.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod nats;
 pub mod pg;
 
