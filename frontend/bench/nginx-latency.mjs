@@ -14,7 +14,7 @@ const MESSAGES = Number(process.argv[2] || 500);
 const ROOM = 'latency';
 
 const server = new ChatServer(await freePort(), [...unitFlags(), '--max-messages-per-sec', '0', '--db-sync', 'normal']);
-const nginx = new DeployedNginx({ serverPort: server.port, dist: path.join(ROOT, 'dist') });
+const nginx = new DeployedNginx({ serverPorts: [server.port, server.port], dist: path.join(ROOT, 'dist') });
 try {
   await server.start();
   await nginx.start();

@@ -83,9 +83,10 @@ export class ChatServer {
   /**
    * `extraArgs` go to chat-server after the harness's own flags; `dist` is the page it
    * serves. `ca`: the certificate (PEM) of a server given `--tls-cert` in `extraArgs`,
-   * which the readiness check then trusts.
+   * which the readiness check then trusts. `db` is its `--db` when not a SQLite file of
+   * its own (a PostgreSQL URL shared with other servers).
    */
-  constructor(port, extraArgs = [], { dist = DIST, ca } = {}) {
+  constructor(port, extraArgs = [], { dist = DIST, ca, db } = {}) {
     this.port = port;
     this.extraArgs = extraArgs;
     this.dist = dist;
@@ -94,7 +95,7 @@ export class ChatServer {
     this.log = { text: '' };
     this.child = null;
     this.dir = mkdtempSync(path.join(os.tmpdir(), 'chat-e2e-'));
-    this.db = path.join(this.dir, 'chat.db');
+    this.db = db ?? path.join(this.dir, 'chat.db');
   }
 
   async start() {

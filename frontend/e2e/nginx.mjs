@@ -89,11 +89,12 @@ export function subscribeStream(baseUrl, room, ca, onFrame = () => {}) {
 
 export class DeployedNginx {
   /**
-   * `serverPort`: the chat-server behind it; `dist`: the page nginx.conf serves;
-   * `staticDist`: the page nginx-static.conf serves (the same when not given).
+   * `serverPorts`: the two chat-servers nginx.conf names (one server given twice is one
+   * server); `dist`: the page nginx.conf serves; `staticDist`: the page nginx-static.conf
+   * serves (the same when not given).
    */
-  constructor({ serverPort, dist, staticDist = dist }) {
-    Object.assign(this, { serverPort, dist, staticDist });
+  constructor({ serverPorts, dist, staticDist = dist }) {
+    Object.assign(this, { serverPorts, dist, staticDist });
     this.log = { text: '' };
   }
 
@@ -121,7 +122,9 @@ export class DeployedNginx {
     writeFileSync(path.join(tmp, 'chat.conf'), substitute(siteFile, siteConf, [
       ['listen 443 ssl http2;', `listen 127.0.0.1:${httpsPort} ssl http2;`],
       ['listen 80;', `listen 127.0.0.1:${httpPort};`],
-      ['server 127.0.0.1:8080;', `server 127.0.0.1:${this.serverPort};`], // both upstream blocks
+      // In both upstream blocks.
+      ['server 127.0.0.1:8080;', `server 127.0.0.1:${this.serverPorts[0]};`],
+      ['server 127.0.0.1:8081;', `server 127.0.0.1:${this.serverPorts[1]};`],
       ['root /var/www/chat;', `root ${this.dist};`],
       certPaths,
     ]));

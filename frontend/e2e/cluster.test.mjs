@@ -1,0 +1,102 @@
+// Two chat-servers on one PostgreSQL and one NATS behind nginx (deploy/nginx.conf, its two
+// upstream servers given the test's ports), driven by headless Chromium: pages whose
+// requests land on either server chat as one room, and when one server is killed
+// (SIGKILL) mid-chat the pages carry on through the other, every message shown once.
+// Needs what deploy.test.mjs needs, plus nats-server and postgresql-15 (scripts/setup.sh).
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ChatServer, ROOT, TIMEOUT, freePort, launchBrowser, Person } from './harness.mjs';
+import { DeployedNginx, unitFlags } from './nginx.mjs';
+import { Nats, Postgres } from './services.mjs';
+
+const DIST = process.env.CHAT_DIST_DIR || path.join(ROOT, 'dist');
+
+describe('two servers behind nginx, one killed mid-chat', { timeout: 20 * TIMEOUT }, () => {
+  const pg = new Postgres();
+  const nats = new Nats();
+  const servers = [];
+  let nginx;
+  let browser;
+  const people = [];
+
+  const step = (name, fn) =>
+    it(name, { timeout: 6 * TIMEOUT }, async () => {
+      try {
+        await fn();
+      } catch (err) {
+        for (const [i, s] of servers.entries()) console.error(`\n--- chat-server ${i} ---\n${s.log.text}`);
+        console.error(`--- nginx ---\n${nginx?.log.text ?? ''}${nginx?.logs() ?? ''}`);
+        for (const p of people) console.error(`--- page console (${p.name}) ---\n${p.console.join('\n')}`);
+        throw err;
+      }
+    });
+
+  /** Each text shown exactly once on `person`'s page. */
+  const shownOnce = async (person, texts) => {
+    const shown = (await person.messages()).map((m) => m.text);
+    for (const text of texts) assert.equal(shown.filter((t) => t === text).length, 1, `${person.name}: "${text}" once in ${JSON.stringify(shown)}`);
+  };
+
+  before(async () => {
+    await pg.start();
+    await nats.start();
+    for (let i = 0; i < 2; i += 1) {
+      const server = new ChatServer(await freePort(), [...unitFlags(), '--nats', nats.url], { db: pg.url });
+      servers.push(server);
+      await server.start();
+    }
+    nginx = new DeployedNginx({ serverPorts: servers.map((s) => s.port), dist: DIST });
+    await nginx.start();
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    for (const p of people) await p.close();
+    await browser?.close().catch(() => {});
+    await nginx?.stop();
+    for (const s of servers) await s.stop();
+    await nats.stop();
+    pg.stop();
+  });
+
+  step('pages on either server chat as one room', async () => {
+    for (const name of ['ann', 'bob']) {
+      const context = await browser.newContext({ ignoreHTTPSErrors: true });
+      context.setDefaultTimeout(TIMEOUT);
+      const page = await context.newPage();
+      const person = new Person(context, page);
+      person.name = name;
+      page.on('console', (msg) => person.console.push(`${msg.type()}: ${msg.text()}`));
+      await page.goto(`${nginx.site}/`);
+      await person.join(name);
+      people.push(person);
+    }
+    const [ann, bob] = people;
+    // nginx spreads requests over both servers: several sends, so both take some.
+    for (let i = 1; i <= 4; i += 1) {
+      await ann.sendOk(`ann ${i}`);
+      await bob.sendOk(`bob ${i}`);
+    }
+    for (const person of people) {
+      for (let i = 1; i <= 4; i += 1) {
+        await person.message(`ann ${i}`);
+        await person.message(`bob ${i}`);
+      }
+    }
+  });
+
+  step('one server killed mid-chat: both pages go on through the other', async () => {
+    const [ann, bob] = people;
+    await servers[0].kill();
+    await ann.sendOk('after the kill, from ann');
+    await bob.sendOk('after the kill, from bob');
+    for (const person of people) {
+      await person.message('after the kill, from ann');
+      await person.message('after the kill, from bob');
+      await person.waitForState('live');
+    }
+    const texts = ['ann 1', 'ann 4', 'bob 1', 'bob 4', 'after the kill, from ann', 'after the kill, from bob'];
+    for (const person of people) await shownOnce(person, texts);
+  });
+});
