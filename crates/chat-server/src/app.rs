@@ -207,6 +207,12 @@ async fn serve_watched(
         });
     }
     if let Some(url) = &config.nats {
+        if config.db.sqlite_path().is_some() {
+            return Err(io::Error::other(
+                "--nats joins servers sharing a PostgreSQL database (--db postgres://...); \
+                 a SQLite file belongs to one server",
+            ));
+        }
         cluster::join(
             url,
             &hub,

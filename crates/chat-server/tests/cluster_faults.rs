@@ -238,3 +238,43 @@ async fn ann_presence(stream: &mut Streaming<ChatEvent>, joined: bool) {
         }
     }
 }
+
+/// Runs the binary to its exit with `args`; its status and stderr.
+async fn refused(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let out = within(
+        Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(["--addr", &free_addr(), "--static-dir", "/nonexistent"])
+            .args(args)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_server_refuses_to_start_without_its_nats_or_on_sqlite() {
+    let db = pg::database();
+    let mut nats = Nats::start();
+    let url = nats.url();
+    nats.stop();
+    let (status, log) = refused(&["--db", &db.url, "--nats", &url]).await;
+    assert!(!status.success());
+    assert!(
+        log.contains(&format!("could not reach NATS at {url}")),
+        "{log}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chat.db");
+    let (status, log) = refused(&["--db", file.to_str().unwrap(), "--nats", &url]).await;
+    assert!(!status.success());
+    assert!(
+        log.contains("--nats joins servers sharing a PostgreSQL database"),
+        "{log}"
+    );
+}
