@@ -21,7 +21,7 @@ use crate::{
     error::ChatError,
     guessing::{Guessing, Outcome},
     passwords::{self, Passwords},
-    sessions::{name_key, token::TokenHash, Session, Sessions, Started},
+    sessions::{name_key, token::TokenHash, Kind, Session, Sessions, Started},
     shutdown::Shutdown,
     store::{Account, AccountStore, StoreError, StoredSession},
     wall_clock::unix_ms,
@@ -146,7 +146,24 @@ impl Accounts {
     pub async fn join(&self, name: &str) -> Result<Started, ChatError> {
         self.learn_registered(name).await?;
         let started = self.sessions.join(name)?;
-        self.store_new(started).await
+        // The database decides between servers: a guest another server holds keeps it.
+        let idle = self.sessions.idle_time(Kind::Guest);
+        let idle_before_ms = unix_ms() - i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+        match self
+            .store
+            .claim_guest(stored(&started.session), idle_before_ms)
+            .await
+        {
+            Ok(true) => Ok(started),
+            Ok(false) => {
+                self.sessions.leave(&started.session);
+                Err(ChatError::NameTaken(name.to_owned()))
+            }
+            Err(err) => {
+                self.sessions.leave(&started.session);
+                Err(ChatError::AccountStore(err))
+            }
+        }
     }
 
     /// Registers `name` (validated) with `password` and signs in. `caller` is the

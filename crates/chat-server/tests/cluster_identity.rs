@@ -1,13 +1,17 @@
 //! Who is speaking, across servers sharing one database and one NATS: a token from one
-//! server works on another, and sessions ended on one (SignOutEverywhere, ChangePassword,
-//! Leave) end on the others at once, their open streams included.
+//! server works on another; a guest's name held through one cannot be taken through
+//! another until it is left or idles out; and sessions ended on one (SignOutEverywhere,
+//! ChangePassword, Leave) end on the others at once, their open streams included.
 mod common;
 
 use chat_proto::{
     ChangePasswordRequest, ChatEvent, JoinResponse, LeaveRequest, RegisterRequest,
     SignOutEverywhereRequest,
 };
-use common::{cluster::cluster, *};
+use common::{
+    cluster::{cluster, cluster_with},
+    *,
+};
 use tonic::{Code, Status, Streaming};
 
 const PASSWORD: &str = "correct horse battery";
@@ -160,4 +164,72 @@ async fn leaving_on_one_server_ends_the_session_on_another() {
         .unwrap();
     let cut = ended_with(&mut on_b).await;
     assert_eq!(cut.code(), Code::Unauthenticated, "{cut:?}");
+}
+
+async fn join(server: &TestServer, name: &str) -> Result<String, Status> {
+    within(server.client().await.join(chat_proto::JoinRequest {
+        username: name.into(),
+    }))
+    .await
+    .map(|r| r.into_inner().token)
+}
+
+#[tokio::test]
+async fn a_guest_name_held_through_one_server_is_nobody_elses_until_left() {
+    let c = cluster(3).await;
+    let [a, b, cc] = [&c.servers[0], &c.servers[1], &c.servers[2]];
+    let token = join(a, "ann").await.unwrap();
+    for server in [b, cc] {
+        let err = join(server, "ann").await.unwrap_err();
+        assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+        let err = join(server, "ANN").await.unwrap_err();
+        assert_eq!(
+            err.code(),
+            Code::AlreadyExists,
+            "the same name in another case"
+        );
+    }
+    within(a.with_token(&token).await.leave(LeaveRequest {}))
+        .await
+        .unwrap();
+    join(b, "ann").await.expect("free once left");
+
+    // Many servers claiming one name at once: exactly one gets it.
+    let claims = (0..9).map(|i| {
+        let addr = c.servers[i % 3].url();
+        tokio::spawn(async move {
+            let channel = tonic::transport::Channel::from_shared(addr)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            chat_proto::chat_service_client::ChatServiceClient::new(channel)
+                .join(chat_proto::JoinRequest {
+                    username: "bob".into(),
+                })
+                .await
+                .is_ok()
+        })
+    });
+    let mut won = 0;
+    for claim in claims {
+        won += usize::from(claim.await.unwrap());
+    }
+    assert_eq!(won, 1, "one bob");
+}
+
+#[tokio::test]
+async fn a_guest_name_idle_through_one_server_is_free_through_another() {
+    let c = cluster_with(2, || chat_server::Config {
+        session_idle_secs: 1,
+        ..chat_server::Config::for_tests()
+    })
+    .await;
+    join(&c.servers[0], "ann").await.unwrap();
+    let err = join(&c.servers[1], "ann").await.unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    join(&c.servers[1], "ann")
+        .await
+        .expect("idle past the limit: free");
 }

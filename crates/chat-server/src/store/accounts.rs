@@ -114,6 +114,20 @@ impl AccountStore {
         }
     }
 
+    /// Stores a new guest session, claiming its name in the database: false when a guest
+    /// active at `idle_before_ms` or later holds it through another server. On SQLite this
+    /// server holds every session, and has checked already.
+    pub async fn claim_guest(
+        &self,
+        session: StoredSession,
+        idle_before_ms: i64,
+    ) -> Result<bool, StoreError> {
+        match &self.0 {
+            Backend::Sqlite(db) => db.insert_session(session).await.map(|()| true),
+            Backend::Postgres(db) => db.claim_guest(session, idle_before_ms).await,
+        }
+    }
+
     /// Deletes ended sessions and records the activity of live ones, in one transaction.
     pub async fn record(
         &self,

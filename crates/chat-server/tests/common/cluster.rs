@@ -12,11 +12,17 @@ pub struct Cluster {
 }
 
 pub async fn cluster(n: usize) -> Cluster {
+    cluster_with(n, Config::for_tests).await
+}
+
+/// `cluster` with each server's config from `config` (then given the shared database and
+/// NATS).
+pub async fn cluster_with(n: usize, config: impl Fn() -> Config) -> Cluster {
     let nats = Nats::start();
     let db = pg::database();
     let mut servers = Vec::new();
     for _ in 0..n {
-        let mut config = Config::for_tests();
+        let mut config = config();
         config.db = db.url.parse::<Database>().unwrap();
         config.nats = Some(nats.url());
         servers.push(TestServer::start_with(config).await);

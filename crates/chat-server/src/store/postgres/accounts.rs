@@ -147,6 +147,37 @@ impl PgAccounts {
         insert_session(&**conn, &name_key(&session.name), &session).await
     }
 
+    /// Stores a new guest session holding its name, unless a guest session that was
+    /// active at `idle_before_ms` or later holds it already (through any server); one
+    /// idle since is replaced. Returns whether the name was claimed. Atomic: of two
+    /// servers claiming one name at once, one wins.
+    pub async fn claim_guest(
+        &self,
+        session: StoredSession,
+        idle_before_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let conn = self.pool.get().await?;
+        let claimed = conn
+            .execute(
+                "INSERT INTO sessions (token_hash, name, name_key, account, last_active_ms)
+                 VALUES ($1, $2, $3, FALSE, $4)
+                 ON CONFLICT (name_key) WHERE NOT account DO UPDATE
+                   SET token_hash = EXCLUDED.token_hash, name = EXCLUDED.name,
+                       last_active_ms = EXCLUDED.last_active_ms
+                   WHERE sessions.last_active_ms < $5",
+                &[
+                    &session.token_hash.0.as_slice(),
+                    &session.name,
+                    &name_key(&session.name),
+                    &session.last_active_ms,
+                    &idle_before_ms,
+                ],
+            )
+            .await
+            .map_err(error)?;
+        Ok(claimed == 1)
+    }
+
     pub async fn record(
         &self,
         ended: Vec<TokenHash>,

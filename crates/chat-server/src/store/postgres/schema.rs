@@ -14,7 +14,7 @@ use crate::store::{StoreError, StoredRoom};
 pub const VERSION: i32 = MIGRATIONS.len() as i32;
 
 /// Step `i` takes the database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Any fixed number: the advisory lock that serializes servers migrating one database.
 const MIGRATION_LOCK: i64 = 0x6368_6174_7067; // "chatpg"
@@ -89,6 +89,16 @@ const V2: &str = r#"
         event BIGINT NOT NULL,
         PRIMARY KEY (room, message, emoji, reactor_key)
     );
+"#;
+
+/// One guest per name across every server: a guest's Join claims the name's row here (see
+/// `PgAccounts::claim_guest`), so two servers cannot both hand it out. Older duplicates
+/// (from before this step) keep their newest session.
+const V3: &str = r#"
+    DELETE FROM sessions a USING sessions b
+     WHERE NOT a.account AND NOT b.account AND a.name_key = b.name_key
+       AND (a.last_active_ms, a.token_hash) < (b.last_active_ms, b.token_hash);
+    CREATE UNIQUE INDEX sessions_one_guest_per_name ON sessions (name_key) WHERE NOT account;
 "#;
 
 /// Applies what is missing; returns the epoch and every room.
