@@ -27,6 +27,7 @@ cargo build --release -p chat-server -p chat-bench
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 
 TMP="$(mktemp -d)"
+chmod 755 "$TMP" # PostgreSQL runs as its own user and must reach its dir inside
 SERVER_PIDS=()
 NATS_PID=""
 stop_servers() {
