@@ -174,6 +174,18 @@ impl RoomHub {
             .clone()
     }
 
+    /// The room if it exists: here, or, with servers sharing the database, made through
+    /// another that this server has not heard of yet (then taken in, see `adopt`).
+    pub async fn existing_anywhere(&self, name: &str) -> Result<Option<Arc<Room>>, ChatError> {
+        if let Some(room) = self.existing(name) {
+            return Ok(Some(room));
+        }
+        if self.inner.bus.get().is_none() || !self.inner.store.room_exists(name).await? {
+            return Ok(None);
+        }
+        Ok(Some(self.adopt(name)))
+    }
+
     /// Every room now.
     pub fn rooms(&self) -> Vec<Arc<Room>> {
         self.inner.rooms.read().unwrap().values().cloned().collect()

@@ -41,14 +41,14 @@ impl RoomCreation {
 
     /// The room `name`, created for a signed-in caller within both budgets. A room that
     /// does not exist is `RoomNeedsSignIn` for a token-less caller.
-    pub fn room(
+    pub async fn room(
         &self,
         hub: &RoomHub,
         name: &str,
         session: Option<&Session>,
         client: Option<&ClientIp>,
     ) -> Result<Arc<Room>, ChatError> {
-        if let Some(room) = hub.existing(name) {
+        if let Some(room) = hub.existing_anywhere(name).await? {
             return Ok(room);
         }
         let session = session.ok_or_else(|| ChatError::RoomNeedsSignIn(name.to_owned()))?;

@@ -143,7 +143,8 @@ impl ChatService for ChatApi {
         )?;
         let room = self
             .rooms
-            .room(&self.hub, room, session.as_ref(), client.as_ref())?;
+            .room(&self.hub, room, session.as_ref(), client.as_ref())
+            .await?;
         let reply = reply(&self.hub, room.name(), req.reply_to).await?;
         let msg = self
             .hub
@@ -187,7 +188,7 @@ impl ChatService for ChatApi {
                 }
             };
             let room = validate::room(&first.room)?;
-            let room = rooms.room(&hub, room, session.as_ref(), client.as_ref())?;
+            let room = rooms.room(&hub, room, session.as_ref(), client.as_ref()).await?;
             // Open before posting, so the sender sees its own first message.
             let opened = room.open(session.as_ref().map(|s| s.name()), None, stream_end);
             let _member = opened.guard;
@@ -258,7 +259,8 @@ impl ChatService for ChatApi {
         let session = slot.as_ref().map(|slot| slot.session());
         let room = self
             .rooms
-            .room(&self.hub, room, session, client_addr.as_ref())?;
+            .room(&self.hub, room, session, client_addr.as_ref())
+            .await?;
         self.hub.catch_up(&room, req.after_id).await?;
         let subscription = self.hub.subscribe(
             hub::SubscribeRequest {

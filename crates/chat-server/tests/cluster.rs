@@ -170,6 +170,23 @@ async fn messages_from_every_server_reach_every_subscriber_once_in_order() {
 async fn a_room_made_on_one_server_is_used_from_another() {
     let c = cluster(2).await;
     let [a, b] = [&c.servers[0], &c.servers[1]];
+    // Made on A and still empty: B has heard nothing of it, yet a token-less client (who
+    // may only use rooms that exist) opens it there as soon as A has recorded it (A
+    // queues that at once, and does not wait for it).
+    a.create_rooms(&["fresh"]).await;
+    let mut b_client = b.client().await;
+    let started = Instant::now();
+    let mut fresh = loop {
+        match b_client.subscribe(subscribe_req("fresh", 0)).await {
+            Ok(stream) => break stream.into_inner(),
+            Err(status) if started.elapsed() < Duration::from_secs(2) => {
+                assert_eq!(status.code(), tonic::Code::NotFound);
+                sleep(Duration::from_millis(20)).await;
+            }
+            Err(status) => panic!("a room made through another server: {status:?}"),
+        }
+    };
+    assert_eq!(welcome(&mut fresh).await.room, "fresh");
     a.create_rooms(&["plans"]).await;
     let (mut ann, _) = a.join("ann").await;
     for i in 1..=3 {
@@ -177,8 +194,14 @@ async fn a_room_made_on_one_server_is_used_from_another() {
             .await
             .unwrap();
     }
-    // B has not seen the room; a live subscriber there gets the next message only, and a
-    // resuming one what it missed.
+    // Once B has them from the bus, a live subscriber there gets the next message only,
+    // and a resuming one what it missed.
+    within(async {
+        while b.hub.existing("plans").map(|room| room.last_id()) != Some(3) {
+            sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
     let mut live = within(b.client().await.subscribe(subscribe_req("plans", 0)))
         .await
         .unwrap()

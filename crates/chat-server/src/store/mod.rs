@@ -472,6 +472,20 @@ impl MessageStore {
 
     /// Up to `limit` messages of `room` with id < `before_id` (0 = the newest), oldest
     /// first, fewer once they hold `MAX_HISTORY_BYTES`, and whether older ones exist.
+    /// Whether `room` is in the database: with servers sharing it, one made through
+    /// another server that this one has not heard of yet.
+    pub async fn room_exists(&self, room: &str) -> Result<bool, StoreError> {
+        match &self.inner.reads {
+            Reads::Sqlite(readers) => {
+                let room = room.to_owned();
+                readers
+                    .read(move |conn| sqlite::reader::room_exists(conn, &room))
+                    .await
+            }
+            Reads::Postgres(pool) => postgres::reader::room_exists(pool, room).await,
+        }
+    }
+
     pub async fn history(
         &self,
         room: &str,

@@ -11,6 +11,16 @@ use crate::{
     store::{display_form, SentId, StoreError},
 };
 
+/// Whether `room` is in the database (made through any server).
+pub(in crate::store) async fn room_exists(pool: &Pool, room: &str) -> Result<bool, StoreError> {
+    let (_permit, conn) = pool.read().await?;
+    let stmt = conn
+        .prepare_cached("SELECT 1 FROM rooms WHERE name = $1")
+        .await
+        .map_err(error)?;
+    Ok(!conn.query(&stmt, &[&room]).await.map_err(error)?.is_empty())
+}
+
 /// Every column a message is read back with: its row (`m`), and the row it replies to
 /// (`q`, none when `reply_to` is 0, since ids start at 1). See `message`.
 const COLUMNS: &str = "m.room, m.id, m.username, m.text, m.sent_at_ms, m.guest, m.reply_to,

@@ -92,6 +92,12 @@ fn bound(id: u64) -> i64 {
     i64::try_from(id).unwrap_or(i64::MAX)
 }
 
+/// Whether `room` is in the database.
+pub(in crate::store) fn room_exists(conn: &Connection, room: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM rooms WHERE name = ?1")?
+        .exists([room])
+}
+
 /// Every column a message is read back with: its row (`m`), and the row it replies to
 /// (`q`, none when `reply_to` is 0, since ids start at 1). See `message`.
 const COLUMNS: &str = "m.room, m.id, m.username, m.text, m.sent_at_ms, m.guest, m.reply_to,
