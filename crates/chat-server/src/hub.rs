@@ -186,6 +186,16 @@ impl RoomHub {
         Ok(Some(self.adopt(name)))
     }
 
+    /// With servers sharing the database, waits until `name` (just made here) is recorded
+    /// there, so the others find it (`existing_anywhere`) once the caller is answered.
+    pub async fn recorded(&self, name: &str) -> Result<(), ChatError> {
+        if self.inner.bus.get().is_none() {
+            return Ok(());
+        }
+        // Queued behind the first record of it, so its answer means both are committed.
+        Ok(self.inner.store.create_room(name).await?)
+    }
+
     /// Every room now.
     pub fn rooms(&self) -> Vec<Arc<Room>> {
         self.inner.rooms.read().unwrap().values().cloned().collect()
