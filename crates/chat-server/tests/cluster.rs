@@ -1,12 +1,16 @@
 //! Three servers on one PostgreSQL and one NATS, each with its own clients, behaving as
 //! one chat: every message reaches every subscriber once and in id order whichever server
 //! it was posted through, presence is the union over servers, typing crosses, and a
-//! restart of NATS loses nothing (what was missed is read from the database).
+//! restart of NATS loses nothing (what was missed is read from the database); edits,
+//! reactions and replies made through one server apply to messages posted through another.
 mod common;
 
 use std::{collections::HashMap, time::Duration};
 
-use chat_proto::{chat_event::Event, ChatEvent, HistoryRequest, MessageResponse, TypingRequest};
+use chat_proto::{
+    change::Kind, chat_event::Event, ChatEvent, EditMessageRequest, HistoryRequest, MessageRequest,
+    MessageResponse, ReactRequest, RegisterRequest, TypingRequest,
+};
 use common::{cluster::cluster, *};
 use tokio::time::{sleep, timeout, Instant};
 use tonic::Streaming;
@@ -313,4 +317,129 @@ async fn what_was_posted_while_nats_was_down_arrives_once_it_is_back() {
         .unwrap();
     assert_once_in_order(&messages(&mut on_b, 1).await, 4, 4, "after the restart");
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// The next message or change event of a native stream, skipping everything else.
+async fn next_posted(stream: &mut Streaming<ChatEvent>) -> MessageResponse {
+    loop {
+        match next_event(stream).await {
+            Event::Message(m) | Event::Change(m) => return m,
+            Event::Heartbeat(_) | Event::Presence(_) | Event::Typing(_) => continue,
+            other => panic!("expected a message or a change, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn edits_reactions_and_replies_cross_servers() {
+    let c = cluster(3).await;
+    let [a, b, cc] = [&c.servers[0], &c.servers[1], &c.servers[2]];
+    let register = |server: &'static str, name: &str| RegisterRequest {
+        username: name.into(),
+        password: format!("{server} correct horse"),
+    };
+    let ann = within(a.client().await.register(register("a", "ann")))
+        .await
+        .unwrap()
+        .into_inner();
+    let bob = within(b.client().await.register(register("b", "bob")))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut on_c = within(cc.client().await.subscribe(subscribe_req("general", 0)))
+        .await
+        .unwrap()
+        .into_inner();
+    welcome(&mut on_c).await;
+
+    let first = within(a.with_token(&ann.token).await.send_message(MessageRequest {
+        message: "helo".into(),
+        ..Default::default()
+    }))
+    .await
+    .unwrap()
+    .into_inner();
+    // The author is known on B from the shared session: bob may not edit ann's line there,
+    // ann may.
+    let status = within(
+        b.with_token(&bob.token)
+            .await
+            .edit_message(EditMessageRequest {
+                room: String::new(),
+                id: first.id,
+                text: "mine now".into(),
+            }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    within(
+        b.with_token(&ann.token)
+            .await
+            .edit_message(EditMessageRequest {
+                room: String::new(),
+                id: first.id,
+                text: "hello".into(),
+            }),
+    )
+    .await
+    .unwrap();
+    within(cc.with_token(&bob.token).await.react(ReactRequest {
+        room: String::new(),
+        id: first.id,
+        emoji: "👍".into(),
+    }))
+    .await
+    .unwrap();
+    let reply = within(
+        cc.with_token(&bob.token)
+            .await
+            .send_message(MessageRequest {
+                message: "hi ann".into(),
+                reply_to: first.id,
+                ..Default::default()
+            }),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    assert_eq!(reply.quote.as_ref().map(|q| q.text.as_str()), Some("hello"));
+
+    // C's subscriber sees the post, then each change, in id order, whoever served them.
+    let seen: Vec<MessageResponse> = within(async {
+        let mut seen = Vec::new();
+        while seen.len() < 4 {
+            seen.push(next_posted(&mut on_c).await);
+        }
+        seen
+    })
+    .await;
+    let ids: Vec<u64> = seen.iter().map(|m| m.id).collect();
+    assert_eq!(ids, (first.id..first.id + 4).collect::<Vec<_>>());
+    let kinds: Vec<Option<Kind>> = seen
+        .iter()
+        .map(|m| m.change.as_ref().map(|c| c.kind()))
+        .collect();
+    assert_eq!(kinds, [None, Some(Kind::Edit), Some(Kind::React), None]);
+    assert_eq!(seen[3].reply_to, first.id);
+
+    // History through A shows the message as it is now, the change events left out.
+    let history = within(a.client().await.history(HistoryRequest {
+        room: "general".into(),
+        before_id: 0,
+        limit: 0,
+    }))
+    .await
+    .unwrap()
+    .into_inner()
+    .messages;
+    let texts: Vec<&str> = history.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["hello", "hi ann"]);
+    assert!(history[0].edited_at_ms > 0);
+    let reactions: Vec<(&str, &[String])> = history[0]
+        .reactions
+        .iter()
+        .map(|r| (r.emoji.as_str(), r.usernames.as_slice()))
+        .collect();
+    assert_eq!(reactions, [("👍", &["bob".to_string()][..])]);
 }
