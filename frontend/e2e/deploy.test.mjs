@@ -90,8 +90,8 @@ describe('deployed behind nginx', { timeout: 20 * TIMEOUT }, () => {
     // page (the harness's), and the static host's origin allowed.
     server = new ChatServer(await freePort(), [...unitFlags(), '--allowed-origin', PAGE_ORIGIN]);
     await server.start();
-    // One server (on SQLite) behind both of nginx.conf's upstream lines.
-    nginx = new DeployedNginx({ serverPorts: [server.port, server.port], dist: DIST, staticDist: DIST_API_URL });
+    // One server (on SQLite): nginx.conf as the README's walkthrough installs it.
+    nginx = new DeployedNginx({ serverPorts: [server.port], dist: DIST, staticDist: DIST_API_URL });
     await nginx.start();
     ({ ca, site, staticPort } = nginx);
     const httpsPort = nginx.httpsPort;

@@ -89,8 +89,8 @@ export function subscribeStream(baseUrl, room, ca, onFrame = () => {}) {
 
 export class DeployedNginx {
   /**
-   * `serverPorts`: the two chat-servers nginx.conf names (one server given twice is one
-   * server); `dist`: the page nginx.conf serves; `staticDist`: the page nginx-static.conf
+   * `serverPorts`: the chat-servers behind it, the two nginx.conf names or one (its 8081
+   * lines deleted, as the README's one-server walkthrough does); `dist`: the page nginx.conf serves; `staticDist`: the page nginx-static.conf
    * serves (the same when not given).
    */
   constructor({ serverPorts, dist, staticDist = dist }) {
@@ -118,13 +118,19 @@ export class DeployedNginx {
     Object.assign(this, { httpsPort, staticPort });
     const certPaths = ['/etc/ssl/chat/', `${tmp}/`];
     const siteFile = path.join(ROOT, 'deploy/nginx.conf');
-    const siteConf = readFileSync(siteFile, 'utf8');
+    let siteConf = readFileSync(siteFile, 'utf8');
+    const [first, second] = this.serverPorts;
+    if (second === undefined) {
+      // The walkthrough's `sed -i '/127.0.0.1:8081/d'`.
+      if (!siteConf.includes('127.0.0.1:8081')) throw new Error(`${siteFile} no longer names 127.0.0.1:8081: update this test`);
+      siteConf = siteConf.split('\n').filter((line) => !line.includes('127.0.0.1:8081')).join('\n');
+    }
     writeFileSync(path.join(tmp, 'chat.conf'), substitute(siteFile, siteConf, [
       ['listen 443 ssl http2;', `listen 127.0.0.1:${httpsPort} ssl http2;`],
       ['listen 80;', `listen 127.0.0.1:${httpPort};`],
       // In both upstream blocks.
-      ['server 127.0.0.1:8080;', `server 127.0.0.1:${this.serverPorts[0]};`],
-      ['server 127.0.0.1:8081;', `server 127.0.0.1:${this.serverPorts[1]};`],
+      ['server 127.0.0.1:8080;', `server 127.0.0.1:${first};`],
+      ...(second === undefined ? [] : [['server 127.0.0.1:8081;', `server 127.0.0.1:${second};`]]),
       ['root /var/www/chat;', `root ${this.dist};`],
       certPaths,
     ]));
