@@ -9,7 +9,7 @@ use chat_proto::{
     ChangePasswordRequest, HistoryRequest, JoinRequest, JoinResponse, LeaveRequest, MessageRequest,
     RegisterRequest, SignInRequest, SignOutEverywhereRequest,
 };
-use common::{req, subscribe_req, welcome, within, TestServer};
+use common::{req, retry_after_ms, subscribe_req, welcome, within, TestServer};
 use tonic::{Code, Request, Status};
 
 const PASSWORD: &str = "correct horse battery";
@@ -57,17 +57,6 @@ async fn behind_proxy() -> TestServer {
         ..chat_server::Config::for_tests()
     })
     .await
-}
-
-fn retry_after_ms(status: &Status) -> u64 {
-    status
-        .metadata()
-        .get("retry-after-ms")
-        .expect("retry-after-ms")
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test]

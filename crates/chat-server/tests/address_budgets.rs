@@ -32,15 +32,7 @@ fn forwarded_for<T>(msg: T, client: &str) -> Request<T> {
 fn assert_refused_with_retry_after(status: &Status, code: Code, says: &str) {
     assert_eq!(status.code(), code, "{status:?}");
     assert!(status.message().contains(says), "{}", status.message());
-    let wait: u64 = status
-        .metadata()
-        .get("retry-after-ms")
-        .expect("retry-after-ms")
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(wait > 0);
+    assert!(common::retry_after_ms(status) > 0);
 }
 
 fn small_join_budget() -> chat_server::Config {

@@ -30,15 +30,7 @@ async fn subscribed(client: &mut ChatServiceClient<Channel>) -> Streaming<ChatEv
 fn assert_refused(status: Status, says: &str) {
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert!(status.message().contains(says), "{}", status.message());
-    let wait: u64 = status
-        .metadata()
-        .get("retry-after-ms")
-        .expect("retry-after-ms")
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(wait > 0);
+    assert!(common::retry_after_ms(&status) > 0);
 }
 
 /// Subscribes until the server has noticed a closed stream and freed its slot.

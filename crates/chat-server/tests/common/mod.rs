@@ -639,3 +639,15 @@ fn percent_decode(s: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// The wait a refusal asks for (`retry-after-ms`), which every refusal that can pass must carry.
+pub fn retry_after_ms(status: &tonic::Status) -> u64 {
+    status
+        .metadata()
+        .get("retry-after-ms")
+        .expect("retry-after-ms")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
