@@ -27,7 +27,8 @@ use crate::{
     ring_budget::RingBudget,
     room::{Reply, Room},
     sessions::{Sender, StreamGuard},
-    store::{Committed, Database, Durability, MessageStore},
+    shared_rooms::SharedRoomList,
+    store::{Committed, Database, Durability, MessageStore, RoomCreated},
     subscription::{Subscription, SubscriptionParts},
 };
 
@@ -49,6 +50,8 @@ struct HubInner {
     rings: Arc<RingBudget>,
     /// Set once, at start, when servers share the database (see `join_bus`).
     bus: Arc<OnceLock<Bus>>,
+    /// ListRooms's last read of the database, with a bus.
+    shared_list: SharedRoomList,
 }
 
 pub struct HubSettings<'a> {
@@ -134,6 +137,7 @@ impl RoomHub {
                 max_rooms,
                 rings,
                 bus,
+                shared_list: SharedRoomList::default(),
             }),
         };
         hub.get_or_create(DEFAULT_ROOM)?;
@@ -186,14 +190,28 @@ impl RoomHub {
         Ok(Some(self.adopt(name)))
     }
 
-    /// With servers sharing the database, waits until `name` (just made here) is recorded
-    /// there, so the others find it (`existing_anywhere`) once the caller is answered.
-    pub async fn recorded(&self, name: &str) -> Result<(), ChatError> {
+    /// Creates the room `name` (or finds it made meanwhile), up to the room cap. With
+    /// servers sharing the database the cap is counted there, so they keep one cap
+    /// between them, and the room is recorded before this returns, so the others find
+    /// it (`existing_anywhere`) once the caller is answered. Otherwise `get_or_create`.
+    pub async fn create(&self, name: &str) -> Result<Arc<Room>, ChatError> {
         if self.inner.bus.get().is_none() {
-            return Ok(());
+            return self.get_or_create(name);
         }
-        // Queued behind the first record of it, so its answer means both are committed.
-        Ok(self.inner.store.create_room(name).await?)
+        match self
+            .inner
+            .store
+            .create_room_within(name, self.inner.max_rooms)
+            .await?
+        {
+            RoomCreated::Full => Err(ChatError::TooManyRooms(self.inner.max_rooms)),
+            RoomCreated::Created => {
+                tracing::info!(room = name, "room created");
+                self.inner.shared_list.forget().await;
+                Ok(self.adopt(name))
+            }
+            RoomCreated::Existed => Ok(self.adopt(name)),
+        }
     }
 
     /// Every room now.
@@ -231,7 +249,8 @@ impl RoomHub {
     }
 
     /// The room, created (and recorded in the store) if it does not exist, up to the room
-    /// cap. Whether the caller may create rooms is `room_creation`'s to decide.
+    /// cap counted here: for one server (see `create`). Whether the caller may create
+    /// rooms is `room_creation`'s to decide.
     pub fn get_or_create(&self, name: &str) -> Result<Arc<Room>, ChatError> {
         if let Some(room) = self.existing(name) {
             return Ok(room);
@@ -243,11 +262,7 @@ impl RoomHub {
         if rooms.len() >= self.inner.max_rooms {
             return Err(ChatError::TooManyRooms(self.inner.max_rooms));
         }
-        // Sharing the database, others may have used the room already.
-        let room = Arc::new(match self.inner.bus.get() {
-            Some(_) => Room::unanchored(name, self.inner.rings.clone()),
-            None => Room::new(name, 0, self.inner.rings.clone()),
-        });
+        let room = Arc::new(Room::new(name, 0, self.inner.rings.clone()));
         rooms.insert(name.to_owned(), room.clone());
         // Queued now, ahead of any message to the room; a failure to record it shows up
         // as that first message failing, so nothing waits for it here.
@@ -307,7 +322,21 @@ impl RoomHub {
     }
 
     /// The `limit` most recently active rooms, most recent first (ties by name), and how
-    /// many rooms exist. A bounded heap picks them in one pass, so the cost per call is
+    /// many rooms exist: this server's (`list_page`), or with servers sharing the
+    /// database, the database's (see `shared_rooms`).
+    pub async fn list(&self, limit: usize) -> Result<(Vec<RoomInfo>, usize), ChatError> {
+        if self.inner.bus.get().is_none() {
+            return Ok(self.list_page(limit));
+        }
+        let store = &self.inner.store;
+        self.inner
+            .shared_list
+            .page(store, limit, |name| self.existing(name))
+            .await
+    }
+
+    /// The `limit` most recently active rooms this server holds, most recent first (ties
+    /// by name), and how many it holds. A bounded heap picks them in one pass, so the cost per call is
     /// O(rooms x log limit) with no allocation beyond the page.
     pub fn list_page(&self, limit: usize) -> (Vec<RoomInfo>, usize) {
         let rooms = self.inner.rooms.read().unwrap();

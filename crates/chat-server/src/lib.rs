@@ -34,6 +34,7 @@ pub mod room_creation;
 pub mod room_members;
 pub mod service;
 pub mod sessions;
+pub mod shared_rooms;
 pub mod shutdown;
 pub mod static_files;
 pub mod store;

@@ -53,9 +53,7 @@ impl RoomCreation {
         }
         let session = session.ok_or_else(|| ChatError::RoomNeedsSignIn(name.to_owned()))?;
         self.take(session.id(), client.map(|ClientIp(ip)| AddressKey::of(*ip)))?;
-        let room = hub.get_or_create(name)?;
-        hub.recorded(name).await?;
-        Ok(room)
+        hub.create(name).await
     }
 
     /// Takes one creation from both budgets, or from neither.

@@ -327,7 +327,7 @@ impl ChatService for ChatApi {
             0 => DEFAULT_ROOMS_PAGE,
             n => n.min(MAX_ROOMS_PAGE),
         };
-        let (rooms, total) = self.hub.list_page(limit);
+        let (rooms, total) = self.hub.list(limit).await?;
         Ok(Response::new(ListRoomsResponse {
             rooms,
             epoch: self.hub.epoch(),

@@ -443,3 +443,39 @@ async fn edits_reactions_and_replies_cross_servers() {
         .collect();
     assert_eq!(reactions, [("👍", &["bob".to_string()][..])]);
 }
+
+#[tokio::test]
+async fn a_send_retried_through_another_server_returns_the_original() {
+    let c = cluster(2).await;
+    let [a, b] = [&c.servers[0], &c.servers[1]];
+    let (mut on_a, token) = a.join("ann").await;
+    let send = || MessageRequest {
+        message: "once".into(),
+        client_msg_id: "c-1".into(),
+        ..Default::default()
+    };
+    let original = within(on_a.send_message(send()))
+        .await
+        .unwrap()
+        .into_inner();
+    // A committed it; its answer never came (A died, say): the client sends again
+    // through B, which never saw it in memory.
+    a.shutdown.trigger();
+    let again = within(b.with_token(&token).await.send_message(send()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.id, original.id);
+    assert_eq!(again.text, "once");
+    let history = within(b.client().await.history(HistoryRequest {
+        room: "general".into(),
+        before_id: 0,
+        limit: 0,
+    }))
+    .await
+    .unwrap()
+    .into_inner()
+    .messages;
+    let ids: Vec<u64> = history.iter().map(|m| m.id).collect();
+    assert_eq!(ids, [original.id], "one message, not two");
+}

@@ -40,6 +40,16 @@ pub struct StoredRoom {
     pub last_active_ms: u64,
 }
 
+/// What asking to create a room under the cap did (see `MessageStore::create_room_within`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomCreated {
+    Created,
+    /// Made already, through this server or another.
+    Existed,
+    /// The cap's worth of rooms exist; nothing was recorded.
+    Full,
+}
+
 /// A committed message, shared by `on_commit` and the append that posted it.
 pub type Committed = Arc<MessageResponse>;
 
@@ -404,6 +414,32 @@ impl MessageStore {
         let created_at_ms = crate::wall_clock::unix_ms();
         let name = name.to_owned();
         self.ask(move |done| Command::CreateRoom(name, created_at_ms, done))
+    }
+
+    /// With PostgreSQL: records `name` now, in a transaction of its own, unless `cap` rooms
+    /// exist already, counted in the database, so servers sharing it keep one cap between
+    /// them. (SQLite's one server keeps its cap in memory, see `RoomHub::get_or_create`.)
+    pub async fn create_room_within(
+        &self,
+        name: &str,
+        cap: usize,
+    ) -> Result<RoomCreated, StoreError> {
+        match &self.inner.reads {
+            Reads::Postgres(pool) => {
+                let now = crate::wall_clock::unix_ms();
+                postgres::rooms::create_within(pool, name, now, cap).await
+            }
+            Reads::Sqlite(_) => unreachable!("only servers sharing PostgreSQL count rooms there"),
+        }
+    }
+
+    /// With PostgreSQL: the `limit` most recently active rooms in the database, whichever
+    /// server made them, most recent first, and how many there are.
+    pub async fn room_page(&self, limit: usize) -> Result<(Vec<StoredRoom>, usize), StoreError> {
+        match &self.inner.reads {
+            Reads::Postgres(pool) => postgres::rooms::page(pool, limit).await,
+            Reads::Sqlite(_) => unreachable!("SQLite's one server lists the rooms it holds"),
+        }
     }
 
     /// Forgets a room that never got a message. Queued now, like `append`; a room that

@@ -18,6 +18,7 @@ use super::{Command, Counters, OnCommit, StoreError, StoredRoom};
 pub(super) mod accounts;
 mod changes;
 pub(super) mod reader;
+pub(super) mod rooms;
 mod schema;
 #[cfg(test)]
 mod tests;
