@@ -12,12 +12,12 @@ use tokio::{
     io::{AsyncBufReadExt, BufReader},
     sync::mpsc,
 };
-use tokio_stream::StreamExt;
 
 use crate::session::{Identity, Session};
 
 mod endpoint;
 mod password;
+mod resume;
 mod room;
 mod session;
 

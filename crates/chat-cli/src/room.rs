@@ -5,19 +5,42 @@
 //! `SendMessage`, so a rate limit costs a pause and a resend instead of the stream: a
 //! pasted file goes through at the server's pace. Without a session it is the original
 //! protocol: lines go up the `Broadcast` stream that brings the room's messages down.
-use std::{pin::Pin, time::Duration};
+//! A Subscribe feed that loses its server (restarted, killed, or one of several behind a
+//! balancer) subscribes again after the last id it printed (see `resume`), so nothing is
+//! missed or printed twice; a Broadcast feed ends with its stream.
+use std::time::Duration;
 
-use chat_proto::{chat_event::Event, ChatEvent, MessageRequest, MessageResponse, SubscribeRequest};
+use chat_proto::{chat_event::Event, MessageRequest, MessageResponse, SubscribeRequest};
 use tokio::sync::mpsc;
-use tokio_stream::{wrappers::ReceiverStream, Stream, StreamExt};
-use tonic::{Code, Status};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{codec::Streaming, Code, Status};
 
-use crate::session::{Client, Session};
+use crate::{
+    resume::Resuming,
+    session::{Client, Session},
+};
 
 /// The server's rate-limit refusals say in this metadata how many milliseconds to wait.
 const RETRY_AFTER_METADATA: &str = "retry-after-ms";
 
-pub type Feed = Pin<Box<dyn Stream<Item = Result<MessageResponse, Status>> + Send>>;
+/// The room's messages and changes, in id order. One per process, so the variants'
+/// sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum Feed {
+    Broadcast(Streaming<MessageResponse>),
+    Subscribe(Resuming),
+}
+
+impl Feed {
+    /// The next message or change; `None` once the server ended the stream for good.
+    /// Cancel-safe: a call dropped mid-way (while reconnecting, say) loses nothing.
+    pub async fn next(&mut self) -> Option<Result<MessageResponse, Status>> {
+        match self {
+            Feed::Broadcast(stream) => stream.message().await.transpose(),
+            Feed::Subscribe(resuming) => resuming.next().await,
+        }
+    }
+}
 
 pub enum Poster {
     /// Requests on the Broadcast stream; holding the sender keeps the stream open.
@@ -38,32 +61,25 @@ pub async fn open(session: &Session, join: MessageRequest) -> Result<(Feed, Post
             .await
             .map_err(could_not)?
             .into_inner();
-        return Ok((Box::pin(feed), Poster::Stream(outbound)));
+        return Ok((Feed::Broadcast(feed), Poster::Stream(outbound)));
     }
     let mut events = client
         .subscribe(SubscribeRequest {
-            room: join.room,
+            room: join.room.clone(),
             after_id: 0,
             epoch: 0,
         })
         .await
         .map_err(could_not)?
         .into_inner();
-    match events.message().await.map_err(could_not)? {
-        Some(ChatEvent {
-            event: Some(Event::Welcome(_)),
-        }) => {}
+    let welcome = match events.message().await.map_err(could_not)? {
+        Some(chat_proto::ChatEvent {
+            event: Some(Event::Welcome(welcome)),
+        }) => welcome,
         _ => return Err("the server did not start the room's feed with a Welcome".into()),
-    }
-    let feed = events.filter_map(|event| match event {
-        Ok(ChatEvent {
-            event: Some(Event::Message(msg) | Event::Change(msg)),
-        }) => Some(Ok(msg)),
-        // Heartbeats, presence and typing have no line to print (see `line` for changes).
-        Ok(_) => None,
-        Err(status) => Some(Err(status)),
-    });
-    Ok((Box::pin(feed), Poster::Unary(client)))
+    };
+    let feed = Resuming::new(client.clone(), join.room, &welcome, events);
+    Ok((Feed::Subscribe(feed), Poster::Unary(client)))
 }
 
 impl Poster {
