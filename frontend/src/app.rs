@@ -17,6 +17,7 @@ use crate::member_list::MemberList;
 use crate::message_actions::Act;
 use crate::message_list::MessageList;
 use crate::name_prompt::{Mode, NamePrompt};
+use crate::notify::{Notifier, NotifyToggle};
 use crate::room_list::RoomList;
 use crate::room_name;
 use crate::session::{self, Who};
@@ -39,7 +40,8 @@ pub fn App(
     me.set(client.who());
     // Signed in already: the static page showed the frame, and the prompt is not shown.
     let early = StoredValue::new(early.filter(|_| me.with_untracked(Option::is_none)));
-    let feed = Feed::new(client.clone());
+    let notifier = Notifier::new();
+    let feed = Feed::new(client.clone(), notifier);
     let client = StoredValue::new_local(client);
 
     // What the reader asked of a message: a reply goes to the composer, the rest to the
@@ -157,6 +159,7 @@ pub fn App(
                     <header class="topbar">
                         <h1 data-testid="room-title">"#"{move || feed.room().get()}</h1>
                         <ConnectionBadge state=feed.state() />
+                        <NotifyToggle notifier />
                         <AccountMenu
                             client=client.get_value()
                             who
@@ -186,7 +189,13 @@ pub fn App(
                         </p>
                     </Show>
                     <TypingIndicator typists=feed.typists() me=my_name />
-                    <Composer client=client.get_value() room=feed.room() replying />
+                    <Composer
+                        client=client.get_value()
+                        room=feed.room()
+                        replying
+                        people=feed.people()
+                        me=my_name
+                    />
                 </main>
             </div>
         </Show>

@@ -4,7 +4,7 @@
 //! the server is tried again by itself, with backoff, under the same message id
 //! (`Outgoing`), so however many tries it takes it is posted once. Entering a room moves
 //! the focus here. Typing tells the others, spaced out by `TypingThrottle` so it stays
-//! under the server's rate limit.
+//! under the server's rate limit. `@` starts a name's completion (`mention_list`).
 
 use chat_proto::MessageResponse;
 use leptos::ev::KeyboardEvent;
@@ -14,6 +14,7 @@ use leptos::task::spawn_local;
 
 use crate::backoff;
 use crate::client::{ChatClient, ErrorKind};
+use crate::mention_list::{Completion, MentionList};
 use crate::outgoing::{random_id, Outgoing};
 use crate::timer::{now_ms, sleep_ms};
 use crate::typing::TypingThrottle;
@@ -24,8 +25,12 @@ pub fn Composer(
     room: Signal<String>,
     /// The message being answered, quoted above the box until sent or cancelled.
     replying: RwSignal<Option<MessageResponse>>,
+    /// The names `@` completes (see `Feed::people`), and the writer's own, left out.
+    people: Signal<Vec<String>>,
+    me: Signal<String>,
 ) -> impl IntoView {
     let (text, set_text) = signal(String::new());
+    let completion = Completion::new(text, people, me);
     let (error, set_error) = signal(None::<String>);
     let (sending, set_sending) = signal(false);
     let client = StoredValue::new_local(client);
@@ -88,7 +93,18 @@ pub fn Composer(
             set_sending.try_set(false);
         });
     };
+    // A name taken from the completion goes into the box with the caret after it.
+    let take = Callback::new(move |(value, caret): (String, u32)| {
+        if let Some(el) = input.get_untracked() {
+            el.set_value(&value);
+            let _ = el.set_selection_range(caret, caret);
+        }
+        set_text.set(value);
+    });
     let on_input = move |value: String| {
+        if let Some(el) = input.get_untracked() {
+            completion.follow(&el, &value);
+        }
         let typing = !value.trim().is_empty()
             && throttle
                 .try_update_value(|t| t.should_send(now_ms()))
@@ -104,6 +120,9 @@ pub fn Composer(
         }
     };
     let on_keydown = move |ev: KeyboardEvent| {
+        if completion.key(&ev, |value, caret| take.run((value, caret))) {
+            return;
+        }
         // is_composing: Enter that confirms an IME candidate must not send.
         if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
             ev.prevent_default();
@@ -125,10 +144,20 @@ pub fn Composer(
                 placeholder="Write a message\u{2026}"
                 aria-label=move || format!("Message #{}", room.get())
                 node_ref=input
+                aria-autocomplete="list"
+                aria-controls=completion.controls()
+                aria-activedescendant=completion.active_id()
+                on:click=move |_| {
+                    if let Some(el) = input.get_untracked() {
+                        completion.follow(&el, &text.get_untracked());
+                    }
+                }
+                on:blur=move |_| completion.close()
                 prop:value=text
                 on:input=move |ev| on_input(event_target_value(&ev))
                 on:keydown=on_keydown
             ></textarea>
+            <MentionList completion take />
             <button type="submit" data-testid="composer-send" disabled=sending>"Send"</button>
             <Show when=move || error.with(Option::is_some)>
                 <p class="error" role="alert" data-testid="composer-error">

@@ -18,7 +18,9 @@ use leptos::task::spawn_local;
 use crate::backoff;
 use crate::client::{ApiError, ChatClient, ErrorKind, EventStream, FeedEvent};
 use crate::members::Members;
+use crate::mention;
 use crate::network::{self, WentOffline};
+use crate::notify::{Alert, Notifier};
 use crate::rows::Key;
 use crate::timeline::Timeline;
 use crate::timer::{now_ms, sleep_ms};
@@ -27,6 +29,9 @@ use crate::unread::Unread;
 
 /// Most history pages a jump to a reply's original loads before giving up.
 const JUMP_PAGES: usize = 40;
+
+/// How many of the latest messages' senders `@` completion offers beside who is here.
+const RECENT_SENDERS: usize = 100;
 
 /// How many messages the page shows straight away on entering.
 const HISTORY_PAGE: u32 = 50;
@@ -72,10 +77,12 @@ pub struct Feed {
     live: RwSignal<Option<String>>,
     /// Stops the current room's run; None while closed.
     run: StoredValue<Option<Stop>, LocalStorage>,
+    /// Told of each message from someone else heard live.
+    notifier: Notifier,
 }
 
 impl Feed {
-    pub fn new(client: ChatClient) -> Self {
+    pub fn new(client: ChatClient, notifier: Notifier) -> Self {
         Feed {
             client: StoredValue::new_local(client),
             room: RwSignal::new(String::new()),
@@ -88,6 +95,7 @@ impl Feed {
             read_before: RwSignal::new(None),
             live: RwSignal::new(None),
             run: StoredValue::new_local(None),
+            notifier,
         }
     }
 
@@ -102,6 +110,20 @@ impl Feed {
 
     pub fn members(&self) -> Signal<Members> {
         self.members.into()
+    }
+
+    /// Who is here, then who spoke lately (newest first; repeats left in): the names `@`
+    /// completes. Derived, so worked out only while a completion reads it.
+    pub fn people(&self) -> Signal<Vec<String>> {
+        let (members, timeline) = (self.members, self.timeline);
+        Signal::derive(move || {
+            let mut names = members.with(|m| m.names().to_vec());
+            timeline.with(|t| {
+                let recent = t.messages().iter().rev().take(RECENT_SENDERS);
+                names.extend(recent.map(|m| m.username.clone()));
+            });
+            names
+        })
     }
 
     pub fn typists(&self) -> Signal<Typists> {
@@ -318,8 +340,12 @@ impl Feed {
                 }
                 Ok(Some(FeedEvent::Message(m))) => {
                     self.typists.maybe_update(|t| t.spoke(&m.username));
-                    let others = client.who().is_none_or(|me| me.name != m.username);
+                    let me = client.who().map(|me| mention::fold(&me.name));
+                    let others = me.as_ref().is_none_or(|me| *me != mention::fold(&m.username));
                     let heard = others.then(|| format!("{}: {}", m.username, m.text));
+                    let alert = (others
+                        && me.is_some_and(|me| mention::mentions(&m.text, &me)))
+                    .then(|| self.mention_alert(room, &m));
                     let mut new = false;
                     self.timeline.maybe_update(|t| {
                         new = t.push(m);
@@ -327,6 +353,7 @@ impl Feed {
                     });
                     if new && heard.is_some() {
                         self.live.set(heard);
+                        self.notifier.arrived(alert);
                     }
                 }
                 Ok(Some(FeedEvent::Change(c))) => self.timeline.maybe_update(|t| t.apply(c)),
@@ -338,6 +365,23 @@ impl Feed {
                 Ok(None) => return warn!("feed ended by the server"),
                 Err(e) => return warn!("feed broke: {}", e.message),
             }
+        }
+    }
+
+    /// The notification for a mention of the reader in `room`: a click opens the room at
+    /// the message.
+    fn mention_alert(&self, room: &str, m: &MessageResponse) -> Alert {
+        let (feed, room, id) = (*self, room.to_owned(), m.id);
+        Alert {
+            title: format!("{} in #{room}", m.username),
+            body: m.text.clone(),
+            open: Callback::new(move |()| match feed.room.get_untracked() == room {
+                true => feed.jump_to(id),
+                // The person went elsewhere meanwhile: back to the room (see app's hash).
+                false => {
+                    let _ = window().location().set_hash(&room);
+                }
+            }),
         }
     }
 

@@ -13,6 +13,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::announcer::Announcer;
+use crate::mention;
 use crate::message_actions::{editor, reactions, Act, Actions};
 use crate::message_text::message_text;
 use crate::rows::{rows, Key, Row};
@@ -239,6 +240,12 @@ fn MessageRow(
     // Only an account's own messages can be changed (a guest name may be someone else's).
     let own = !message.guest && me.with_untracked(|me| *me == message.username);
     let editing = RwSignal::new(false);
+    // The reader's name as mentions match it; none in their own messages.
+    let me_key = me.with_untracked(|me| match *me == message.username {
+        true => String::new(),
+        false => mention::fold(me),
+    });
+    let mentioned = !message.deleted && mention::mentions(&message.text, &me_key);
     // A run's later messages show no time; the exact one is on hover all the same.
     let meta = head.then(|| {
         view! {
@@ -274,7 +281,7 @@ fn MessageRow(
         view! {
             <Show
                 when=move || editing.get()
-                fallback=move || view! { <p class="text" data-testid="message-text">{message_text(&text)}{edited.clone()}</p> }
+                fallback=move || view! { <p class="text" data-testid="message-text">{message_text(&text, &me_key)}{edited.clone()}</p> }
             >
                 {editor(id, message.text.clone(), editing, act)}
             </Show>
@@ -284,7 +291,7 @@ fn MessageRow(
         .into_any()
     };
     view! {
-        <li class="message" class:mine=mine data-testid="message" data-id=message.id.to_string()>
+        <li class="message" class:mine=mine class:mention=mentioned data-testid="message" data-id=message.id.to_string()>
             {line(day_line, "day", tick, when::day_label, sent)}
             {line(new_line, "new-messages", tick, when::new_messages, sent)}
             <div class=if head { "bubble head" } else { "bubble" } title=full>
