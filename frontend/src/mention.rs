@@ -10,14 +10,25 @@ use crate::markup::pieces;
 /// Most names the completion offers at once.
 const OFFERED: usize = 8;
 
-/// How two names compare on the page: lowercased (as the server folds case).
+/// How two names compare on the page: lowercased (as the server folds case). In the page
+/// by the browser's own `toLowerCase`, which spares the wasm Rust's case tables.
 pub fn fold(name: &str) -> String {
+    #[cfg(target_family = "wasm")]
+    return String::from(js_sys::JsString::from(name).to_lower_case());
+    #[cfg(not(target_family = "wasm"))]
     name.to_lowercase()
 }
 
-/// A character a name may hold (letters and digits of any script, `_`, `-`, `.`).
+/// A character a name may hold: ASCII letters, digits, `_`, `-`, `.`, and any other
+/// character but spaces and the common punctuation blocks (quotes, dashes, ellipsis, CJK
+/// and fullwidth punctuation). Unicode's letter tables would weigh more than they decide:
+/// a rare symbol right after a mention only leaves it unmarked.
 fn name_char(c: char) -> bool {
-    c.is_alphanumeric() || matches!(c, '_' | '-' | '.')
+    match c {
+        _ if c.is_ascii() => c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'),
+        '\u{2000}'..='\u{206f}' | '\u{3000}'..='\u{303f}' | '\u{ff01}'..='\u{ff0f}' => false,
+        _ => !c.is_whitespace(),
+    }
 }
 
 /// Whether the text before byte `at` ends in a name character (then an `@` at `at` is part
@@ -131,6 +142,7 @@ mod tests {
         assert!(found("@bobby @bo bob@bob.org x@bob", "bob").is_empty());
         assert_eq!(found("@ÉMILE?", "émile"), ["@ÉMILE"]);
         assert_eq!(found("(@émile)", "émile"), ["@émile"]);
+        assert_eq!(found("«@émile» @émile… @émile，", "émile").len(), 3);
         assert!(found("@bob", "").is_empty(), "no name, no mention");
     }
 

@@ -116,27 +116,42 @@ fn option_id(index: usize) -> String {
 }
 
 /// The list of names offered; a click takes one (`take` as in `Completion::key`). A press
-/// does not take the focus from the box.
+/// does not take the focus from the box. At most 8 short items: drawn anew on each change.
 #[component]
 pub fn MentionList(completion: Completion, take: Callback<(String, u32)>) -> impl IntoView {
     let c = completion;
-    let names = move || c.offered.get().into_iter().enumerate().collect::<Vec<_>>();
-    view! {
-        <Show when=move || c.open()>
-            <ul id=LIST_ID class="mention-list" role="listbox" aria-label="People to mention" data-testid="mention-list">
-                <For each=names key=|(i, name)| (*i, name.clone()) let:((i, name))>
+    let options = move || {
+        let offered = c.offered.get();
+        let active = c.active.get();
+        offered
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| {
+                view! {
                     <li
                         id=option_id(i)
                         role="option"
                         data-testid="mention-option"
-                        aria-selected=move || (c.active.get() == i).to_string()
+                        aria-selected=(i == active).to_string()
                         on:mousedown=|ev| ev.prevent_default()
                         on:click=move |_| c.pick(i, |text, caret| take.run((text, caret)))
                     >
                         {name}
                     </li>
-                </For>
-            </ul>
-        </Show>
+                }
+            })
+            .collect_view()
+    };
+    view! {
+        <ul
+            id=LIST_ID
+            class="mention-list"
+            role="listbox"
+            aria-label="People to mention"
+            data-testid="mention-list"
+            hidden=move || !c.open()
+        >
+            {options}
+        </ul>
     }
 }

@@ -132,11 +132,11 @@ pub fn NotifyToggle(notifier: Notifier) -> impl IntoView {
             >
                 "Notify me"
             </button>
-            <Show when=move || notifier.refused.get()>
-                <span class="error" role="status" data-testid="notify-refused">
-                    "Not allowed by the browser: its settings for this site can allow notifications."
-                </span>
-            </Show>
+            <span class="error" role="status" data-testid="notify-refused">
+                {move || notifier.refused.get().then_some(
+                    "Not allowed by the browser: its settings for this site can allow notifications.",
+                )}
+            </span>
         }
     })
 }
