@@ -341,11 +341,12 @@ impl Feed {
                 Ok(Some(FeedEvent::Message(m))) => {
                     self.typists.maybe_update(|t| t.spoke(&m.username));
                     let me = client.who().map(|me| mention::fold(&me.name));
-                    let others = me.as_ref().is_none_or(|me| *me != mention::fold(&m.username));
+                    let others = me
+                        .as_ref()
+                        .is_none_or(|me| *me != mention::fold(&m.username));
                     let heard = others.then(|| format!("{}: {}", m.username, m.text));
-                    let alert = (others
-                        && me.is_some_and(|me| mention::mentions(&m.text, &me)))
-                    .then(|| self.mention_alert(room, &m));
+                    let alert = (others && me.is_some_and(|me| mention::mentions(&m.text, &me)))
+                        .then(|| self.mention_alert(room, &m));
                     let mut new = false;
                     self.timeline.maybe_update(|t| {
                         new = t.push(m);

@@ -131,7 +131,10 @@ mod tests {
     use super::*;
 
     fn found<'a>(text: &'a str, me: &str) -> Vec<&'a str> {
-        find(text, me).into_iter().map(|(s, e)| &text[s..e]).collect()
+        find(text, me)
+            .into_iter()
+            .map(|(s, e)| &text[s..e])
+            .collect()
     }
 
     #[test]

@@ -27,8 +27,9 @@ pub struct Notifier {
     on: RwSignal<bool>,
     /// The browser did not allow them when asked: said beside the button.
     refused: RwSignal<bool>,
-    /// Messages from others that arrived while the tab was hidden.
-    unseen: RwSignal<u32>,
+    /// Messages from others that arrived while the tab was hidden, and the page's own
+    /// title, which the count goes in front of.
+    unseen: StoredValue<(u32, String)>,
 }
 
 impl Notifier {
@@ -43,18 +44,11 @@ impl Notifier {
         let n = Notifier {
             on: RwSignal::new(on),
             refused: RwSignal::new(false),
-            unseen: RwSignal::new(0),
+            unseen: StoredValue::new((0, document().title())),
         };
-        let base = document().title();
-        Effect::new(move || {
-            document().set_title(&match n.unseen.get() {
-                0 => base.clone(),
-                count => format!("({count}) {base}"),
-            });
-        });
         let shown = window_event_listener(leptos::ev::visibilitychange, move |_| {
             if !document().hidden() {
-                n.unseen.set(0);
+                n.count(|n| *n = 0);
             }
         });
         on_cleanup(move || shown.remove());
@@ -67,7 +61,7 @@ impl Notifier {
         if !document().hidden() {
             return;
         }
-        self.unseen.update(|n| *n += 1);
+        self.count(|n| *n += 1);
         let Some(alert) = alert.filter(|_| self.on.get_untracked()) else {
             return;
         };
@@ -99,6 +93,17 @@ impl Notifier {
             let on = granted.as_deref() == Some("granted");
             self.refused.try_set(!on);
             self.set(on);
+        });
+    }
+
+    /// Changes the count and shows it in the title ("(3) Chat"; none at 0).
+    fn count(self, change: impl FnOnce(&mut u32)) {
+        self.unseen.update_value(|(count, base)| {
+            change(count);
+            document().set_title(&match count {
+                0 => base.clone(),
+                n => format!("({n}) {base}"),
+            });
         });
     }
 
