@@ -20,13 +20,15 @@ pub fn fold(name: &str) -> String {
 }
 
 /// A character a name may hold: ASCII letters, digits, `_`, `-`, `.`, and any other
-/// character but spaces and the common punctuation blocks (quotes, dashes, ellipsis, CJK
-/// and fullwidth punctuation). Unicode's letter tables would weigh more than they decide:
-/// a rare symbol right after a mention only leaves it unmarked.
+/// character but spaces and the common punctuation blocks (Latin-1's symbols and « »,
+/// quotes, dashes, ellipsis, CJK and fullwidth punctuation). Unicode's letter tables
+/// would weigh more than they decide: a rare symbol right after a mention only leaves it
+/// unmarked.
 fn name_char(c: char) -> bool {
     match c {
         _ if c.is_ascii() => c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'),
-        '\u{2000}'..='\u{206f}' | '\u{3000}'..='\u{303f}' | '\u{ff01}'..='\u{ff0f}' => false,
+        '\u{a0}'..='\u{bf}' | '\u{d7}' | '\u{f7}' | '\u{2000}'..='\u{206f}' => false,
+        '\u{3000}'..='\u{303f}' | '\u{ff01}'..='\u{ff0f}' => false,
         _ => !c.is_whitespace(),
     }
 }
