@@ -1,7 +1,8 @@
 // Mentions and notifications in headless Chromium against a real chat-server: `@name`
 // completion from the keyboard alone, a mention of the reader marked in the message, and
 // while the tab is hidden a browser notification for a mention (Chromium grants the
-// permission) and the unread count in the tab title; the permission asked only on a click.
+// permission) and the unread count in the tab title, other rooms' included; the
+// permission asked only on a click.
 // axe-core checks the new parts, light and dark. Run after `cargo build` and
 // `trunk build --release`:  node --test frontend/e2e/mentions.test.mjs
 //
@@ -204,5 +205,19 @@ describe('mentions and notifications', { timeout: 10 * TIMEOUT }, () => {
     await bob.waitForState('live');
     assert.equal(await toggle.getAttribute('aria-pressed'), 'true');
     assert.equal(await bob.page.evaluate(() => window.permissionAsks), 0);
+  });
+
+  step('messages in another room count in the title while hidden, without a notification', async () => {
+    await bob.message('@bob again, seen');
+    await setHidden(bob, true);
+    await ann.goTo('side');
+    await ann.sendOk('@bob over here');
+    await ann.sendOk('and here');
+    // The room list's poll (every 3 s) sees the other room's unread count grow.
+    await until('the title to count the other room', async () => (await bob.page.title()) === '(2) Chat');
+    assert.equal((await notes(bob)).length, 1, 'no text to judge: no notification');
+    await setHidden(bob, false);
+    await until('the title back', async () => (await bob.page.title()) === 'Chat');
+    assert.equal(await bob.unread('side'), '2');
   });
 });

@@ -126,6 +126,11 @@ impl Feed {
         })
     }
 
+    /// What tells the person of messages while the tab is hidden.
+    pub fn notifier(&self) -> Notifier {
+        self.notifier
+    }
+
     pub fn typists(&self) -> Signal<Typists> {
         self.typists.into()
     }

@@ -1,10 +1,10 @@
-//! Telling the person what came while the tab was hidden: the tab title counts the
-//! messages from others that arrived meanwhile ("(3) Chat", cleared when the tab is seen
-//! again), and what calls for them (a mention; a direct message, for whoever adds those)
-//! raises a browser notification, once they turned notifications on. The permission is
-//! asked only from the click on "Notify me", never on load: a prompt nobody asked for is
-//! one browsers block and people refuse. The choice is kept in localStorage.
-
+//! Telling the person what came while the tab was hidden: the tab title counts what
+//! arrived meanwhile ("(3) Chat", cleared when the tab is seen again): messages from others
+//! in the room on screen, and the growth of the other rooms' unread counts. What calls for
+//! them (a mention; a direct message, for whoever adds those) raises a browser
+//! notification, once they turned notifications on. The permission is asked only from the
+//! click on "Notify me", never on load: a prompt nobody asked for is one browsers block and
+//! people refuse. The choice is kept in localStorage.
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -29,7 +29,7 @@ pub struct Notifier {
     refused: RwSignal<bool>,
     /// Messages from others that arrived while the tab was hidden, and the page's own
     /// title, which the count goes in front of.
-    unseen: StoredValue<(u32, String)>,
+    unseen: StoredValue<(u64, String)>,
 }
 
 impl Notifier {
@@ -61,7 +61,7 @@ impl Notifier {
         if !document().hidden() {
             return;
         }
-        self.count(|n| *n += 1);
+        self.counted(1);
         let Some(alert) = alert.filter(|_| self.on.get_untracked()) else {
             return;
         };
@@ -96,8 +96,16 @@ impl Notifier {
         });
     }
 
+    /// `n` more messages came unseen, in the title while the tab is hidden (those of other
+    /// rooms, whose text the page does not have, raise no notification).
+    pub fn counted(self, n: u64) {
+        if n > 0 && document().hidden() {
+            self.count(|count| *count += n);
+        }
+    }
+
     /// Changes the count and shows it in the title ("(3) Chat"; none at 0).
-    fn count(self, change: impl FnOnce(&mut u32)) {
+    fn count(self, change: impl FnOnce(&mut u64)) {
         self.unseen.update_value(|(count, base)| {
             change(count);
             document().set_title(&match count {

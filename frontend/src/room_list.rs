@@ -2,7 +2,8 @@
 //! from ListRooms (a page: the server's most recently active rooms), polled every few seconds and whenever the window regains focus (cheap,
 //! and no stream per room needed); counts come from `Unread`, with the room on screen
 //! marked read as its messages arrive. Rooms are links to `#name`, so switching is a hash
-//! change: no reload, and Back goes to the previous room.
+//! change: no reload, and Back goes to the previous room. Unread messages that came in
+//! other rooms while the tab was hidden count in its title too (`Notifier`).
 
 use chat_proto::RoomInfo;
 use leptos::ev::SubmitEvent;
@@ -23,6 +24,8 @@ pub fn RoomList(client: ChatClient, feed: Feed, on_pick: Callback<String>) -> im
     let unread = RwSignal::new(Unread::load());
     let current = feed.room();
     let client = StoredValue::new_local(client);
+    // Unread in the other rooms listed at the last poll.
+    let elsewhere = StoredValue::new(0_u64);
 
     let refresh = move || {
         let client = client.get_value();
@@ -33,10 +36,18 @@ pub fn RoomList(client: ChatClient, feed: Feed, on_pick: Callback<String>) -> im
             let room = current.get_untracked();
             let names = list.rooms.iter().map(|r| (r.name.as_str(), r.last_id));
             // try_: the list may have been unmounted (signed out) while the call ran.
-            unread.try_update(|u| {
+            let Some(total) = unread.try_update(|u| {
                 u.observe(list.epoch, names, &room);
                 u.save();
-            });
+                let others = list.rooms.iter().filter(|r| r.name != room);
+                others.map(|r| u.count(&r.name, r.last_id)).sum::<u64>()
+            }) else {
+                return;
+            };
+            let before = elsewhere
+                .try_update_value(|n| std::mem::replace(n, total))
+                .unwrap_or(total);
+            feed.notifier().counted(total.saturating_sub(before));
             rooms.try_set(list.rooms);
         });
     };
