@@ -5,6 +5,7 @@
 //! notification, once they turned notifications on. The permission is asked only from the
 //! click on "Notify me", never on load: a prompt nobody asked for is one browsers block and
 //! people refuse. The choice is kept in localStorage.
+
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -27,8 +28,8 @@ pub struct Notifier {
     on: RwSignal<bool>,
     /// The browser did not allow them when asked: said beside the button.
     refused: RwSignal<bool>,
-    /// Messages from others that arrived while the tab was hidden, and the page's own
-    /// title, which the count goes in front of.
+    /// What arrived while the tab was hidden, and the page's own title, which the count
+    /// goes in front of.
     unseen: StoredValue<(u64, String)>,
 }
 
