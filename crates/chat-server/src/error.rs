@@ -8,6 +8,7 @@ use crate::{
     limits::{Action, RetryAfter, RETRY_AFTER_METADATA},
     metrics_endpoint::{code_name, CUT_OFF, REFUSALS},
     passwords::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS},
+    search::{MAX_QUERY_CHARS, MAX_QUERY_WORDS},
     store::StoreError,
     validate::{MAX_CLIENT_MSG_ID_CHARS, MAX_ROOM_CHARS, MAX_TEXT_BYTES},
 };
@@ -147,6 +148,12 @@ pub enum ChatError {
     MessageDeleted(u64),
     #[error("{asked:?} is not a reaction this server offers; pick one of {offered}")]
     NoSuchReaction { asked: String, offered: String },
+    #[error("search for at least one word (letters or digits)")]
+    SearchEmpty,
+    #[error("search query is too long ({0} characters); at most {MAX_QUERY_CHARS} are allowed")]
+    SearchTooLong(usize),
+    #[error("search query has too many words ({0}); at most {MAX_QUERY_WORDS} are allowed")]
+    SearchTooManyWords(usize),
 }
 
 impl From<StoreError> for ChatError {
@@ -249,5 +256,6 @@ fn to_status(err: ChatError) -> Status {
         // The message exists, but its state rules the change out.
         MessageDeleted(_) => Status::failed_precondition(msg),
         NoSuchReaction { .. } => Status::invalid_argument(msg),
+        SearchEmpty | SearchTooLong(_) | SearchTooManyWords(_) => Status::invalid_argument(msg),
     }
 }

@@ -32,6 +32,7 @@ pub mod ring_budget;
 pub mod room;
 pub mod room_creation;
 pub mod room_members;
+pub mod search;
 pub mod service;
 pub mod sessions;
 pub mod shared_rooms;

@@ -12,8 +12,9 @@ use chat_proto::{
     ChangePasswordRequest, ChangePasswordResponse, DeleteMessageRequest, DeleteMessageResponse,
     EditMessageRequest, Encoded, HistoryRequest, HistoryResponse, JoinRequest, JoinResponse,
     LeaveRequest, LeaveResponse, ListRoomsRequest, ListRoomsResponse, MessageRequest, ReactRequest,
-    ReactResponse, RegisterRequest, SignInRequest, SignOutEverywhereRequest,
-    SignOutEverywhereResponse, SubscribeRequest, TypingEvent, TypingRequest, TypingResponse,
+    ReactResponse, RegisterRequest, SearchRequest, SearchResponse, SignInRequest,
+    SignOutEverywhereRequest, SignOutEverywhereResponse, SubscribeRequest, TypingEvent,
+    TypingRequest, TypingResponse,
 };
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
@@ -27,6 +28,7 @@ use crate::{
     hub::{self, RoomHub},
     message_changes,
     room_creation::RoomCreation,
+    search::{SearchQuery, DEFAULT_SEARCH_PAGE, MAX_SEARCH_PAGE},
     sessions::{Sender, Session, Sessions, Started},
     stream_caps::StreamCaps,
     validate,
@@ -105,6 +107,20 @@ impl ChatApi {
             return Err(ChatError::GuestNotAccount(what));
         }
         Ok(session)
+    }
+
+    /// The room `name` names, if the caller may read it: every room that exists, here or
+    /// (servers sharing a database) through another server. Anything else is NOT_FOUND,
+    /// the answer for a room that does not exist, so a refusal tells nothing.
+    async fn readable_room(
+        &self,
+        name: &str,
+    ) -> Result<std::sync::Arc<crate::room::Room>, ChatError> {
+        let name = validate::room(name)?;
+        self.hub
+            .existing_anywhere(name)
+            .await?
+            .ok_or_else(|| ChatError::NoSuchRoom(name.to_owned()))
     }
 
     /// A room that exists already: changes never create one.
@@ -297,6 +313,31 @@ impl ChatService for ChatApi {
             messages,
             epoch: self.hub.epoch(),
             has_more,
+        }))
+    }
+
+    async fn search(
+        &self,
+        request: Request<SearchRequest>,
+    ) -> Result<Response<SearchResponse>, Status> {
+        self.accounts.authenticate(request.metadata()).await?;
+        let req = request.into_inner();
+        let query = SearchQuery::parse(&req.query)?;
+        let room = self.readable_room(&req.room).await?;
+        let limit = match req.limit as usize {
+            0 => DEFAULT_SEARCH_PAGE,
+            n => n.min(MAX_SEARCH_PAGE),
+        };
+        let (messages, has_more) = self
+            .hub
+            .store()
+            .search(room.name(), &query, req.before_id, limit)
+            .await
+            .map_err(ChatError::from)?;
+        Ok(Response::new(SearchResponse {
+            hits: query.hits(messages),
+            has_more,
+            epoch: self.hub.epoch(),
         }))
     }
 

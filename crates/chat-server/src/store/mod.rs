@@ -21,6 +21,8 @@ use std::{
 use chat_proto::MessageResponse;
 use tokio::sync::oneshot;
 
+use crate::search::SearchQuery;
+
 mod accounts;
 mod database;
 pub mod postgres;
@@ -540,6 +542,30 @@ impl MessageStore {
             }
             Reads::Postgres(pool) => {
                 postgres::reader::history(pool, room, before_id, limit, MAX_HISTORY_BYTES).await
+            }
+        }
+    }
+
+    /// Up to `limit` messages of `room` with id < `before_id` (0 = the newest) that hold
+    /// every word of `query`, as they are now (without reactions), newest first, and
+    /// whether older ones exist. Deleted messages are not in the index.
+    pub async fn search(
+        &self,
+        room: &str,
+        query: &SearchQuery,
+        before_id: u64,
+        limit: usize,
+    ) -> Result<(Vec<MessageResponse>, bool), StoreError> {
+        let limit = limit.min(MAX_READ_ROWS);
+        match &self.inner.reads {
+            Reads::Sqlite(readers) => {
+                let (room, query) = (room.to_owned(), query.clone());
+                readers
+                    .read(move |conn| sqlite::search::search(conn, &room, &query, before_id, limit))
+                    .await
+            }
+            Reads::Postgres(pool) => {
+                postgres::reader::search(pool, room, query, before_id, limit).await
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Applies a change event (edit, delete, reaction; see `message_changes`) to the message
 //! it names, inside the transaction that stores the event, as the SQLite store does (see
 //! `sqlite::changes`): the two are never seen apart. A delete erases the text from the
-//! message's row and from every edit event of it; PostgreSQL's old row versions are
+//! message's row and from every edit event of it, and so from its search words (a column
+//! computed from the text); PostgreSQL's old row versions, and their index entries, are
 //! reclaimed by its vacuum, and no read ever returns them.
 use chat_proto::{change::Kind, Change, MessageResponse};
 use tokio_postgres::Transaction;

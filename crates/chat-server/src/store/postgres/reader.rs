@@ -8,6 +8,7 @@ use tokio_postgres::Row;
 use super::{bound, error, Pool};
 use crate::{
     message_changes::QUOTE_CHARS,
+    search::SearchQuery,
     store::{display_form, SentId, StoreError},
 };
 
@@ -102,6 +103,43 @@ pub(in crate::store) async fn after(
         page.push(msg);
     }
     Ok(page)
+}
+
+/// Up to `limit` messages of `room` with id < `before_id` (0 = the newest) holding every
+/// word of `query`, newest first, and whether older ones exist (see `schema::V4`). The
+/// planner picks between the word index (rare words) and walking the room's ids
+/// backwards, testing each row's words (common ones).
+pub(in crate::store) async fn search(
+    pool: &Pool,
+    room: &str,
+    query: &SearchQuery,
+    before_id: u64,
+    limit: usize,
+) -> Result<(Vec<MessageResponse>, bool), StoreError> {
+    let before = if before_id == 0 {
+        i64::MAX
+    } else {
+        bound(before_id)
+    };
+    let (_permit, conn) = pool.read().await?;
+    let stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS}
+             WHERE m.room = $1 AND m.id < $2 AND m.change_kind IS NULL
+               AND m.search @@ plainto_tsquery('simple', $3)
+             ORDER BY m.id DESC LIMIT $4"
+        ))
+        .await
+        .map_err(error)?;
+    let rows = conn
+        .query(
+            &stmt,
+            &[&room, &before, &query.plain(), &(limit as i64 + 1)],
+        )
+        .await
+        .map_err(error)?;
+    let has_more = rows.len() > limit;
+    Ok((rows.iter().take(limit).map(message).collect(), has_more))
 }
 
 pub(in crate::store) async fn sent(

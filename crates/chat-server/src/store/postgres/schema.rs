@@ -14,7 +14,7 @@ use crate::store::{StoreError, StoredRoom};
 pub const VERSION: i32 = MIGRATIONS.len() as i32;
 
 /// Step `i` takes the database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Any fixed number: the advisory lock that serializes servers migrating one database.
 const MIGRATION_LOCK: i64 = 0x6368_6174_7067; // "chatpg"
@@ -99,6 +99,19 @@ const V3: &str = r#"
      WHERE NOT a.account AND NOT b.account AND a.name_key = b.name_key
        AND (a.last_active_ms, a.token_hash) < (b.last_active_ms, b.token_hash);
     CREATE UNIQUE INDEX sessions_one_guest_per_name ON sessions (name_key) WHERE NOT account;
+"#;
+
+/// Full-text search (see `crate::search`): each message's words as a `tsvector` the
+/// database keeps in step with its text (a generated column, so an edit replaces them and
+/// a delete, which empties the text, removes them), under a GIN index. The `simple`
+/// configuration lowercases and never stems nor drops stop words: a chat mixes languages,
+/// and a stemmer or stop list fits one of them, so words match as typed in any language,
+/// as in SQLite. Change events carry no words. Adding the column fills it for the
+/// messages already stored.
+const V4: &str = r#"
+    ALTER TABLE messages ADD COLUMN search tsvector GENERATED ALWAYS AS
+        (CASE WHEN change_kind IS NULL THEN to_tsvector('simple', text) END) STORED;
+    CREATE INDEX messages_search ON messages USING GIN (search);
 "#;
 
 /// Applies what is missing; returns the epoch and every room.

@@ -2,7 +2,8 @@
 //! it names, inside the transaction that stores the event, so the two are never seen
 //! apart.
 //!
-//! A delete erases the text from the message's row and from every edit event of it, and
+//! A delete erases the text from the message's row, from every edit event of it and from
+//! the search index (an edit replaces the message's words there), and
 //! the write connection runs with `secure_delete`, so SQLite zeroes the bytes it frees.
 //! What can still hold it afterwards is the write-ahead log: its frames keep the old
 //! pages until the log is overwritten from its start (SQLite restarts it once a
@@ -12,6 +13,7 @@
 use chat_proto::{change::Kind, Change, MessageResponse};
 use rusqlite::{params, Transaction};
 
+use super::search;
 use crate::sessions::name_key;
 
 pub(super) fn apply(
@@ -22,6 +24,7 @@ pub(super) fn apply(
     let (room, target) = (&event.room, change.target_id);
     match change.kind() {
         Kind::Edit => {
+            search::unindex(tx, room, target)?;
             let edited = tx
                 .prepare_cached(
                     "UPDATE messages SET text = ?3, edited_at_ms = ?4
@@ -32,9 +35,12 @@ pub(super) fn apply(
             if edited == 0 {
                 tx.prepare_cached("UPDATE messages SET text = '' WHERE room = ?1 AND id = ?2")?
                     .execute(params![room, event.id])?;
+            } else {
+                search::index(tx, room, target, &event.text)?;
             }
         }
         Kind::Delete => {
+            search::unindex(tx, room, target)?;
             tx.prepare_cached(
                 "UPDATE messages SET text = '', deleted = 1
                  WHERE room = ?1 AND id = ?2 AND change_kind IS NULL",

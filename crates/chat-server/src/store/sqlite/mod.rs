@@ -17,6 +17,9 @@ mod changes;
 pub mod maintenance;
 pub(super) mod reader;
 mod schema;
+pub(super) mod search;
+#[cfg(test)]
+mod search_tests;
 #[cfg(test)]
 mod tests;
 mod writer;

@@ -88,7 +88,7 @@ impl Readers {
 
 /// SQLite integers are signed; ids past `i64::MAX` are never stored, so clamping a bound
 /// there changes no answer.
-fn bound(id: u64) -> i64 {
+pub(super) fn bound(id: u64) -> i64 {
     i64::try_from(id).unwrap_or(i64::MAX)
 }
 
@@ -100,7 +100,8 @@ pub(in crate::store) fn room_exists(conn: &Connection, room: &str) -> rusqlite::
 
 /// Every column a message is read back with: its row (`m`), and the row it replies to
 /// (`q`, none when `reply_to` is 0, since ids start at 1). See `message`.
-const COLUMNS: &str = "m.room, m.id, m.username, m.text, m.sent_at_ms, m.guest, m.reply_to,
+pub(super) const COLUMNS: &str =
+    "m.room, m.id, m.username, m.text, m.sent_at_ms, m.guest, m.reply_to,
     m.edited_at_ms, m.deleted, m.change_kind, m.target, m.emoji, m.react_on,
     q.username, q.text, q.deleted
     FROM messages m LEFT JOIN messages q ON q.room = m.room AND q.id = m.reply_to";
@@ -235,7 +236,7 @@ fn add_reactions(
     Ok(())
 }
 
-fn message(row: &Row<'_>) -> rusqlite::Result<MessageResponse> {
+pub(super) fn message(row: &Row<'_>) -> rusqlite::Result<MessageResponse> {
     let username: String = row.get(2)?;
     let text: String = row.get(3)?;
     let deleted: bool = row.get(8)?;

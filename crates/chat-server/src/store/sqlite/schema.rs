@@ -23,7 +23,7 @@ pub const VERSION: i64 = MIGRATIONS.len() as i64;
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Step `i` takes a database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The first layout. `IF NOT EXISTS`, because files from before versioning have the tables
 /// at version 0.
@@ -106,6 +106,29 @@ const V3: &str = "
         event INTEGER NOT NULL,
         PRIMARY KEY (room, message, emoji, reactor_key)
     ) WITHOUT ROWID;
+";
+
+/// Full-text search (see `search`): an FTS5 index of every message's text as it is now,
+/// contentless (it keeps the words' positions, never the text, which `messages` has
+/// already). A message leaves it by the `delete` command, given the text it was indexed
+/// with, and `secure-delete` makes that take the words out of the index's pages rather
+/// than mask them. A row's rowid is its room's `search_key` and its id together; the
+/// index is built here for the messages already stored.
+const V4: &str = "
+    ALTER TABLE rooms ADD COLUMN search_key INTEGER;
+    UPDATE rooms SET search_key = k.n
+        FROM (SELECT name, row_number() OVER (ORDER BY name) AS n FROM rooms) k
+        WHERE k.name = rooms.name;
+    CREATE UNIQUE INDEX rooms_by_search_key ON rooms (search_key);
+    CREATE VIRTUAL TABLE message_search USING fts5 (
+        text, content = '',
+        tokenize = 'unicode61 remove_diacritics 0'
+    );
+    INSERT INTO message_search (message_search, rank) VALUES ('secure-delete', 1);
+    INSERT INTO message_search (rowid, text)
+        SELECT (r.search_key << 40) | m.id, m.text
+        FROM messages m JOIN rooms r ON r.name = m.room
+        WHERE m.change_kind IS NULL AND m.deleted = 0;
 ";
 
 /// The write connection, ready, with what the store reads once at open.

@@ -11,13 +11,13 @@ use tempfile::TempDir;
 use super::schema;
 use crate::store::*;
 
-fn db() -> (TempDir, PathBuf) {
+pub(super) fn db() -> (TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chat.db");
     (dir, path)
 }
 
-fn msg(room: &str, id: u64, text: &str) -> MessageResponse {
+pub(super) fn msg(room: &str, id: u64, text: &str) -> MessageResponse {
     MessageResponse {
         message: String::new(),
         id,
@@ -39,7 +39,7 @@ fn room_ids(store: &MessageStore) -> Vec<(String, u64)> {
         .collect()
 }
 
-async fn open(path: &Path) -> MessageStore {
+pub(super) async fn open(path: &Path) -> MessageStore {
     MessageStore::open(
         &Database::Sqlite(path.to_owned()),
         Durability::Normal,

@@ -188,8 +188,10 @@ fn write(
     let mut new_rooms: Vec<String> = Vec::new();
     let mut deleted: Vec<String> = Vec::new();
     {
-        let mut insert_room =
-            tx.prepare_cached("INSERT OR IGNORE INTO rooms (name, created_at_ms) VALUES (?1, ?2)")?;
+        let mut insert_room = tx.prepare_cached(
+            "INSERT OR IGNORE INTO rooms (name, created_at_ms, search_key)
+             VALUES (?1, ?2, (SELECT COALESCE(MAX(search_key), 0) + 1 FROM rooms))",
+        )?;
         let mut delete_room = tx.prepare_cached(
             "DELETE FROM rooms WHERE name = ?1
              AND NOT EXISTS (SELECT 1 FROM messages WHERE room = ?1)",
@@ -243,8 +245,9 @@ fn write(
                     change.map_or("", |c| c.emoji.as_str()),
                     change.is_some_and(|c| c.on),
                 ])?;
-                if let Some(change) = change {
-                    super::changes::apply(&tx, msg, change)?;
+                match change {
+                    Some(change) => super::changes::apply(&tx, msg, change)?,
+                    None => super::search::index(&tx, &msg.room, msg.id, &msg.text)?,
                 }
                 if let Some(sent) = sent {
                     insert_sent.execute(params![
