@@ -8,6 +8,7 @@
 //! land above, the scroll offset moves by their height so the rows being read stay put.
 
 use chat_proto::MessageResponse;
+use leptos::either::Either;
 use leptos::html::Ol;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -270,15 +271,16 @@ fn MessageRow(
         }
     });
     let body = if message.deleted {
-        view! { <p class="text deleted" data-testid="message-deleted">"message deleted"</p> }
-            .into_any()
+        Either::Left(
+            view! { <p class="text deleted" data-testid="message-deleted">"message deleted"</p> },
+        )
     } else {
         let edited = (message.edited_at_ms > 0).then(|| {
             view! { <span class="edited" data-testid="message-edited" title=when::full_time(message.edited_at_ms)>" (edited)"</span> }
         });
         let text = message.text.clone();
         let actions_for = message.clone();
-        view! {
+        Either::Right(view! {
             <Show
                 when=move || editing.get()
                 fallback=move || view! { <p class="text" data-testid="message-text">{message_text(&text, &me_key)}{edited.clone()}</p> }
@@ -287,8 +289,7 @@ fn MessageRow(
             </Show>
             {reactions(id, message.reactions.clone(), me, act)}
             <Actions message=actions_for mine=own editing act />
-        }
-        .into_any()
+        })
     };
     view! {
         <li class="message" class:mine=mine class:mention=mentioned data-testid="message" data-id=message.id.to_string()>
