@@ -167,11 +167,7 @@ pub fn App(
                             on_ended=signed_out_everywhere
                         />
                     </header>
-                    <Show when=move || feed.problem().with(Option::is_some)>
-                        <p class="error room-error" role="alert" data-testid="room-error">
-                            {move || feed.problem().get().unwrap_or_default()}
-                        </p>
-                    </Show>
+                    {move || feed.problem().get().map(|e| view! { <p class="error room-error" role="alert" data-testid="room-error">{e}</p> })}
                     <MessageList
                         messages=feed.messages()
                         me=my_name
@@ -183,11 +179,7 @@ pub fn App(
                         act=Callback::new(act)
                         on_jump=Callback::new(move |id| feed.jump_to(id))
                     />
-                    <Show when=move || act_error.with(Option::is_some)>
-                        <p class="error" role="alert" data-testid="action-error">
-                            {move || act_error.get().unwrap_or_default()}
-                        </p>
-                    </Show>
+                    {move || act_error.get().map(|e| view! { <p class="error" role="alert" data-testid="action-error">{e}</p> })}
                     <TypingIndicator typists=feed.typists() me=my_name />
                     <Composer
                         client=client.get_value()

@@ -159,11 +159,7 @@ pub fn Composer(
             ></textarea>
             <MentionList completion take />
             <button type="submit" data-testid="composer-send" disabled=sending>"Send"</button>
-            <Show when=move || error.with(Option::is_some)>
-                <p class="error" role="alert" data-testid="composer-error">
-                    {move || error.get().unwrap_or_default()}
-                </p>
-            </Show>
+            {move || error.get().map(|e| view! { <p class="error" role="alert" data-testid="composer-error">{e}</p> })}
         </form>
     }
 }

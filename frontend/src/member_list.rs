@@ -17,9 +17,10 @@ pub fn MemberList(members: Signal<Members>, me: Signal<String>) -> impl IntoView
                     <Member name me />
                 </For>
             </ul>
-            <Show when=move || more() != 0>
-                <p class="more" data-testid="members-more">{move || format!("and {} more", more())}</p>
-            </Show>
+            {move || match more() {
+                0 => None,
+                n => Some(view! { <p class="more" data-testid="members-more">{format!("and {n} more")}</p> }),
+            }}
         </section>
     }
 }

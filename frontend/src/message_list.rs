@@ -161,9 +161,9 @@ pub fn MessageList(
 
     view! {
         <div class="messages-frame">
-            <Show when=move || loading_older.get()>
+            {move || loading_older.get().then(|| view! {
                 <p class="older" data-testid="older-loading">"Loading older messages\u{2026}"</p>
-            </Show>
+            })}
             <ol
                 class="messages"
                 data-testid="messages"
@@ -193,9 +193,9 @@ pub fn MessageList(
             </button>
             <Announcer live />
         </div>
-        <Show when=move || messages.with(Vec::is_empty)>
+        {move || messages.with(Vec::is_empty).then(|| view! {
             <p class="empty">"No messages yet. Say hello!"</p>
-        </Show>
+        })}
     }
 }
 

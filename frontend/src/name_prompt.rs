@@ -185,11 +185,7 @@ pub fn NamePrompt(
             >
                 {button_label}
             </button>
-            <Show when=move || error.with(Option::is_some)>
-                <p class="error" role="alert" data-testid="name-error">
-                    {move || error.get().unwrap_or_default()}
-                </p>
-            </Show>
+            {move || error.get().map(|e| view! { <p class="error" role="alert" data-testid="name-error">{e}</p> })}
             <p class="hint">{move || mode.get().hint()}</p>
         </form>
     }

@@ -160,11 +160,7 @@ fn NewRoom(on_pick: Callback<String>) -> impl IntoView {
                 }
             />
             <button type="submit" data-testid="new-room-submit">"Go"</button>
-            <Show when=move || error.with(Option::is_some)>
-                <p class="error" role="alert" data-testid="new-room-error">
-                    {move || error.get().unwrap_or_default()}
-                </p>
-            </Show>
+            {move || error.get().map(|e| view! { <p class="error" role="alert" data-testid="new-room-error">{e}</p> })}
         </form>
     }
 }
