@@ -19,17 +19,14 @@ pub fn AccountMenu(
     on_ended: Callback<String>,
 ) -> impl IntoView {
     let client = StoredValue::new_local(client);
-    let guest = move || who.with(|w| w.guest);
+    // A memo, so a new name alone does not build the menu again.
+    let guest = Memo::new(move |_| who.with(|w| w.guest));
     view! {
         <span class="me">
             "You are " <strong data-testid="me">{move || who.with(|w| w.name.clone())}</strong>
-            <Show when=guest>
-                " " <span class="tag" data-testid="me-guest">"guest"</span>
-            </Show>
+            {move || guest.get().then(|| view! { " " <span class="tag" data-testid="me-guest">"guest"</span> })}
         </span>
-        <Show when=move || !guest()>
-            <AccountActions client=client.get_value() who on_ended />
-        </Show>
+        {move || (!guest.get()).then(|| view! { <AccountActions client=client.get_value() who on_ended /> })}
         <button type="button" class="link" data-testid="sign-out" on:click=move |_| on_sign_out.run(())>
             "Sign out"
         </button>

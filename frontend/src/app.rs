@@ -4,6 +4,7 @@
 //! visited; switching changes the hash, so it needs no reload and Back works.
 
 use chat_proto::MessageResponse;
+use leptos::either::Either;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -132,24 +133,24 @@ pub fn App(
         )
     };
 
-    view! {
-        <Show
-            when=move || me.with(Option::is_some)
-            fallback=move || {
-                let (initial, typed_password, mode, submit_now) = prompt_for();
-                view! {
-                    <NamePrompt
-                        client=client.get_value()
-                        initial
-                        typed_password
-                        mode
-                        submit_now
-                        notice=notice.get_untracked()
-                        on_joined
-                    />
-                }
-            }
-        >
+    // A memo: a new session (a guest joining again) does not build the chat again.
+    let signed_in = Memo::new(move |_| me.with(Option::is_some));
+    let prompt = move || {
+        let (initial, typed_password, mode, submit_now) = prompt_for();
+        view! {
+            <NamePrompt
+                client=client.get_value()
+                initial
+                typed_password
+                mode
+                submit_now
+                notice=notice.get_untracked()
+                on_joined
+            />
+        }
+    };
+    move || match signed_in.get() {
+        true => Either::Left(view! {
             <div class="chat">
                 <aside class="sidebar">
                     <RoomList client=client.get_value() feed on_pick=Callback::new(go) />
@@ -190,6 +191,7 @@ pub fn App(
                     />
                 </main>
             </div>
-        </Show>
+        }),
+        false => Either::Right(prompt()),
     }
 }

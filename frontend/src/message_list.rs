@@ -280,13 +280,13 @@ fn MessageRow(
         });
         let text = message.text.clone();
         let actions_for = message.clone();
+        // A memo: a second click on Edit does not reset the editor.
+        let editing_now = Memo::new(move |_| editing.get());
         Either::Right(view! {
-            <Show
-                when=move || editing.get()
-                fallback=move || view! { <p class="text" data-testid="message-text">{message_text(&text, &me_key)}{edited.clone()}</p> }
-            >
-                {editor(id, message.text.clone(), editing, act)}
-            </Show>
+            {move || match editing_now.get() {
+                true => Either::Left(editor(id, message.text.clone(), editing, act)),
+                false => Either::Right(view! { <p class="text" data-testid="message-text">{message_text(&text, &me_key)}{edited.clone()}</p> }),
+            }}
             {reactions(id, message.reactions.clone(), me, act)}
             <Actions message=actions_for mine=own editing act />
         })

@@ -140,6 +140,8 @@ pub fn NamePrompt(
         s => format!("Try again in {s} s"),
     };
 
+    // A memo: switching between sign in and register keeps the password field as it is.
+    let needs_password = Memo::new(move |_| mode.get() != Mode::Guest);
     view! {
         <form class="name-prompt" on:submit=on_submit>
             <h1>"Join the chat"</h1>
@@ -162,7 +164,7 @@ pub fn NamePrompt(
                     set_error.set(None);
                 }
             />
-            <Show when=move || mode.get() != Mode::Guest>
+            {move || needs_password.get().then(|| view! {
                 <label for="password-input">"Password"</label>
                 <input
                     id="password-input"
@@ -177,7 +179,7 @@ pub fn NamePrompt(
                         set_error.set(None);
                     }
                 />
-            </Show>
+            })}
             <button
                 type="submit"
                 data-testid="name-submit"
