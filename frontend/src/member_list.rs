@@ -13,9 +13,9 @@ pub fn MemberList(members: Signal<Members>, me: Signal<String>) -> impl IntoView
         <section class="members" aria-label="People here">
             <h2>"Here now " <span class="count">{move || members.with(Members::count)}</span></h2>
             <ul data-testid="members">
-                <For each=move || members.with(|m| m.names().to_vec()) key=String::clone let:name>
-                    <Member name me />
-                </For>
+                {move || {
+                    members.with(|m| m.names().iter().map(|name| view! { <Member name=name.clone() me /> }).collect_view())
+                }}
             </ul>
             {move || match more() {
                 0 => None,

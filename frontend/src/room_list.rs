@@ -97,9 +97,9 @@ pub fn RoomList(client: ChatClient, feed: Feed, on_pick: Callback<String>) -> im
         <nav class="rooms" aria-label="Rooms">
             <h2>"Rooms"</h2>
             <ul data-testid="rooms">
-                <For each=shown key=Clone::clone let:room>
-                    <RoomItem name=room.0 unread=room.1 current />
-                </For>
+                {move || {
+                    shown().into_iter().map(|(name, unread)| view! { <RoomItem name unread current /> }).collect_view()
+                }}
             </ul>
             <NewRoom on_pick />
         </nav>
