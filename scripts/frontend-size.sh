@@ -64,8 +64,9 @@ function sizes(buf) {
 }
 
 const rows = files.map((f) => ({
-  // trunk's content hash changes every build; the kind of file is what compares.
-  name: f.replace(/-[0-9a-f]{16}(?=[._])/, "-<hash>"),
+  // trunk's content hash changes every build (a 64-bit number in hex, so at times shorter
+  // than 16 digits); the kind of file is what compares.
+  name: f.replace(/-[0-9a-f]{12,16}(?=[._])/, "-<hash>"),
   ...sizes(fs.readFileSync(path.join(dist, f))),
 }));
 const total = { name: "total", raw: 0, gzip: 0, brotli: 0 };
