@@ -12,6 +12,8 @@
 //! taken meanwhile.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use bytes::{Buf, BufMut, Bytes};
@@ -32,6 +34,9 @@ use tonic_web_wasm_client::Client;
 
 use crate::session::{self, Identity, Who};
 use crate::timer::sleep_ms;
+
+/// A call's future, boxed so its code is compiled once rather than into each caller.
+type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + 'a>>;
 
 /// Why a call failed, as far as the page acts on it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -251,7 +256,7 @@ impl ChatClient {
         let request = JoinRequest {
             username: name.to_owned(),
         };
-        self.begin(path::JOIN, &request, true).await
+        self.begin(path::JOIN, request.encode_to_vec(), true).await
     }
 
     /// Registers `name` with `password` and keeps the session it starts.
@@ -260,7 +265,8 @@ impl ChatClient {
             username: name.to_owned(),
             password: password.to_owned(),
         };
-        self.begin(path::REGISTER, &request, false).await
+        self.begin(path::REGISTER, request.encode_to_vec(), false)
+            .await
     }
 
     /// Signs in to the account `name` and keeps the session.
@@ -269,18 +275,20 @@ impl ChatClient {
             username: name.to_owned(),
             password: password.to_owned(),
         };
-        self.begin(path::SIGN_IN, &request, false).await
+        self.begin(path::SIGN_IN, request.encode_to_vec(), false)
+            .await
     }
 
     /// One of the calls that start a session. Whether it is a guest's is decided by the
     /// call made, so the page never renews an account's session by joining as a guest.
+    /// Takes the request encoded, so it is compiled once for the three calls.
     async fn begin(
         &self,
         path: &'static str,
-        request: &impl Message,
+        request: Vec<u8>,
         guest: bool,
     ) -> Result<Who, ApiError> {
-        let joined: JoinResponse = decode(self.unary(path, request, None).await?)?;
+        let joined: JoinResponse = decode(self.send_bytes(path, request, None).await?)?;
         let identity = Identity {
             who: Who {
                 name: joined.username,
@@ -298,7 +306,8 @@ impl ChatClient {
     pub async fn leave(&self) {
         let gone = self.forget();
         if let Some(Identity { token, .. }) = gone {
-            let _ = self.unary(path::LEAVE, &LeaveRequest {}, Some(token)).await;
+            let request = LeaveRequest {}.encode_to_vec();
+            let _ = self.send_bytes(path::LEAVE, request, Some(token)).await;
         }
     }
 
@@ -435,31 +444,22 @@ impl ChatClient {
 
     /// A unary call with the session's token; on UNAUTHENTICATED joins again and retries
     /// once.
-    async fn authed(&self, path: &'static str, request: &impl Message) -> Result<Bytes, ApiError> {
+    fn authed(&self, path: &'static str, request: &impl Message) -> LocalFuture<'_, Bytes> {
         let body = request.encode_to_vec();
-        let mut retried = false;
-        loop {
-            let token = self.token();
-            match self.send_bytes(path, body.clone(), token.clone()).await {
-                Err(status) if status.code() == Code::Unauthenticated && !retried => {
-                    retried = true;
-                    self.rejoin(token).await?;
+        // Boxed: one copy of the retry loop, not one inlined into every caller's future.
+        Box::pin(async move {
+            let mut retried = false;
+            loop {
+                let token = self.token();
+                match self.send_bytes(path, body.clone(), token.clone()).await {
+                    Err(status) if status.code() == Code::Unauthenticated && !retried => {
+                        retried = true;
+                        self.rejoin(token).await?;
+                    }
+                    result => return Ok(result?),
                 }
-                result => return Ok(result?),
             }
-        }
-    }
-
-    /// A unary call with an explicit token (or none), no retry.
-    async fn unary(
-        &self,
-        path: &'static str,
-        request: &impl Message,
-        token: Option<String>,
-    ) -> Result<Bytes, ApiError> {
-        Ok(self
-            .send_bytes(path, request.encode_to_vec(), token)
-            .await?)
+        })
     }
 
     async fn send_bytes(
