@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 /// `live`: "NAME: text" of the last message from someone else heard on the stream.
 #[component]
-pub fn Announcer(live: Signal<Option<String>>) -> impl IntoView {
+pub fn Announcer(live: ReadSignal<Option<String>>) -> impl IntoView {
     view! {
         <div class="sr-only" aria-live="polite" data-testid="announcer">
             {move || live.get().unwrap_or_default()}

@@ -35,7 +35,7 @@ fn label(state: ConnState) -> String {
 }
 
 #[component]
-pub fn ConnectionBadge(state: Signal<ConnState>) -> impl IntoView {
+pub fn ConnectionBadge(state: ReadSignal<ConnState>) -> impl IntoView {
     view! {
         <span
             class="badge"

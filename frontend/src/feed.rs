@@ -99,8 +99,8 @@ impl Feed {
         }
     }
 
-    pub fn state(&self) -> Signal<ConnState> {
-        self.state.into()
+    pub fn state(&self) -> ReadSignal<ConnState> {
+        self.state.read_only()
     }
 
     /// The room on screen.
@@ -108,8 +108,8 @@ impl Feed {
         self.room.into()
     }
 
-    pub fn members(&self) -> Signal<Members> {
-        self.members.into()
+    pub fn members(&self) -> ReadSignal<Members> {
+        self.members.read_only()
     }
 
     /// Who is here, then who spoke lately (newest first; repeats left in): the names `@`
@@ -131,12 +131,12 @@ impl Feed {
         self.notifier
     }
 
-    pub fn typists(&self) -> Signal<Typists> {
-        self.typists.into()
+    pub fn typists(&self) -> ReadSignal<Typists> {
+        self.typists.read_only()
     }
 
-    pub fn problem(&self) -> Signal<Option<String>> {
-        self.problem.into()
+    pub fn problem(&self) -> ReadSignal<Option<String>> {
+        self.problem.read_only()
     }
 
     pub fn has_older(&self) -> Signal<bool> {
@@ -148,12 +148,12 @@ impl Feed {
         self.loading_older.into()
     }
 
-    pub fn read_before(&self) -> Signal<Option<Key>> {
-        self.read_before.into()
+    pub fn read_before(&self) -> ReadSignal<Option<Key>> {
+        self.read_before.read_only()
     }
 
-    pub fn live(&self) -> Signal<Option<String>> {
-        self.live.into()
+    pub fn live(&self) -> ReadSignal<Option<String>> {
+        self.live.read_only()
     }
 
     /// (epoch, newest id) of what is shown, i.e. what the person has seen of the room.

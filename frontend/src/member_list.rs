@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use crate::members::Members;
 
 #[component]
-pub fn MemberList(members: Signal<Members>, me: Signal<String>) -> impl IntoView {
+pub fn MemberList(members: ReadSignal<Members>, me: Signal<String>) -> impl IntoView {
     let more = move || members.with(Members::unlisted);
     view! {
         <section class="members" aria-label="People here">

@@ -36,9 +36,9 @@ pub fn MessageList(
     has_older: Signal<bool>,
     loading_older: Signal<bool>,
     /// What the reader had read on entering the room, when more has come since.
-    read_before: Signal<Option<Key>>,
+    read_before: ReadSignal<Option<Key>>,
     /// The last message from someone else heard live on the stream, for the screen reader.
-    live: Signal<Option<String>>,
+    live: ReadSignal<Option<String>>,
     on_near_top: Callback<()>,
     /// Edits, deletes, reactions and replies asked for on a message; a click on a quote
     /// asks to jump to (the id of) its original.
