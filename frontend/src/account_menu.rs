@@ -13,7 +13,7 @@ use crate::session::Who;
 #[component]
 pub fn AccountMenu(
     client: ChatClient,
-    who: Signal<Who>,
+    who: Memo<Who>,
     on_sign_out: Callback<()>,
     /// Signed out everywhere: what to tell the person on the prompt.
     on_ended: Callback<String>,
@@ -35,11 +35,7 @@ pub fn AccountMenu(
 
 /// The account's menu: change the password, sign out everywhere.
 #[component]
-fn AccountActions(
-    client: ChatClient,
-    who: Signal<Who>,
-    on_ended: Callback<String>,
-) -> impl IntoView {
+fn AccountActions(client: ChatClient, who: Memo<Who>, on_ended: Callback<String>) -> impl IntoView {
     let client = StoredValue::new_local(client);
     let (old, set_old) = signal(String::new());
     let (new, set_new) = signal(String::new());

@@ -108,13 +108,13 @@ pub fn App(
         notice.set(Some(what));
         me.set(None);
     });
-    let who = Signal::derive(move || {
+    let who = Memo::new(move |_| {
         me.get().unwrap_or(Who {
             name: String::new(),
             guest: true,
         })
     });
-    let my_name = Signal::derive(move || who.with(|w| w.name.clone()));
+    let my_name = Memo::new(move |_| who.with(|w| w.name.clone()));
     // The prompt comes back on the form that fits the last name: an account's on sign in.
     let prompt_for = move || {
         if let Some(early) = early.try_update_value(Option::take).flatten() {

@@ -22,7 +22,7 @@ use crate::typing::TypingThrottle;
 #[component]
 pub fn Composer(
     client: ChatClient,
-    room: Signal<String>,
+    room: ReadSignal<String>,
     /// The message being answered, quoted above the box until sent or cancelled.
     replying: RwSignal<Option<MessageResponse>>,
     /// The names `@` completes (see `Feed::people`), and the writer's own, left out.

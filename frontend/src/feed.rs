@@ -104,8 +104,8 @@ impl Feed {
     }
 
     /// The room on screen.
-    pub fn room(&self) -> Signal<String> {
-        self.room.into()
+    pub fn room(&self) -> ReadSignal<String> {
+        self.room.read_only()
     }
 
     pub fn members(&self) -> ReadSignal<Members> {
@@ -139,13 +139,13 @@ impl Feed {
         self.problem.read_only()
     }
 
-    pub fn has_older(&self) -> Signal<bool> {
+    pub fn has_older(&self) -> Memo<bool> {
         let timeline = self.timeline;
-        Signal::derive(move || timeline.with(Timeline::has_older))
+        Memo::new(move |_| timeline.with(Timeline::has_older))
     }
 
-    pub fn loading_older(&self) -> Signal<bool> {
-        self.loading_older.into()
+    pub fn loading_older(&self) -> ReadSignal<bool> {
+        self.loading_older.read_only()
     }
 
     pub fn read_before(&self) -> ReadSignal<Option<Key>> {
@@ -157,16 +157,16 @@ impl Feed {
     }
 
     /// (epoch, newest id) of what is shown, i.e. what the person has seen of the room.
-    pub fn seen(&self) -> Signal<(u64, u64)> {
+    pub fn seen(&self) -> Memo<(u64, u64)> {
         let timeline = self.timeline;
-        Signal::derive(move || timeline.with(|t| (t.epoch(), t.last_id())))
+        Memo::new(move |_| timeline.with(|t| (t.epoch(), t.last_id())))
     }
 
     /// The shown messages, each paired with its key: ids restart in a new epoch, so the
     /// list must key rows by (epoch, id) or it would keep an old row for a reused id.
-    pub fn messages(&self) -> Signal<Vec<((u64, u64), MessageResponse)>> {
+    pub fn messages(&self) -> Memo<Vec<((u64, u64), MessageResponse)>> {
         let timeline = self.timeline;
-        Signal::derive(move || {
+        Memo::new(move |_| {
             timeline.with(|t| {
                 t.messages()
                     .iter()

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use crate::members::Members;
 
 #[component]
-pub fn MemberList(members: ReadSignal<Members>, me: Signal<String>) -> impl IntoView {
+pub fn MemberList(members: ReadSignal<Members>, me: Memo<String>) -> impl IntoView {
     let more = move || members.with(Members::unlisted);
     view! {
         <section class="members" aria-label="People here">
@@ -26,7 +26,7 @@ pub fn MemberList(members: ReadSignal<Members>, me: Signal<String>) -> impl Into
 }
 
 #[component]
-fn Member(name: String, me: Signal<String>) -> impl IntoView {
+fn Member(name: String, me: Memo<String>) -> impl IntoView {
     let data_name = name.clone();
     let key = name.clone();
     let mine = move || me.with(|me| *me == key);

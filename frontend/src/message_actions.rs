@@ -21,7 +21,7 @@ pub enum Act {
 pub fn reactions(
     id: u64,
     list: Vec<Reaction>,
-    me: Signal<String>,
+    me: Memo<String>,
     act: Callback<Act>,
 ) -> impl IntoView {
     let chips = list

@@ -31,10 +31,10 @@ const TICK_MS: u32 = 20_000;
 
 #[component]
 pub fn MessageList(
-    messages: Signal<Vec<(Key, MessageResponse)>>,
-    me: Signal<String>,
-    has_older: Signal<bool>,
-    loading_older: Signal<bool>,
+    messages: Memo<Vec<(Key, MessageResponse)>>,
+    me: Memo<String>,
+    has_older: Memo<bool>,
+    loading_older: ReadSignal<bool>,
     /// What the reader had read on entering the room, when more has come since.
     read_before: ReadSignal<Option<Key>>,
     /// The last message from someone else heard live on the stream, for the screen reader.
@@ -222,7 +222,7 @@ fn line(
 #[component]
 fn MessageRow(
     row: Row,
-    me: Signal<String>,
+    me: Memo<String>,
     tick: RwSignal<bool>,
     act: Callback<Act>,
     on_jump: Callback<u64>,

@@ -63,8 +63,9 @@ pub fn RoomList(client: ChatClient, feed: Feed, on_pick: Callback<String>) -> im
     on_cleanup(move || focus.remove());
 
     // What is on screen is read.
+    let seen = feed.seen();
     Effect::new(move || {
-        let (epoch, last_id) = feed.seen().get();
+        let (epoch, last_id) = seen.get();
         let room = current.get();
         unread.update(|u| {
             u.mark_read(epoch, &room, last_id);
@@ -107,7 +108,7 @@ pub fn RoomList(client: ChatClient, feed: Feed, on_pick: Callback<String>) -> im
 }
 
 #[component]
-fn RoomItem(name: String, unread: u64, current: Signal<String>) -> impl IntoView {
+fn RoomItem(name: String, unread: u64, current: ReadSignal<String>) -> impl IntoView {
     let here = {
         let name = name.clone();
         Memo::new(move |_| current.with(|c| *c == name))

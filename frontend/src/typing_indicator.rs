@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use crate::typing::Typists;
 
 #[component]
-pub fn TypingIndicator(typists: ReadSignal<Typists>, me: Signal<String>) -> impl IntoView {
+pub fn TypingIndicator(typists: ReadSignal<Typists>, me: Memo<String>) -> impl IntoView {
     let line = move || typists.with(|t| me.with(|me| t.line(me)));
     view! {
         <p class="typing" data-testid="typing" aria-live="polite">
