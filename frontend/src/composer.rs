@@ -27,7 +27,7 @@ pub fn Composer(
     replying: RwSignal<Option<MessageResponse>>,
     /// The names `@` completes (see `Feed::people`), and the writer's own, left out.
     people: Signal<Vec<String>>,
-    me: Signal<String>,
+    me: Memo<String>,
 ) -> impl IntoView {
     let (text, set_text) = signal(String::new());
     let completion = Completion::new(text, people, me);

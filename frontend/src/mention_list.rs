@@ -28,7 +28,7 @@ pub struct Completion {
 
 impl Completion {
     /// Completes `@name` in `text` with `people`, leaving out `me`.
-    pub fn new(text: ReadSignal<String>, people: Signal<Vec<String>>, me: Signal<String>) -> Self {
+    pub fn new(text: ReadSignal<String>, people: Signal<Vec<String>>, me: Memo<String>) -> Self {
         let typed = RwSignal::new(None::<(usize, usize)>);
         let offered = Signal::derive(move || {
             let Some((at, caret)) = typed.get() else {
