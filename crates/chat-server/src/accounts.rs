@@ -142,6 +142,16 @@ impl Accounts {
         Ok(())
     }
 
+    /// The name the account holding `name` (validated) registered, if one does: read
+    /// from the database, unless this server knows it holds every account (SQLite) and
+    /// `name` is not one.
+    pub async fn registered_as(&self, name: &str) -> Result<Option<String>, ChatError> {
+        if !self.store.is_shared() && !self.sessions.is_registered(name) {
+            return Ok(None);
+        }
+        Ok(self.load_account(&name_key(name)).await?.map(|a| a.name))
+    }
+
     /// A guest session holding `name` (validated), stored before its token is handed out.
     pub async fn join(&self, name: &str) -> Result<Started, ChatError> {
         self.learn_registered(name).await?;

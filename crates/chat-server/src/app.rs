@@ -149,6 +149,7 @@ pub async fn open_hub(config: &Config) -> io::Result<RoomHub> {
         db: &config.db,
         durability: config.db_sync.into(),
         max_rooms: config.max_rooms,
+        max_conversations: config.max_conversations,
         queue_len: config.subscriber_queue,
         fanout_bytes: config.fanout_memory_mb.saturating_mul(1 << 20),
         store_reads: config.store_reads(),

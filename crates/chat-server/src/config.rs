@@ -60,7 +60,8 @@ pub struct Config {
     pub subscriber_queue: usize,
 
     /// Memory all rooms' fan-out rings may hold together, in MiB. One room may hold an
-    /// eighth of it; half of it is split evenly over `--max-rooms` as each room's floor,
+    /// eighth of it; half of it is split evenly over `--max-rooms` and
+    /// `--max-conversations` as each room's (and conversation's) floor,
     /// which other rooms' traffic never takes. A ring nobody reads holds nothing.
     #[arg(long, env = "CHAT_FANOUT_MEMORY_MB", default_value_t = 256)]
     pub fanout_memory_mb: usize,
@@ -79,6 +80,11 @@ pub struct Config {
     /// Most rooms that may exist; creating one more is refused (RESOURCE_EXHAUSTED).
     #[arg(long, env = "CHAT_MAX_ROOMS", default_value_t = 1000)]
     pub max_rooms: usize,
+
+    /// Most direct-message conversations that may exist, besides the rooms; starting one
+    /// more is refused (RESOURCE_EXHAUSTED). Each has a fan-out ring like a room's.
+    #[arg(long, env = "CHAT_MAX_CONVERSATIONS", default_value_t = 1000)]
+    pub max_conversations: usize,
 
     /// Rooms one session, and one address, may create per hour (all at once if they
     /// like, then spread over the hour); 0 = unlimited. Only signed-in people create rooms.

@@ -48,7 +48,11 @@ pub enum ChatError {
     SubscriberLagged { queue_len: usize, last_id: u64 },
     #[error("there are already {0} rooms, the most this server allows; use an existing room")]
     TooManyRooms(usize),
-    #[error("there is no room named {0:?}")]
+    #[error("there are already {0} conversations, the most this server allows; try again later")]
+    TooManyConversations(usize),
+    /// Also every conversation the caller may not read (see `room_access`): the words
+    /// depend on the name asked only.
+    #[error("there is no room named {0:?}{hint}", hint = direct_hint(.0))]
     NoSuchRoom(String),
     #[error(
         "{0} needs a session: call Join and send its token as `authorization: Bearer <token>`"
@@ -156,6 +160,14 @@ pub enum ChatError {
     SearchTooManyWords(usize),
 }
 
+/// What `@NAME` means, for whoever asked for one they cannot have.
+fn direct_hint(asked: &str) -> &'static str {
+    match crate::direct::is_direct(asked) {
+        true => "; @NAME is your conversation with the account NAME, and only registered accounts (signed in) have conversations",
+        false => "",
+    }
+}
+
 impl From<StoreError> for ChatError {
     fn from(err: StoreError) -> Self {
         match err {
@@ -206,7 +218,7 @@ fn to_status(err: ChatError) -> Status {
             metrics::counter!(CUT_OFF, "reason" => "lagged").increment(1);
             Status::aborted(msg)
         }
-        TooManyRooms(_) => Status::resource_exhausted(msg),
+        TooManyRooms(_) | TooManyConversations(_) => Status::resource_exhausted(msg),
         NoSuchRoom(_) => Status::not_found(msg),
         SignInRequired(_) => Status::unauthenticated(msg),
         NameMismatch { .. } => Status::permission_denied(msg),

@@ -6,6 +6,9 @@
 //! up in `open`); that is the only way a message reaches subscribers, so whatever they
 //! see is already on disk.
 //!
+//! Conversations (`direct`) are rooms here too, under their key, with a cap of their own
+//! so they never take a room's place nor show in the rooms' count.
+//!
 //! Who may create a room is `room_creation`'s rule; the hub only keeps the cap. Rooms
 //! that never got a message and that nobody has open are dropped after a while (see
 //! `drop_unused_rooms`), so names tried once do not pile up.
@@ -21,6 +24,7 @@ use chat_proto::{chat_event::Event, ChatEvent, Encoded, RoomInfo, TypingEvent, W
 use crate::{
     bus::Bus,
     client_stream::ClientStream,
+    direct,
     error::ChatError,
     idempotency::{self, InFlight},
     metrics_endpoint::CUT_OFF,
@@ -47,6 +51,7 @@ struct HubInner {
     store: MessageStore,
     in_flight: InFlight,
     max_rooms: usize,
+    max_conversations: usize,
     rings: Arc<RingBudget>,
     /// Set once, at start, when servers share the database (see `join_bus`).
     bus: Arc<OnceLock<Bus>>,
@@ -58,6 +63,8 @@ pub struct HubSettings<'a> {
     pub db: &'a Database,
     pub durability: Durability,
     pub max_rooms: usize,
+    /// Most conversations (`direct`), besides the rooms.
+    pub max_conversations: usize,
     /// Events a subscriber may fall behind before it is cut off.
     pub queue_len: usize,
     /// Bytes all rooms' fan-out rings may hold together (see `ring_budget`).
@@ -115,10 +122,11 @@ impl RoomHub {
         )
         .await?;
         let max_rooms = settings.max_rooms.max(1);
+        let max_conversations = settings.max_conversations;
         let rings = Arc::new(RingBudget::new(
             settings.queue_len,
             settings.fanout_bytes,
-            max_rooms,
+            max_rooms + max_conversations,
         ));
         {
             let mut map = rooms.write().unwrap();
@@ -135,6 +143,7 @@ impl RoomHub {
                 store,
                 in_flight: InFlight::default(),
                 max_rooms,
+                max_conversations,
                 rings,
                 bus,
                 shared_list: SharedRoomList::default(),
@@ -198,13 +207,16 @@ impl RoomHub {
         if self.inner.bus.get().is_none() {
             return self.get_or_create(name);
         }
-        match self
-            .inner
-            .store
-            .create_room_within(name, self.inner.max_rooms)
-            .await?
-        {
-            RoomCreated::Full => Err(ChatError::TooManyRooms(self.inner.max_rooms)),
+        // A conversation counts against its own cap (the store counts its kind only).
+        let (cap, full): (usize, fn(usize) -> ChatError) = match direct::is_direct(name) {
+            true => (
+                self.inner.max_conversations,
+                ChatError::TooManyConversations,
+            ),
+            false => (self.inner.max_rooms, ChatError::TooManyRooms),
+        };
+        match self.inner.store.create_room_within(name, cap).await? {
+            RoomCreated::Full => Err(full(cap)),
             RoomCreated::Created => {
                 tracing::info!(room = name, "room created");
                 self.inner.shared_list.forget().await;
@@ -249,8 +261,8 @@ impl RoomHub {
     }
 
     /// The room, created (and recorded in the store) if it does not exist, up to the room
-    /// cap counted here: for one server (see `create`). Whether the caller may create
-    /// rooms is `room_creation`'s to decide.
+    /// cap counted here (for a conversation, the conversation cap): for one server (see
+    /// `create`). Whether the caller may create rooms is `room_creation`'s to decide.
     pub fn get_or_create(&self, name: &str) -> Result<Arc<Room>, ChatError> {
         if let Some(room) = self.existing(name) {
             return Ok(room);
@@ -259,8 +271,21 @@ impl RoomHub {
         if let Some(room) = rooms.get(name) {
             return Ok(room.clone());
         }
-        if rooms.len() >= self.inner.max_rooms {
-            return Err(ChatError::TooManyRooms(self.inner.max_rooms));
+        let direct = direct::is_direct(name);
+        let kept = rooms
+            .keys()
+            .filter(|k| direct::is_direct(k) == direct)
+            .count();
+        match direct {
+            false if kept >= self.inner.max_rooms => {
+                return Err(ChatError::TooManyRooms(self.inner.max_rooms))
+            }
+            true if kept >= self.inner.max_conversations => {
+                return Err(ChatError::TooManyConversations(
+                    self.inner.max_conversations,
+                ))
+            }
+            _ => {}
         }
         let room = Arc::new(Room::new(name, 0, self.inner.rings.clone()));
         rooms.insert(name.to_owned(), room.clone());
@@ -322,7 +347,7 @@ impl RoomHub {
     }
 
     /// The `limit` most recently active rooms, most recent first (ties by name), and how
-    /// many rooms exist: this server's (`list_page`), or with servers sharing the
+    /// many rooms exist (conversations are neither): this server's (`list_page`), or with servers sharing the
     /// database, the database's (see `shared_rooms`).
     pub async fn list(&self, limit: usize) -> Result<(Vec<RoomInfo>, usize), ChatError> {
         if self.inner.bus.get().is_none() {
@@ -336,32 +361,31 @@ impl RoomHub {
     }
 
     /// The `limit` most recently active rooms this server holds, most recent first (ties
-    /// by name), and how many it holds. A bounded heap picks them in one pass, so the cost per call is
+    /// by name), and how many it holds, conversations left out. A bounded heap picks them in one pass, so the cost per call is
     /// O(rooms x log limit) with no allocation beyond the page.
     pub fn list_page(&self, limit: usize) -> (Vec<RoomInfo>, usize) {
         let rooms = self.inner.rooms.read().unwrap();
-        // Min-heap of the best `limit` so far; the root is the first to give way.
-        let mut top: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(limit + 1);
-        for room in rooms.values() {
-            top.push(Reverse(Ranked {
-                last_active_ms: room.last_active_ms(),
-                room,
-            }));
-            if top.len() > limit {
-                top.pop();
-            }
-        }
-        let page = top
-            .into_sorted_vec()
-            .into_iter()
-            .map(|Reverse(ranked)| RoomInfo {
-                name: ranked.room.name().to_owned(),
-                members: ranked.room.member_count() as u32,
-                last_id: ranked.room.last_id(),
-                last_active_ms: i64::try_from(ranked.last_active_ms).unwrap_or(i64::MAX),
-            })
-            .collect();
-        (page, rooms.len())
+        let mut total = 0;
+        let page = top_active(
+            rooms
+                .values()
+                .filter(|room| !direct::is_direct(room.name())),
+            limit,
+            |room| {
+                total += 1;
+                Some(room.name().to_owned())
+            },
+        );
+        (page, total)
+    }
+
+    /// The `limit` most recently active conversations of the account `me`, each named as
+    /// they name it (`@peer`), most recent first.
+    pub fn conversations_of(&self, me: &str, limit: usize) -> Vec<RoomInfo> {
+        let rooms = self.inner.rooms.read().unwrap();
+        top_active(rooms.values(), limit, |room| {
+            direct::as_seen_by(room.name(), me)
+        })
     }
 
     /// Drops every room (never `general`) that has no message, that nobody holds (no
@@ -482,7 +506,10 @@ impl RoomHub {
         let rooms = self.rooms();
         let mut stats = MemoryStats {
             rooms: rooms.len(),
-            ring_bound: self.inner.rings.bound(self.inner.max_rooms),
+            ring_bound: self
+                .inner
+                .rings
+                .bound(self.inner.max_rooms + self.inner.max_conversations),
             ..MemoryStats::default()
         };
         for room in rooms {
@@ -509,16 +536,49 @@ impl RoomHub {
     }
 }
 
+/// The `limit` most recently active of `rooms` that `name` shows (by the name it gives),
+/// most recent first: a min-heap of the best `limit` so far, whose root is the first to
+/// give way.
+fn top_active<'a>(
+    rooms: impl Iterator<Item = &'a Arc<Room>>,
+    limit: usize,
+    mut name: impl FnMut(&Room) -> Option<String>,
+) -> Vec<RoomInfo> {
+    let mut top: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(limit + 1);
+    for room in rooms {
+        let Some(name) = name(room) else { continue };
+        top.push(Reverse(Ranked {
+            last_active_ms: room.last_active_ms(),
+            name,
+            room,
+        }));
+        if top.len() > limit {
+            top.pop();
+        }
+    }
+    top.into_sorted_vec()
+        .into_iter()
+        .map(|Reverse(ranked)| RoomInfo {
+            members: ranked.room.member_count() as u32,
+            last_id: ranked.room.last_id(),
+            last_active_ms: i64::try_from(ranked.last_active_ms).unwrap_or(i64::MAX),
+            name: ranked.name,
+        })
+        .collect()
+}
+
 /// A room's place in ListRooms: more recently active first, then by name. Read once, so
 /// a message arriving meanwhile cannot reorder the heap under it.
 struct Ranked<'a> {
     last_active_ms: u64,
+    /// As the caller sees it.
+    name: String,
     room: &'a Room,
 }
 
 impl Ranked<'_> {
     fn key(&self) -> (u64, Reverse<&str>) {
-        (self.last_active_ms, Reverse(self.room.name()))
+        (self.last_active_ms, Reverse(&self.name))
     }
 }
 
@@ -579,6 +639,7 @@ mod tests {
             db,
             durability: Durability::Normal,
             max_rooms: 100,
+            max_conversations: 100,
             queue_len: 16,
             fanout_bytes: 1 << 20,
             store_reads: 2,

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chat_proto::names::MAX_CHARS as MAX_NAME_CHARS;
 
-use crate::validate::{MAX_ROOM_CHARS, MAX_TEXT_BYTES};
+use crate::{direct::MAX_KEY_BYTES, validate::MAX_TEXT_BYTES};
 
 /// What an entry costs beside its encoded bytes: the `Arc<Entry>` allocation (counts and
 /// the entry itself), its slot in the ring and the shared header of its buffer. An upper
@@ -19,9 +19,10 @@ use crate::validate::{MAX_ROOM_CHARS, MAX_TEXT_BYTES};
 pub const ENTRY_OVERHEAD: usize = 160;
 
 /// The largest entry a chat message makes: the text twice (the protocol's display form
-/// `[name]: text` and the text itself), the name twice, the room, ids, tags and lengths.
+/// `[name]: text` and the text itself), the name twice, the room (a conversation's key is
+/// the longest), ids, tags and lengths.
 pub const MAX_ENTRY_BYTES: usize =
-    2 * MAX_TEXT_BYTES + 3 * 4 * MAX_NAME_CHARS + MAX_ROOM_CHARS + 64 + ENTRY_OVERHEAD;
+    2 * MAX_TEXT_BYTES + 3 * 4 * MAX_NAME_CHARS + MAX_KEY_BYTES + 64 + ENTRY_OVERHEAD;
 
 pub struct RingBudget {
     /// Events one ring keeps (`--subscriber-queue`).

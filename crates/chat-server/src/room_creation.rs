@@ -1,7 +1,9 @@
 //! Who may create a room, and how often. A room is created only for someone signed in
 //! (guests included): a token-less client keeps to rooms that exist (`general` always
 //! does), so a script cannot fill the room cap with names. Creating is limited per
-//! session and per address, so neither fresh sessions nor one session alone can.
+//! session and per address, so neither fresh sessions nor one session alone can. A
+//! conversation (`direct`) is not made by choosing a name: its two accounts may always
+//! open theirs (`room_access` checked them), and the conversation cap bounds them all.
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
@@ -52,7 +54,9 @@ impl RoomCreation {
             return Ok(room);
         }
         let session = session.ok_or_else(|| ChatError::RoomNeedsSignIn(name.to_owned()))?;
-        self.take(session.id(), client.map(|ClientIp(ip)| AddressKey::of(*ip)))?;
+        if !crate::direct::is_direct(name) {
+            self.take(session.id(), client.map(|ClientIp(ip)| AddressKey::of(*ip)))?;
+        }
         hub.create(name).await
     }
 

@@ -1,6 +1,7 @@
 //! The gRPC handlers of `grpcchat.ChatService`. Thin on purpose: find out who is calling
 //! (`sessions`), validate the request, call the hub, shape the answer. Rules live in
-//! `validate` and `limits`, behaviour in `hub`/`room`, status codes in `error`.
+//! `validate` and `limits`, who may use which room in `room_access` (every `room` of a
+//! request passes it), behaviour in `hub`/`room`, status codes in `error`.
 //!
 //! Fanned-out answers are `Encoded` (see chat-proto): each message was encoded once when
 //! it was committed, and these handlers only pass the bytes along.
@@ -24,9 +25,11 @@ use crate::{
     address_budgets::AddressBudgets,
     client_addr::ClientIp,
     client_stream::ClientStream,
+    direct,
     error::ChatError,
     hub::{self, RoomHub},
     message_changes,
+    room_access::RoomAccess,
     room_creation::RoomCreation,
     search::{SearchQuery, DEFAULT_SEARCH_PAGE, MAX_SEARCH_PAGE},
     sessions::{Sender, Session, Sessions, Started},
@@ -47,6 +50,7 @@ pub struct ChatApi {
     hub: RoomHub,
     sessions: Sessions,
     accounts: Accounts,
+    access: RoomAccess,
     budgets: AddressBudgets,
     stream_caps: StreamCaps,
     rooms: RoomCreation,
@@ -65,6 +69,7 @@ impl ChatApi {
         ChatApi {
             hub,
             sessions: accounts.sessions().clone(),
+            access: RoomAccess::new(accounts.clone()),
             accounts,
             budgets,
             stream_caps,
@@ -109,26 +114,32 @@ impl ChatApi {
         Ok(session)
     }
 
-    /// The room `name` names, if the caller may read it: every room that exists, here or
-    /// (servers sharing a database) through another server. Anything else is NOT_FOUND,
-    /// the answer for a room that does not exist, so a refusal tells nothing.
+    /// The room `asked` names for the caller, if they may read it: every room that exists,
+    /// here or (servers sharing a database) through another server, and their own
+    /// conversations (see `room_access`). Anything else is NOT_FOUND, the answer for a room
+    /// that does not exist, so a refusal tells nothing.
     async fn readable_room(
         &self,
-        name: &str,
+        session: Option<&Session>,
+        asked: &str,
     ) -> Result<std::sync::Arc<crate::room::Room>, ChatError> {
-        let name = validate::room(name)?;
+        let name = self.access.resolve(session, asked).await?;
         self.hub
-            .existing_anywhere(name)
+            .existing_anywhere(&name)
             .await?
-            .ok_or_else(|| ChatError::NoSuchRoom(name.to_owned()))
+            .ok_or_else(|| ChatError::NoSuchRoom(asked.to_owned()))
     }
 
-    /// A room that exists already: changes never create one.
-    fn existing_room(&self, name: &str) -> Result<std::sync::Arc<crate::room::Room>, ChatError> {
-        let name = validate::room(name)?;
+    /// A room `session` may use that exists already: changes never create one.
+    async fn existing_room(
+        &self,
+        session: &Session,
+        asked: &str,
+    ) -> Result<std::sync::Arc<crate::room::Room>, ChatError> {
+        let name = self.access.resolve(Some(session), asked).await?;
         self.hub
-            .existing(name)
-            .ok_or_else(|| ChatError::NoSuchRoom(name.to_owned()))
+            .existing(&name)
+            .ok_or_else(|| ChatError::NoSuchRoom(asked.to_owned()))
     }
 }
 
@@ -141,7 +152,7 @@ impl ChatService for ChatApi {
         let session = self.accounts.authenticate(request.metadata()).await?;
         let client = client_ip(&request);
         let req = request.into_inner();
-        let room = validate::room(&req.room)?;
+        let room = self.access.resolve(session.as_ref(), &req.room).await?;
         let text = validate::text(&req.message)?;
         let client_msg_id = validate::client_msg_id(&req.client_msg_id)?;
         if session.is_none() {
@@ -159,7 +170,7 @@ impl ChatService for ChatApi {
         )?;
         let room = self
             .rooms
-            .room(&self.hub, room, session.as_ref(), client.as_ref())
+            .room(&self.hub, &room, session.as_ref(), client.as_ref())
             .await?;
         let reply = reply(&self.hub, room.name(), req.reply_to).await?;
         let msg = self
@@ -192,6 +203,7 @@ impl ChatService for ChatApi {
         let accounts = self.accounts.clone();
         let budgets = self.budgets.clone();
         let rooms = self.rooms.clone();
+        let access = self.access.clone();
         let stream = async_stream::try_stream! {
             let (_slot, _capped) = (slot, capped);
             let Some(first) = inbound.message().await? else { return };
@@ -203,8 +215,9 @@ impl ChatService for ChatApi {
                     name
                 }
             };
-            let room = validate::room(&first.room)?;
-            let room = rooms.room(&hub, room, session.as_ref(), client.as_ref()).await?;
+            let asked = first.room.clone();
+            let room = access.resolve(session.as_ref(), &asked).await?;
+            let room = rooms.room(&hub, &room, session.as_ref(), client.as_ref()).await?;
             // Open before posting, so the sender sees its own first message.
             let opened = room.open(session.as_ref().map(|s| s.name()), None, stream_end);
             let _member = opened.guard;
@@ -222,7 +235,7 @@ impl ChatService for ChatApi {
             let mut session_ended = session.as_ref().map(|s| Box::pin(s.ended()));
             loop {
                 if let Some(req) = next_request.take() {
-                    if let Some(text) = broadcast_text(&req, &name, room.name())? {
+                    if let Some(text) = broadcast_text(&req, &name, &asked, room.name())? {
                         let client_msg_id = validate::client_msg_id(&req.client_msg_id)?;
                         let sender = sender(&sessions, &budgets, session.as_ref(), &req.username, client)?;
                         let reply = reply(&hub, room.name(), req.reply_to).await?;
@@ -271,11 +284,11 @@ impl ChatService for ChatApi {
         let client = request.extensions().get::<ClientStream>().cloned();
         let client_addr = client_ip(&request);
         let req = request.into_inner();
-        let room = validate::room(&req.room)?;
         let session = slot.as_ref().map(|slot| slot.session());
+        let room = self.access.resolve(session, &req.room).await?;
         let room = self
             .rooms
-            .room(&self.hub, room, session, client_addr.as_ref())
+            .room(&self.hub, &room, session, client_addr.as_ref())
             .await?;
         self.hub.catch_up(&room, req.after_id).await?;
         let subscription = self.hub.subscribe(
@@ -301,14 +314,14 @@ impl ChatService for ChatApi {
         &self,
         request: Request<HistoryRequest>,
     ) -> Result<Response<HistoryResponse>, Status> {
-        self.accounts.authenticate(request.metadata()).await?;
+        let session = self.accounts.authenticate(request.metadata()).await?;
         let req = request.into_inner();
-        let room = validate::room(&req.room)?;
+        let room = self.access.resolve(session.as_ref(), &req.room).await?;
         let limit = match req.limit as usize {
             0 => DEFAULT_HISTORY_PAGE,
             n => n.min(MAX_HISTORY_PAGE),
         };
-        let (messages, has_more) = self.hub.history(room, req.before_id, limit).await?;
+        let (messages, has_more) = self.hub.history(&room, req.before_id, limit).await?;
         Ok(Response::new(HistoryResponse {
             messages,
             epoch: self.hub.epoch(),
@@ -320,10 +333,10 @@ impl ChatService for ChatApi {
         &self,
         request: Request<SearchRequest>,
     ) -> Result<Response<SearchResponse>, Status> {
-        self.accounts.authenticate(request.metadata()).await?;
+        let session = self.accounts.authenticate(request.metadata()).await?;
         let req = request.into_inner();
         let query = SearchQuery::parse(&req.query)?;
-        let room = self.readable_room(&req.room).await?;
+        let room = self.readable_room(session.as_ref(), &req.room).await?;
         let limit = match req.limit as usize {
             0 => DEFAULT_SEARCH_PAGE,
             n => n.min(MAX_SEARCH_PAGE),
@@ -363,16 +376,21 @@ impl ChatService for ChatApi {
         &self,
         request: Request<ListRoomsRequest>,
     ) -> Result<Response<ListRoomsResponse>, Status> {
-        self.accounts.authenticate(request.metadata()).await?;
+        let session = self.accounts.authenticate(request.metadata()).await?;
         let limit = match request.get_ref().limit as usize {
             0 => DEFAULT_ROOMS_PAGE,
             n => n.min(MAX_ROOMS_PAGE),
         };
         let (rooms, total) = self.hub.list(limit).await?;
+        let direct = match session.filter(|s| !s.is_guest()) {
+            Some(me) => self.hub.conversations_of(me.name(), limit),
+            None => Vec::new(),
+        };
         Ok(Response::new(ListRoomsResponse {
             rooms,
             epoch: self.hub.epoch(),
             total: total as u32,
+            direct,
         }))
     }
 
@@ -433,7 +451,9 @@ impl ChatService for ChatApi {
         request: Request<TypingRequest>,
     ) -> Result<Response<TypingResponse>, Status> {
         let session = self.signed_in(&request, "Typing").await?;
-        let room = self.existing_room(&request.get_ref().room)?;
+        let room = self
+            .existing_room(&session, &request.get_ref().room)
+            .await?;
         session.check_typing_rate()?;
         self.hub.typing(
             &room,
@@ -451,7 +471,7 @@ impl ChatService for ChatApi {
     ) -> Result<Response<MessageResponse>, Status> {
         let session = self.account(&request, "EditMessage").await?;
         let req = request.get_ref();
-        let room = self.existing_room(&req.room)?;
+        let room = self.existing_room(&session, &req.room).await?;
         let text = validate::text(&req.text)?;
         let edit = message_changes::edit(&self.hub, &room, &session, req.id, text).await?;
         Ok(Response::new(Encoded::new(&*edit)))
@@ -463,7 +483,7 @@ impl ChatService for ChatApi {
     ) -> Result<Response<DeleteMessageResponse>, Status> {
         let session = self.account(&request, "DeleteMessage").await?;
         let req = request.get_ref();
-        let room = self.existing_room(&req.room)?;
+        let room = self.existing_room(&session, &req.room).await?;
         message_changes::delete(&self.hub, &room, &session, req.id).await?;
         Ok(Response::new(DeleteMessageResponse {}))
     }
@@ -474,7 +494,7 @@ impl ChatService for ChatApi {
     ) -> Result<Response<ReactResponse>, Status> {
         let session = self.signed_in(&request, "React").await?;
         let req = request.get_ref();
-        let room = self.existing_room(&req.room)?;
+        let room = self.existing_room(&session, &req.room).await?;
         let on = message_changes::react(&self.hub, &room, &session, req.id, &req.emoji).await?;
         Ok(Response::new(ReactResponse { on }))
     }
@@ -520,6 +540,7 @@ fn sender<'a>(
 fn broadcast_text<'a>(
     req: &'a MessageRequest,
     name: &str,
+    asked: &str,
     room: &str,
 ) -> Result<Option<&'a str>, ChatError> {
     // A signed-in stream may leave the name out; a bare one repeats it, in any form that
@@ -533,7 +554,8 @@ fn broadcast_text<'a>(
             asked: req.username.clone(),
         });
     }
-    if validate::room(&req.room)? != room {
+    // A conversation by the name the stream was opened with; a room in any form.
+    if req.room != asked && (direct::is_direct(&req.room) || validate::room(&req.room)? != room) {
         return Err(ChatError::BroadcastRoomChanged {
             joined: room.to_owned(),
             asked: req.room.clone(),

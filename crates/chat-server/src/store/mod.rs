@@ -419,7 +419,7 @@ impl MessageStore {
     }
 
     /// With PostgreSQL: records `name` now, in a transaction of its own, unless `cap` rooms
-    /// exist already, counted in the database, so servers sharing it keep one cap between
+    /// (for a conversation, `cap` conversations) exist already, counted in the database, so servers sharing it keep one cap between
     /// them. (SQLite's one server keeps its cap in memory, see `RoomHub::get_or_create`.)
     pub async fn create_room_within(
         &self,

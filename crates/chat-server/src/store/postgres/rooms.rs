@@ -11,7 +11,8 @@ use crate::store::{RoomCreated, StoreError, StoredRoom};
 /// Any fixed number, other than the migrations': the lock room creations queue on.
 const ROOM_CAP_LOCK: i64 = 0x0063_6861_7463_6170; // "chatcap"
 
-/// Records `name`, created at `created_at_ms`, unless `cap` rooms exist already.
+/// Records `name`, created at `created_at_ms`, unless `cap` rooms exist already; for a
+/// conversation (`direct`, a name starting with `@`), unless `cap` conversations do.
 pub(in crate::store) async fn create_within(
     pool: &Pool,
     name: &str,
@@ -26,7 +27,12 @@ pub(in crate::store) async fn create_within(
     // Under the lock nobody else creates, so the count holds until commit. (A message's
     // upsert may still bring back a room dropped meanwhile, which was counted before.)
     let row = tx
-        .query_one("SELECT count(*), bool_or(name = $1) FROM rooms", &[&name])
+        .query_one(
+            "SELECT count(*) FILTER (WHERE (name LIKE '@%') = ($1::text LIKE '@%')),
+                    bool_or(name = $1)
+             FROM rooms",
+            &[&name],
+        )
         .await
         .map_err(error)?;
     let (count, exists): (i64, Option<bool>) = (row.get(0), row.get(1));
@@ -48,7 +54,7 @@ pub(in crate::store) async fn create_within(
 }
 
 /// The `limit` most recently active rooms, most recent first (ties by name), and how many
-/// rooms there are.
+/// rooms there are; conversations (`direct`) are neither.
 pub(in crate::store) async fn page(
     pool: &Pool,
     limit: usize,
@@ -58,7 +64,7 @@ pub(in crate::store) async fn page(
         .prepare_cached(
             "SELECT name, last_id, GREATEST(last_active_ms, created_at_ms) AS active,
                     count(*) OVER ()
-             FROM rooms ORDER BY active DESC, name LIMIT $1",
+             FROM rooms WHERE name NOT LIKE '@%' ORDER BY active DESC, name LIMIT $1",
         )
         .await
         .map_err(error)?;
