@@ -672,9 +672,11 @@ async fn a_flood_of_large_messages_in_many_rooms_stays_within_the_memory_bound()
     let bound = FANOUT_MEMORY_MB << 20;
     let server = Server::start(Config {
         fanout_memory_mb: FANOUT_MEMORY_MB,
-        // Few enough rooms that each one's floor (half the bound over the rooms) is at
-        // least one largest message, so the floors and the pool add up to the bound.
+        // Few enough rooms (conversations have rings too) that each one's floor (half
+        // the bound over them) is at least one largest message, so the floors and the
+        // pool add up to the bound.
         max_rooms: 32,
+        max_conversations: 0,
         ..config()
     });
     assert!(server.hub.memory_stats().ring_bound <= bound);
