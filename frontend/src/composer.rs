@@ -26,7 +26,7 @@ pub fn Composer(
     /// The message being answered, quoted above the box until sent or cancelled.
     replying: RwSignal<Option<MessageResponse>>,
     /// The names `@` completes (see `Feed::people`), and the writer's own, left out.
-    people: Signal<Vec<String>>,
+    people: Callback<(), Vec<String>>,
     me: Memo<String>,
 ) -> impl IntoView {
     let (text, set_text) = signal(String::new());

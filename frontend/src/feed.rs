@@ -113,10 +113,11 @@ impl Feed {
     }
 
     /// Who is here, then who spoke lately (newest first; repeats left in): the names `@`
-    /// completes. Derived, so worked out only while a completion reads it.
-    pub fn people(&self) -> Signal<Vec<String>> {
+    /// completes. Worked out at each call, only while a completion asks (a callback, not a
+    /// derived `Signal`: no `Signal` in the page, BENCHMARKS.md says why).
+    pub fn people(&self) -> Callback<(), Vec<String>> {
         let (members, timeline) = (self.members, self.timeline);
-        Signal::derive(move || {
+        Callback::new(move |()| {
             let mut names = members.with(|m| m.names().to_vec());
             timeline.with(|t| {
                 let recent = t.messages().iter().rev().take(RECENT_SENDERS);

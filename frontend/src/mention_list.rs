@@ -19,25 +19,29 @@ pub struct Completion {
     text: ReadSignal<String>,
     /// Byte offsets of the `@` being completed and of the caret in `text`.
     typed: RwSignal<Option<(usize, usize)>>,
-    /// Worked out again at each read: a few reads per key of at most a few hundred names
-    /// cost less than a memo's code in the page.
-    offered: Signal<Vec<String>>,
+    /// Worked out again at each call (tracking what it reads): a few calls per key of at
+    /// most a few hundred names cost less than a memo's code in the page.
+    offered: Callback<(), Vec<String>>,
     /// The highlighted name's place in `offered`.
     active: RwSignal<usize>,
 }
 
 impl Completion {
     /// Completes `@name` in `text` with `people`, leaving out `me`.
-    pub fn new(text: ReadSignal<String>, people: Signal<Vec<String>>, me: Memo<String>) -> Self {
+    pub fn new(
+        text: ReadSignal<String>,
+        people: Callback<(), Vec<String>>,
+        me: Memo<String>,
+    ) -> Self {
         let typed = RwSignal::new(None::<(usize, usize)>);
-        let offered = Signal::derive(move || {
+        let offered = Callback::new(move |()| {
             let Some((at, caret)) = typed.get() else {
                 return Vec::new();
             };
             let me = me.with(|me| mention::fold(me));
             text.with(|t| {
                 let typed = t.get(at + 1..caret).unwrap_or_default();
-                people.with(|p| mention::complete(typed, p, &me))
+                mention::complete(typed, &people.run(()), &me)
             })
         });
         Completion {
@@ -49,7 +53,7 @@ impl Completion {
     }
 
     fn open(self) -> bool {
-        self.offered.with(|o| !o.is_empty())
+        !self.offered.run(()).is_empty()
     }
 
     /// Looks at where the caret is in `text` (the box's new value), after typing or a click.
@@ -73,7 +77,7 @@ impl Completion {
         if !self.open() || ev.is_composing() {
             return false;
         }
-        let count = self.offered.with_untracked(Vec::len);
+        let count = untrack(|| self.offered.run(()).len());
         match ev.key().as_str() {
             "ArrowDown" => self.active.update(|a| *a = (*a + 1) % count),
             "ArrowUp" => self.active.update(|a| *a = (*a + count - 1) % count),
@@ -89,7 +93,7 @@ impl Completion {
     /// to the caret replaced by `@name `, and the caret after that (in UTF-16 units, as the
     /// box counts).
     fn pick(self, index: usize, take: impl Fn(String, u32)) {
-        let name = self.offered.with_untracked(|o| o.get(index).cloned());
+        let name = untrack(|| self.offered.run(()).into_iter().nth(index));
         let (Some((at, caret)), Some(name)) = (self.typed.get_untracked(), name) else {
             return;
         };
@@ -126,7 +130,7 @@ fn option_id(index: usize) -> String {
 pub fn MentionList(completion: Completion, take: Callback<(String, u32)>) -> impl IntoView {
     let c = completion;
     let options = move || {
-        let offered = c.offered.get();
+        let offered = c.offered.run(());
         let active = c.active.get();
         offered
             .into_iter()
