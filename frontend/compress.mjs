@@ -5,7 +5,8 @@
 // post_build hook (Trunk.toml) in $TRUNK_STAGING_DIR; node's zlib does both formats, so
 // nothing else needs installing.
 //
-// Release builds first get their JS glue minified (minify.mjs), and every build gets its
+// Release builds first get their JS glue minified (minify.mjs) and the names the wasm
+// imports from it shortened in both (short-imports.mjs), and every build gets its
 // inline loader moved into a file for the Content-Security-Policy (csp.mjs), its icons
 // (icons.mjs) and its service worker (service-worker.mjs), so what is compressed is what
 // is served. Debug builds (`trunk serve`) are several times larger and rebuilt on
@@ -20,6 +21,7 @@ import { externalizeScripts, recordApiOrigin } from "./csp.mjs";
 import { writeIcons } from "./icons.mjs";
 import { minifyGlue } from "./minify.mjs";
 import { writeServiceWorker } from "./service-worker.mjs";
+import { shortenImports } from "./short-imports.mjs";
 
 const brotli = promisify(zlib.brotliCompress);
 const gzip = promisify(zlib.gzip);
@@ -67,7 +69,10 @@ async function compress(path) {
   return `${path.slice(dir.length + 1)}: ${raw.length} -> ${written.join(", ") || "kept as is"}`;
 }
 
-if (release) await minifyGlue(dir);
+if (release) {
+  await minifyGlue(dir);
+  await shortenImports(dir);
+}
 await externalizeScripts(dir);
 await recordApiOrigin(dir);
 await writeIcons(dir);
