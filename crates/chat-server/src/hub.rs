@@ -389,7 +389,8 @@ impl RoomHub {
     }
 
     /// Drops every room (never `general`) that has no message, that nobody holds (no
-    /// stream, no post under way) and that this server run has known for at least `ttl`;
+    /// stream, no post under way), that nobody is in through another server, and that this
+    /// server run has known for at least `ttl`;
     /// from memory now and from the store with the writer's next batch. Returns their
     /// names.
     ///
@@ -405,6 +406,9 @@ impl RoomHub {
                     && Arc::strong_count(room) == 1
                     && room.age() >= ttl
                     && !room.has_messages()
+                    // With servers sharing the database: nobody is in it through another
+                    // (whose server holds it, but not this server's `Arc`).
+                    && room.member_count() == 0
             })
             .map(|(name, _)| name.clone())
             .collect();

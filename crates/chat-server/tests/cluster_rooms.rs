@@ -124,3 +124,37 @@ async fn a_room_made_through_one_server_and_not_used_is_listed_by_the_others() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn a_room_someone_is_in_through_another_server_is_not_dropped_as_unused() {
+    let c = cluster_with(2, || chat_server::Config {
+        empty_room_ttl_secs: 1,
+        ..chat_server::Config::for_tests()
+    })
+    .await;
+    let [a, b] = [&c.servers[0], &c.servers[1]];
+    // Made through A and closed there; cy sits in it through B, and nobody posts.
+    a.create_rooms(&["sitting"]).await;
+    let (mut cy, _) = b.join("cy").await;
+    let mut in_room = within(cy.subscribe(subscribe_req("sitting", 0)))
+        .await
+        .unwrap()
+        .into_inner();
+    welcome(&mut in_room).await;
+    // Well past A's one-second ttl for rooms nobody uses: A hears of cy from B's
+    // heartbeats, so it keeps the room, here and in the database.
+    sleep(Duration::from_secs(3)).await;
+    assert!(
+        a.hub.existing("sitting").is_some(),
+        "A dropped a room in use"
+    );
+    for server in [a, b] {
+        let listed = listed_until(server, |l| {
+            l.rooms
+                .iter()
+                .any(|r| r.name == "sitting" && r.members == 1)
+        })
+        .await;
+        assert_eq!(names(&listed), ["general", "sitting"]);
+    }
+}
