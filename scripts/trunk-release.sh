@@ -8,9 +8,9 @@
 # variants where it has two (sorting, number formatting and parsing). A plain
 # `trunk build --release` (stable, the prebuilt std) still builds a working page, just
 # heavier than the budget. `-Zlocation-detail=none` leaves the file/line/column of each
-# `#[track_caller]` site out of the data, and `-Zfmt-debug=shallow` makes derived `Debug`
-# print only the type's name: the page never shows either (no panic message is kept, and
-# no `{:?}` reaches the screen).
+# `#[track_caller]` site out of the data, and `-Zfmt-debug=none` makes `{:?}` and derived
+# `Debug` print nothing: the page never shows either (no panic message is kept, and no
+# `{:?}` reaches the screen or the console).
 # Only the frontend build uses nightly: the server, the CLI and the tests stay on stable.
 set -euo pipefail
 
@@ -20,7 +20,7 @@ export PATH="$HOME/.cargo/bin:$ROOT/frontend/node_modules/.bin:$PATH"
 WASM_TOOLCHAIN="${WASM_TOOLCHAIN:-nightly}"
 
 cd "$ROOT"
-RUSTFLAGS="${RUSTFLAGS:-} -Zlocation-detail=none -Zfmt-debug=shallow" \
+RUSTFLAGS="${RUSTFLAGS:-} -Zlocation-detail=none -Zfmt-debug=none" \
   RUSTUP_TOOLCHAIN="$WASM_TOOLCHAIN" \
   CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
   CARGO_UNSTABLE_BUILD_STD_FEATURES=optimize_for_size \
