@@ -6,7 +6,7 @@
 // nothing else needs installing.
 //
 // Release builds first get their JS glue minified (minify.mjs) and the names the wasm
-// imports from it shortened in both (short-imports.mjs), and every build gets its
+// imports from it and exports to it shortened in both (short-imports.mjs), and every build gets its
 // inline loader moved into a file for the Content-Security-Policy (csp.mjs), its icons
 // (icons.mjs) and its service worker (service-worker.mjs), so what is compressed is what
 // is served. Debug builds (`trunk serve`) are several times larger and rebuilt on

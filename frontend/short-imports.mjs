@@ -2,10 +2,12 @@
 // each import `__wbg_<method>_<16 hex digits>` under the module "./<crate>_bg.js", and each
 // name is written twice, in the wasm's import section and as a key of the glue's imports
 // object. The hex digits differ for every import and do not compress: with ~170 imports
-// they were ~3 KB of the page's brotli weight (BENCHMARKS.md, "Frontend weight"). Both
-// files are rewritten together, so the keys still match; the import section is rebuilt
-// and any import the glue does not name by exactly its key fails the build, rather than a
-// page that cannot instantiate. Run by compress.mjs on release builds, after minify.mjs.
+// the long names were ~4.6 KB of the page's brotli weight (BENCHMARKS.md, "Frontend
+// weight"). The long exports the glue calls (closure shims named after their Rust types,
+// class methods) get short names the same way. Both files are rewritten together, so the
+// names still match; the sections are rebuilt, and any import the glue does not name by
+// exactly its key fails the build, rather than a page that cannot instantiate. Run by
+// compress.mjs on release builds, after minify.mjs.
 //
 // Like minify.mjs it replaces the files' Subresource Integrity hashes in index.html.
 import { createHash } from "node:crypto";
@@ -62,8 +64,11 @@ function skipValType(buf, pos) {
   return pos + 1;
 }
 
-/** The wasm with each import `(module, field)` renamed to `rename(module, field)`. */
-export function renameImports(wasm, rename) {
+/**
+ * The wasm with each import `(module, field)` renamed to `rename(module, field)` and each
+ * export to `renameExport(name)`.
+ */
+export function renameImports(wasm, rename, renameExport = (name) => name) {
   if (wasm.readUInt32LE(0) !== 0x6d736100) throw new Error("short-imports: not a wasm module");
   const parts = [wasm.subarray(0, 8)];
   let pos = 8;
@@ -71,6 +76,11 @@ export function renameImports(wasm, rename) {
     const id = wasm[pos];
     const [size, start] = readLeb(wasm, pos + 1);
     const end = start + size;
+    if (id === 7) {
+      parts.push(renameExports(wasm.subarray(start, end), renameExport));
+      pos = end;
+      continue;
+    }
     if (id !== 2) {
       parts.push(wasm.subarray(pos, end));
       pos = end;
@@ -102,6 +112,22 @@ export function renameImports(wasm, rename) {
   return Buffer.concat(parts);
 }
 
+// The export section (id 7) rebuilt with each name renamed: name, kind, index.
+function renameExports(payload, rename) {
+  let [count, p] = readLeb(payload, 0);
+  const out = [leb(count)];
+  for (let i = 0; i < count; i++) {
+    let field;
+    [field, p] = readName(payload, p);
+    const desc = p;
+    [, p] = readLeb(payload, p + 1);
+    out.push(name(rename(field)), payload.subarray(desc, p));
+  }
+  if (p !== payload.length) throw new Error("short-imports: export section did not parse to its end");
+  const body = Buffer.concat(out);
+  return Buffer.concat([Buffer.from([7]), leb(body.length), body]);
+}
+
 // Short keys that are plain JS identifiers: a..z, A..Z, then two characters.
 function shortKey(index) {
   const first = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -129,6 +155,17 @@ export async function shortenImports(dir) {
     // The glue's own module: the one whose quoted name keys its imports object.
     const modules = new Map();
     const fields = new Map();
+    // An export is renamed only when the glue reaches it as a property (`.name`) every time
+    // it names it, and only a long one (closure shims, class methods): short names such as
+    // `memory` could be another object's property.
+    const exports = new Map();
+    const renameExport = (field) => {
+      const uses = glue.match(new RegExp(`(?<![\\w$])${escape(field)}(?![\\w$])`, "g"))?.length ?? 0;
+      const asProperty = glue.match(new RegExp(`\\.${escape(field)}(?![\\w$])`, "g"))?.length ?? 0;
+      if (field.length <= 12 || uses === 0 || uses !== asProperty) return field;
+      exports.set(field, `x${exports.size.toString(36)}`);
+      return exports.get(field);
+    };
     const renamed = renameImports(wasm, (module, field) => {
       if (!modules.has(module)) {
         const quoted = JSON.stringify(module);
@@ -140,7 +177,10 @@ export async function shortenImports(dir) {
       if (modules.get(module) === null) return [module, field];
       if (!fields.has(field)) fields.set(field, shortKey(fields.size));
       return [modules.get(module), fields.get(field)];
-    });
+    }, renameExport);
+    for (const [field, key] of exports) {
+      glue = glue.replace(new RegExp(`\\.${escape(field)}(?![\\w$])`, "g"), `.${key}`);
+    }
     for (const [field, key] of fields) {
       const pattern = new RegExp(`(?<![\\w$])${escape(field)}(?![\\w$])`, "g");
       const found = glue.match(pattern)?.length ?? 0;
@@ -157,7 +197,7 @@ export async function shortenImports(dir) {
       await writeFile(path, after);
     }
     console.log(
-      `short-imports: ${fields.size} imports; ${wasmName}: ${wasm.length} -> ${renamed.length}, ` +
+      `short-imports: ${fields.size} imports, ${exports.size} exports; ${wasmName}: ${wasm.length} -> ${renamed.length}, ` +
         `${glueName}: ${glueBytes.length} -> ${newGlue.length}`,
     );
   }

@@ -1,5 +1,6 @@
 // frontend/short-imports.mjs on a small hand-made module: the glue's imports are renamed
-// in the wasm and in the glue alike, other modules' imports are left alone, index.html's
+// in the wasm and in the glue alike, as are the long exports the glue reaches as
+// properties, other modules' imports and short exports are left alone, index.html's
 // integrity hashes follow the files, and a glue that names an import twice stops the build.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -12,33 +13,46 @@ import { renameImports, shortenImports } from '../short-imports.mjs';
 
 const GLUE_MODULE = './app_bg.js';
 const LONG = '__wbg_log_0123456789abcdef';
+const LONG_EXPORT = 'closure_invoke_shim_1';
 
 const text = (s) => [s.length, ...Buffer.from(s)];
 const section = (id, bytes) => [id, bytes.length, ...bytes];
-/** A module importing `LONG` (a function) from the glue and a memory from "env". */
+/**
+ * A module importing `LONG` (a function) from the glue and a memory from "env", exporting a
+ * function as `LONG_EXPORT` and the memory as "mem".
+ */
 function wasm() {
   return Buffer.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, [1, 0x60, 0, 0]),
     ...section(2, [2, ...text(GLUE_MODULE), ...text(LONG), 0, 0, ...text('env'), ...text('mem'), 2, 0, 1]),
+    ...section(3, [1, 0]),
+    ...section(7, [2, ...text(LONG_EXPORT), 0, 1, ...text('mem'), 2, 0]),
+    ...section(10, [1, 2, 0, 0x0b]),
   ]);
 }
 const imports = (bytes) => WebAssembly.Module.imports(new WebAssembly.Module(bytes));
+const exports = (bytes) => WebAssembly.Module.exports(new WebAssembly.Module(bytes)).map((e) => e.name);
 const sri = (bytes) => `sha384-${createHash('sha384').update(bytes).digest('base64')}`;
 
 describe('short-imports', () => {
-  it('renames imports in the import section and leaves a valid module', () => {
-    const out = renameImports(wasm(), (module, field) => (module === GLUE_MODULE ? ['m0', 'a'] : [module, field]));
+  it('renames imports and exports and leaves a valid module', () => {
+    const out = renameImports(
+      wasm(),
+      (module, field) => (module === GLUE_MODULE ? ['m0', 'a'] : [module, field]),
+      (name) => (name === LONG_EXPORT ? 'x0' : name),
+    );
     assert.deepEqual(imports(out), [
       { module: 'm0', name: 'a', kind: 'function' },
       { module: 'env', name: 'mem', kind: 'memory' },
     ]);
+    assert.deepEqual(exports(out), ['x0', 'mem']);
   });
 
   it('renames the glue and the wasm together and updates index.html', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'short-imports-'));
     try {
-      const glue = Buffer.from(`const i={"${GLUE_MODULE}":{${LONG}:function(){}}};export{i};`);
+      const glue = Buffer.from(`const i={"${GLUE_MODULE}":{${LONG}:function(){}}};V.${LONG_EXPORT}();V.mem;`);
       const index = `<link href=/app.js integrity=${sri(glue)}><link href=/app_bg.wasm integrity=${sri(wasm())}>`;
       await writeFile(path.join(dir, 'app.js'), glue);
       await writeFile(path.join(dir, 'app_bg.wasm'), wasm());
@@ -47,8 +61,9 @@ describe('short-imports', () => {
       const [newGlue, newWasm, newIndex] = await Promise.all(
         ['app.js', 'app_bg.wasm', 'index.html'].map((f) => readFile(path.join(dir, f))),
       );
-      assert.equal(newGlue.toString(), 'const i={"m0":{a:function(){}}};export{i};');
+      assert.equal(newGlue.toString(), 'const i={"m0":{a:function(){}}};V.x0();V.mem;');
       assert.deepEqual(imports(newWasm).map((i) => `${i.module}.${i.name}`), ['m0.a', 'env.mem']);
+      assert.deepEqual(exports(newWasm), ['x0', 'mem']);
       assert.equal(
         newIndex.toString(),
         `<link href=/app.js integrity=${sri(newGlue)}><link href=/app_bg.wasm integrity=${sri(newWasm)}>`,
