@@ -37,38 +37,38 @@ pub fn AccountMenu(
 #[component]
 fn AccountActions(client: ChatClient, who: Memo<Who>, on_ended: Callback<String>) -> impl IntoView {
     let client = StoredValue::new_local(client);
-    let (old, set_old) = signal(String::new());
-    let (new, set_new) = signal(String::new());
-    let (busy, set_busy) = signal(false);
+    let old = RwSignal::new(String::new());
+    let new = RwSignal::new(String::new());
+    let busy = RwSignal::new(false);
     // The outcome of the last action: (is an error, text).
-    let (outcome, set_outcome) = signal(None::<(bool, String)>);
+    let outcome = RwSignal::new(None::<(bool, String)>);
 
     let change = move |ev: SubmitEvent| {
         ev.prevent_default();
         let (old_pw, new_pw) = (old.get_untracked(), new.get_untracked());
         if old_pw.is_empty() || new_pw.is_empty() {
-            return set_outcome.set(Some((
+            return outcome.set(Some((
                 true,
                 "Enter the current and the new password.".into(),
             )));
         }
-        set_busy.set(true);
+        busy.set(true);
         let client = client.get_value();
         spawn_local(async move {
             let result = client.change_password(&old_pw, &new_pw).await;
-            set_outcome.try_set(Some(match result {
+            outcome.try_set(Some(match result {
                 Ok(()) => {
-                    set_old.try_set(String::new());
-                    set_new.try_set(String::new());
+                    old.try_set(String::new());
+                    new.try_set(String::new());
                     (false, "Password changed.".into())
                 }
                 Err(e) => (true, e.message),
             }));
-            set_busy.try_set(false);
+            busy.try_set(false);
         });
     };
     let everywhere = move |_| {
-        set_busy.set(true);
+        busy.set(true);
         let client = client.get_value();
         spawn_local(async move {
             match client.sign_out_everywhere().await {
@@ -77,8 +77,8 @@ fn AccountActions(client: ChatClient, who: Memo<Who>, on_ended: Callback<String>
                     if n == 1 { "" } else { "s" }
                 )),
                 Err(e) => {
-                    set_outcome.try_set(Some((true, e.message)));
-                    set_busy.try_set(false);
+                    outcome.try_set(Some((true, e.message)));
+                    busy.try_set(false);
                 }
             }
         });
@@ -104,7 +104,7 @@ fn AccountActions(client: ChatClient, who: Memo<Who>, on_ended: Callback<String>
                         type="password"
                         autocomplete="current-password"
                         prop:value=old
-                        on:input=move |ev| set_old.set(event_target_value(&ev))
+                        on:input=move |ev| old.set(event_target_value(&ev))
                     />
                     <label for="new-password">"New password"</label>
                     <input
@@ -113,7 +113,7 @@ fn AccountActions(client: ChatClient, who: Memo<Who>, on_ended: Callback<String>
                         type="password"
                         autocomplete="new-password"
                         prop:value=new
-                        on:input=move |ev| set_new.set(event_target_value(&ev))
+                        on:input=move |ev| new.set(event_target_value(&ev))
                     />
                     <button type="submit" data-testid="change-password-submit" disabled=busy>
                         "Change password"

@@ -29,10 +29,10 @@ pub fn Composer(
     people: Callback<(), Vec<String>>,
     me: Memo<String>,
 ) -> impl IntoView {
-    let (text, set_text) = signal(String::new());
-    let completion = Completion::new(text, people, me);
-    let (error, set_error) = signal(None::<String>);
-    let (sending, set_sending) = signal(false);
+    let text = RwSignal::new(String::new());
+    let completion = Completion::new(text.read_only(), people, me);
+    let error = RwSignal::new(None::<String>);
+    let sending = RwSignal::new(false);
     let client = StoredValue::new_local(client);
     let throttle = StoredValue::new(TypingThrottle::default());
     let outgoing = StoredValue::new(Outgoing::default());
@@ -42,7 +42,7 @@ pub fn Composer(
     // room (or the chat) puts the keyboard where one writes.
     Effect::new(move || {
         room.track();
-        set_error.set(None);
+        error.set(None);
         replying.set(None);
         if let Some(el) = input.get() {
             let _ = el.focus();
@@ -60,7 +60,7 @@ pub fn Composer(
             .try_update_value(|o| o.id_for(&room, &body, random_id))
             .unwrap_or_default();
         let client = client.get_value();
-        set_sending.set(true);
+        sending.set(true);
         spawn_local(async move {
             let mut attempt = 0;
             // `sending` is disposed with the composer (signed out): stop trying then.
@@ -69,15 +69,15 @@ pub fn Composer(
                     Ok(_) => {
                         replying.try_set(None);
                         outgoing.try_update_value(|o| o.accepted(&id));
-                        set_error.try_set(None);
+                        error.try_set(None);
                         // Only clear what was sent: the person may have kept typing meanwhile.
                         if text.try_get_untracked().as_ref() == Some(&body) {
-                            set_text.try_set(String::new());
+                            text.try_set(String::new());
                         }
                     }
                     Err(e) if e.kind == ErrorKind::Unreachable => {
                         attempt += 1;
-                        set_error.try_set(Some(format!(
+                        error.try_set(Some(format!(
                             "Not sent yet ({}); trying again\u{2026}",
                             e.message
                         )));
@@ -85,12 +85,12 @@ pub fn Composer(
                         continue;
                     }
                     Err(e) => {
-                        set_error.try_set(Some(e.message));
+                        error.try_set(Some(e.message));
                     }
                 }
                 break;
             }
-            set_sending.try_set(false);
+            sending.try_set(false);
         });
     };
     // A name taken from the completion goes into the box with the caret after it.
@@ -99,7 +99,7 @@ pub fn Composer(
             el.set_value(&value);
             let _ = el.set_selection_range(caret, caret);
         }
-        set_text.set(value);
+        text.set(value);
     });
     let on_input = move |value: String| {
         if let Some(el) = input.get_untracked() {
@@ -109,7 +109,7 @@ pub fn Composer(
             && throttle
                 .try_update_value(|t| t.should_send(now_ms()))
                 .unwrap_or(false);
-        set_text.set(value);
+        text.set(value);
         if typing {
             let client = client.get_value();
             let room = room.get_untracked();

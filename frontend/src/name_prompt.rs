@@ -58,16 +58,16 @@ pub fn NamePrompt(
 ) -> impl IntoView {
     let client = StoredValue::new_local(client);
     let mode = RwSignal::new(mode);
-    let (value, set_value) = signal(initial);
-    let (password, set_password) = signal(typed_password);
-    let (error, set_error) = signal(None::<String>);
-    let (joining, set_joining) = signal(false);
+    let value = RwSignal::new(initial);
+    let password = RwSignal::new(typed_password);
+    let error = RwSignal::new(None::<String>);
+    let joining = RwSignal::new(false);
     // Seconds until the server takes another try (after RESOURCE_EXHAUSTED).
     let wait_s = RwSignal::new(0u32);
 
     let refused = move |e: ApiError| {
-        set_error.set(Some(e.message));
-        set_joining.set(false);
+        error.set(Some(e.message));
+        joining.set(false);
         let Some(ms) = e.retry_after_ms.filter(|&ms| ms > 0) else {
             return;
         };
@@ -88,14 +88,14 @@ pub fn NamePrompt(
         }
         let chosen = match name::validate(&value.get_untracked()) {
             Ok(chosen) => chosen,
-            Err(message) => return set_error.set(Some(message)),
+            Err(message) => return error.set(Some(message)),
         };
         let mode = mode.get_untracked();
         let secret = password.get_untracked();
         if mode != Mode::Guest && secret.is_empty() {
-            return set_error.set(Some("Please enter your password.".into()));
+            return error.set(Some("Please enter your password.".into()));
         }
-        set_joining.set(true);
+        joining.set(true);
         let client = client.get_value();
         spawn_local(async move {
             let joined = match mode {
@@ -127,7 +127,7 @@ pub fn NamePrompt(
                 data-testid=testid
                 on:click=move |_| {
                     mode.set(which);
-                    set_error.set(None);
+                    error.set(None);
                 }
             >
                 {label}
@@ -160,8 +160,8 @@ pub fn NamePrompt(
                 autofocus
                 prop:value=value
                 on:input=move |ev| {
-                    set_value.set(event_target_value(&ev));
-                    set_error.set(None);
+                    value.set(event_target_value(&ev));
+                    error.set(None);
                 }
             />
             {move || needs_password.get().then(|| view! {
@@ -175,8 +175,8 @@ pub fn NamePrompt(
                     }
                     prop:value=password
                     on:input=move |ev| {
-                        set_password.set(event_target_value(&ev));
-                        set_error.set(None);
+                        password.set(event_target_value(&ev));
+                        error.set(None);
                     }
                 />
             })}

@@ -135,16 +135,16 @@ fn RoomItem(name: String, unread: u64, current: ReadSignal<String>) -> impl Into
 /// Opens a room by name; the server creates it on first use.
 #[component]
 fn NewRoom(on_pick: Callback<String>) -> impl IntoView {
-    let (value, set_value) = signal(String::new());
-    let (error, set_error) = signal(None::<String>);
+    let value = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
     let on_submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         match room_name::validate(&value.get_untracked()) {
             Ok(room) => {
-                set_value.set(String::new());
+                value.set(String::new());
                 on_pick.run(room);
             }
-            Err(message) => set_error.set(Some(message)),
+            Err(message) => error.set(Some(message)),
         }
     };
     view! {
@@ -156,8 +156,8 @@ fn NewRoom(on_pick: Callback<String>) -> impl IntoView {
                 aria-label="Open or create a room"
                 prop:value=value
                 on:input=move |ev| {
-                    set_value.set(event_target_value(&ev));
-                    set_error.set(None);
+                    value.set(event_target_value(&ev));
+                    error.set(None);
                 }
             />
             <button type="submit" data-testid="new-room-submit">"Go"</button>
