@@ -2,11 +2,12 @@
 //! heard live on the stream, never the history loaded on entering a room (which is why the
 //! list itself is not a live region: each page of history would be read out).
 
+use crate::reader::Reader;
 use leptos::prelude::*;
 
 /// `live`: "NAME: text" of the last message from someone else heard on the stream.
 #[component]
-pub fn Announcer(live: ReadSignal<Option<String>>) -> impl IntoView {
+pub fn Announcer(live: Reader<Option<String>>) -> impl IntoView {
     view! {
         <div class="sr-only" aria-live="polite" data-testid="announcer">
             {move || live.get().unwrap_or_default()}

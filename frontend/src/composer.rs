@@ -16,13 +16,14 @@ use crate::backoff;
 use crate::client::{ChatClient, ErrorKind};
 use crate::mention_list::{Completion, MentionList};
 use crate::outgoing::{random_id, Outgoing};
+use crate::reader::Reader;
 use crate::timer::{now_ms, sleep_ms};
 use crate::typing::TypingThrottle;
 
 #[component]
 pub fn Composer(
     client: ChatClient,
-    room: ReadSignal<String>,
+    room: Reader<String>,
     /// The message being answered, quoted above the box until sent or cancelled.
     replying: RwSignal<Option<MessageResponse>>,
     /// The names `@` completes (see `Feed::people`), and the writer's own, left out.
@@ -30,7 +31,7 @@ pub fn Composer(
     me: Memo<String>,
 ) -> impl IntoView {
     let text = RwSignal::new(String::new());
-    let completion = Completion::new(text.read_only(), people, me);
+    let completion = Completion::new(text.into(), people, me);
     let error = RwSignal::new(None::<String>);
     let sending = RwSignal::new(false);
     let client = StoredValue::new_local(client);

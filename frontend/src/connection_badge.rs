@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 
 use crate::feed::ConnState;
+use crate::reader::Reader;
 
 fn state_name(state: ConnState) -> &'static str {
     match state {
@@ -35,7 +36,7 @@ fn label(state: ConnState) -> String {
 }
 
 #[component]
-pub fn ConnectionBadge(state: ReadSignal<ConnState>) -> impl IntoView {
+pub fn ConnectionBadge(state: Reader<ConnState>) -> impl IntoView {
     view! {
         <span
             class="badge"

@@ -21,6 +21,7 @@ use crate::members::Members;
 use crate::mention;
 use crate::network::{self, WentOffline};
 use crate::notify::{Alert, Notifier};
+use crate::reader::Reader;
 use crate::rows::Key;
 use crate::timeline::Timeline;
 use crate::timer::{now_ms, sleep_ms};
@@ -99,17 +100,17 @@ impl Feed {
         }
     }
 
-    pub fn state(&self) -> ReadSignal<ConnState> {
-        self.state.read_only()
+    pub fn state(&self) -> Reader<ConnState> {
+        self.state.into()
     }
 
     /// The room on screen.
-    pub fn room(&self) -> ReadSignal<String> {
-        self.room.read_only()
+    pub fn room(&self) -> Reader<String> {
+        self.room.into()
     }
 
-    pub fn members(&self) -> ReadSignal<Members> {
-        self.members.read_only()
+    pub fn members(&self) -> Reader<Members> {
+        self.members.into()
     }
 
     /// Who is here, then who spoke lately (newest first; repeats left in): the names `@`
@@ -132,12 +133,12 @@ impl Feed {
         self.notifier
     }
 
-    pub fn typists(&self) -> ReadSignal<Typists> {
-        self.typists.read_only()
+    pub fn typists(&self) -> Reader<Typists> {
+        self.typists.into()
     }
 
-    pub fn problem(&self) -> ReadSignal<Option<String>> {
-        self.problem.read_only()
+    pub fn problem(&self) -> Reader<Option<String>> {
+        self.problem.into()
     }
 
     pub fn has_older(&self) -> Memo<bool> {
@@ -145,16 +146,16 @@ impl Feed {
         Memo::new(move |_| timeline.with(Timeline::has_older))
     }
 
-    pub fn loading_older(&self) -> ReadSignal<bool> {
-        self.loading_older.read_only()
+    pub fn loading_older(&self) -> Reader<bool> {
+        self.loading_older.into()
     }
 
-    pub fn read_before(&self) -> ReadSignal<Option<Key>> {
-        self.read_before.read_only()
+    pub fn read_before(&self) -> Reader<Option<Key>> {
+        self.read_before.into()
     }
 
-    pub fn live(&self) -> ReadSignal<Option<String>> {
-        self.live.read_only()
+    pub fn live(&self) -> Reader<Option<String>> {
+        self.live.into()
     }
 
     /// (epoch, newest id) of what is shown, i.e. what the person has seen of the room.

@@ -24,6 +24,7 @@ mod name_prompt;
 mod network;
 mod notify;
 mod outgoing;
+mod reader;
 mod room_list;
 mod room_name;
 mod rows;

@@ -5,9 +5,10 @@
 use leptos::prelude::*;
 
 use crate::members::Members;
+use crate::reader::Reader;
 
 #[component]
-pub fn MemberList(members: ReadSignal<Members>, me: Memo<String>) -> impl IntoView {
+pub fn MemberList(members: Reader<Members>, me: Memo<String>) -> impl IntoView {
     let more = move || members.with(Members::unlisted);
     view! {
         <section class="members" aria-label="People here">

@@ -10,13 +10,14 @@ use leptos::prelude::*;
 use web_sys::HtmlTextAreaElement;
 
 use crate::mention;
+use crate::reader::Reader;
 
 /// The listbox's id, for the box's `aria-controls`.
 const LIST_ID: &str = "mention-list";
 
 #[derive(Clone, Copy)]
 pub struct Completion {
-    text: ReadSignal<String>,
+    text: Reader<String>,
     /// Byte offsets of the `@` being completed and of the caret in `text`.
     typed: RwSignal<Option<(usize, usize)>>,
     /// Worked out again at each call (tracking what it reads): a few calls per key of at
@@ -28,11 +29,7 @@ pub struct Completion {
 
 impl Completion {
     /// Completes `@name` in `text` with `people`, leaving out `me`.
-    pub fn new(
-        text: ReadSignal<String>,
-        people: Callback<(), Vec<String>>,
-        me: Memo<String>,
-    ) -> Self {
+    pub fn new(text: Reader<String>, people: Callback<(), Vec<String>>, me: Memo<String>) -> Self {
         let typed = RwSignal::new(None::<(usize, usize)>);
         let offered = Callback::new(move |()| {
             let Some((at, caret)) = typed.get() else {

@@ -17,6 +17,7 @@ use crate::announcer::Announcer;
 use crate::mention;
 use crate::message_actions::{editor, reactions, Act, Actions};
 use crate::message_text::message_text;
+use crate::reader::Reader;
 use crate::rows::{rows, Key, Row};
 use crate::timer::{now_ms, sleep_ms};
 use crate::when;
@@ -34,11 +35,11 @@ pub fn MessageList(
     messages: Memo<Vec<(Key, MessageResponse)>>,
     me: Memo<String>,
     has_older: Memo<bool>,
-    loading_older: ReadSignal<bool>,
+    loading_older: Reader<bool>,
     /// What the reader had read on entering the room, when more has come since.
-    read_before: ReadSignal<Option<Key>>,
+    read_before: Reader<Option<Key>>,
     /// The last message from someone else heard live on the stream, for the screen reader.
-    live: ReadSignal<Option<String>>,
+    live: Reader<Option<String>>,
     on_near_top: Callback<()>,
     /// Edits, deletes, reactions and replies asked for on a message; a click on a quote
     /// asks to jump to (the id of) its original.

@@ -12,6 +12,7 @@ use leptos::task::spawn_local;
 
 use crate::client::ChatClient;
 use crate::feed::Feed;
+use crate::reader::Reader;
 use crate::room_name;
 use crate::timer::sleep_ms;
 use crate::unread::Unread;
@@ -108,7 +109,7 @@ pub fn RoomList(client: ChatClient, feed: Feed, on_pick: Callback<String>) -> im
 }
 
 #[component]
-fn RoomItem(name: String, unread: u64, current: ReadSignal<String>) -> impl IntoView {
+fn RoomItem(name: String, unread: u64, current: Reader<String>) -> impl IntoView {
     let here = {
         let name = name.clone();
         Memo::new(move |_| current.with(|c| *c == name))

@@ -3,10 +3,11 @@
 
 use leptos::prelude::*;
 
+use crate::reader::Reader;
 use crate::typing::Typists;
 
 #[component]
-pub fn TypingIndicator(typists: ReadSignal<Typists>, me: Memo<String>) -> impl IntoView {
+pub fn TypingIndicator(typists: Reader<Typists>, me: Memo<String>) -> impl IntoView {
     let line = move || typists.with(|t| me.with(|me| t.line(me)));
     view! {
         <p class="typing" data-testid="typing" aria-live="polite">
