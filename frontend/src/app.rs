@@ -158,7 +158,7 @@ pub fn App(
                 </aside>
                 <main class="room">
                     <header class="topbar">
-                        <h1 data-testid="room-title">"#"{move || feed.room().get()}</h1>
+                        <h1 data-testid="room-title">{move || room_name::title(&feed.room().get())}</h1>
                         <ConnectionBadge state=feed.state() />
                         <NotifyToggle notifier />
                         <AccountMenu

@@ -22,6 +22,7 @@ use crate::mention;
 use crate::network::{self, WentOffline};
 use crate::notify::{Alert, Notifier};
 use crate::reader::Reader;
+use crate::room_name;
 use crate::rows::Key;
 use crate::timeline::Timeline;
 use crate::timer::{now_ms, sleep_ms};
@@ -352,8 +353,10 @@ impl Feed {
                         .as_ref()
                         .is_none_or(|me| *me != mention::fold(&m.username));
                     let heard = others.then(|| format!("{}: {}", m.username, m.text));
-                    let alert = (others && me.is_some_and(|me| mention::mentions(&m.text, &me)))
-                        .then(|| self.mention_alert(room, &m));
+                    // In a conversation every message is for the reader.
+                    let for_me = room.starts_with('@')
+                        || me.is_some_and(|me| mention::mentions(&m.text, &me));
+                    let alert = (others && for_me).then(|| self.mention_alert(room, &m));
                     let mut new = false;
                     self.timeline.maybe_update(|t| {
                         new = t.push(m);
@@ -381,7 +384,7 @@ impl Feed {
     fn mention_alert(&self, room: &str, m: &MessageResponse) -> Alert {
         let (feed, room, id) = (*self, room.to_owned(), m.id);
         Alert {
-            title: format!("{} in #{room}", m.username),
+            title: format!("{} in {}", m.username, room_name::title(&room)),
             body: m.text.clone(),
             open: Callback::new(move |()| match feed.room.get_untracked() == room {
                 true => feed.jump_to(id),

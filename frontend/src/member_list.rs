@@ -1,7 +1,10 @@
 //! Who is here: everyone with a session and the room open, from the Welcome's list and
 //! count, then each Presence event's change (see `members`). In a crowded room the list
-//! shows the first names and says how many more are here.
+//! shows the first names and says how many more are here. A click on someone else's name
+//! opens the conversation with them (`#@name`); the server says why if there is none to
+//! have (a guest on either side).
 
+use leptos::either::Either;
 use leptos::prelude::*;
 
 use crate::members::Members;
@@ -28,8 +31,17 @@ pub fn MemberList(members: Reader<Members>, me: Memo<String>) -> impl IntoView {
 
 #[component]
 fn Member(name: String, me: Memo<String>) -> impl IntoView {
+    // The list is rebuilt when it changes, and `me` only changes with a new sign-in,
+    // which rebuilds the whole chat.
+    let mine = me.with_untracked(|me| *me == name);
     let data_name = name.clone();
-    let key = name.clone();
-    let mine = move || me.with(|me| *me == key);
-    view! { <li data-testid="member" data-name=data_name class:me=mine>{name}</li> }
+    let link = (!mine).then(|| format!("#@{name}"));
+    view! {
+        <li data-testid="member" data-name=data_name class:me=mine>
+            {match link {
+                None => Either::Left(name),
+                Some(href) => Either::Right(view! { <a href=href title="Send a direct message">{name}</a> }),
+            }}
+        </li>
+    }
 }

@@ -1,7 +1,7 @@
 //! Telling the person what came while the tab was hidden: the tab title counts what
 //! arrived meanwhile ("(3) Chat", cleared when the tab is seen again): messages from others
 //! in the room on screen, and the growth of the other rooms' unread counts. What calls for
-//! them (a mention; a direct message, for whoever adds those) raises a browser
+//! them (a mention; a direct message, on screen or not) raises a browser
 //! notification, once they turned notifications on. The permission is asked only from the
 //! click on "Notify me", never on load: a prompt nobody asked for is one browsers block and
 //! people refuse. The choice is kept in localStorage.
@@ -63,9 +63,17 @@ impl Notifier {
             return;
         }
         self.counted(1);
-        let Some(alert) = alert.filter(|_| self.on.get_untracked()) else {
+        if let Some(alert) = alert {
+            self.notify(alert);
+        }
+    }
+
+    /// Raises `alert` as a notification if the tab is hidden and they are on; counts
+    /// nothing (a caller counts what it knows, see `counted`).
+    pub fn notify(self, alert: Alert) {
+        if !document().hidden() || !self.on.get_untracked() {
             return;
-        };
+        }
         let options = NotificationOptions::new();
         options.set_body(&alert.body);
         let Ok(shown) = Notification::new_with_options(&alert.title, &options) else {

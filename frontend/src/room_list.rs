@@ -1,9 +1,12 @@
-//! The rooms, each with its unread count, and the box to open a new one. The list comes
+//! The rooms, each with its unread count, and the box to open a new one; beside them the
+//! person's conversations (`@peer`, ListRooms' `direct`, most recent first), counted the
+//! same way, so a new one from someone shows up by the next poll. The list comes
 //! from ListRooms (a page: the server's most recently active rooms), polled every few seconds and whenever the window regains focus (cheap,
 //! and no stream per room needed); counts come from `Unread`, with the room on screen
 //! marked read as its messages arrive. Rooms are links to `#name`, so switching is a hash
 //! change: no reload, and Back goes to the previous room. Unread messages that came in
-//! other rooms while the tab was hidden count in its title too (`Notifier`).
+//! other rooms while the tab was hidden count in its title too (`Notifier`), and a
+//! conversation's growing count raises a notification.
 
 use chat_proto::RoomInfo;
 use leptos::ev::SubmitEvent;
@@ -12,6 +15,7 @@ use leptos::task::spawn_local;
 
 use crate::client::ChatClient;
 use crate::feed::Feed;
+use crate::notify::Alert;
 use crate::reader::Reader;
 use crate::room_name;
 use crate::timer::sleep_ms;
@@ -22,11 +26,14 @@ const POLL_MS: u32 = 3_000;
 #[component]
 pub fn RoomList(client: ChatClient, feed: Feed, on_pick: Callback<String>) -> impl IntoView {
     let rooms = RwSignal::new(Vec::<RoomInfo>::new());
+    let direct = RwSignal::new(Vec::<RoomInfo>::new());
     let unread = RwSignal::new(Unread::load());
     let current = feed.room();
     let client = StoredValue::new_local(client);
     // Unread in the other rooms listed at the last poll.
     let elsewhere = StoredValue::new(0_u64);
+    // Unread in the conversations not on screen at the last poll (None before the first).
+    let elsewhere_direct = StoredValue::new(None::<u64>);
 
     let refresh = move || {
         let client = client.get_value();
@@ -35,21 +42,43 @@ pub fn RoomList(client: ChatClient, feed: Feed, on_pick: Callback<String>) -> im
                 return; // the badge already says when the server is away
             };
             let room = current.get_untracked();
-            let names = list.rooms.iter().map(|r| (r.name.as_str(), r.last_id));
+            let all = || list.rooms.iter().chain(&list.direct);
+            let names = all().map(|r| (r.name.as_str(), r.last_id));
             // try_: the list may have been unmounted (signed out) while the call ran.
-            let Some(total) = unread.try_update(|u| {
+            let Some((total, direct_total, newest)) = unread.try_update(|u| {
                 u.observe(list.epoch, names, &room);
                 u.save();
-                let others = list.rooms.iter().filter(|r| r.name != room);
-                others.map(|r| u.count(&r.name, r.last_id)).sum::<u64>()
+                let unseen = |r: &&RoomInfo| r.name != room && u.count(&r.name, r.last_id) > 0;
+                let count = |r: &RoomInfo| u.count(&r.name, r.last_id);
+                let total = all().filter(unseen).map(count).sum::<u64>();
+                let direct_total = list.direct.iter().filter(unseen).map(count).sum::<u64>();
+                // Newest activity first: the one that just grew.
+                let newest = list.direct.iter().find(unseen).map(|r| r.name.clone());
+                (total, direct_total, newest)
             }) else {
                 return;
             };
             let before = elsewhere
                 .try_update_value(|n| std::mem::replace(n, total))
                 .unwrap_or(total);
-            feed.notifier().counted(total.saturating_sub(before));
+            let notifier = feed.notifier();
+            notifier.counted(total.saturating_sub(before));
+            let direct_before = elsewhere_direct
+                .try_update_value(|n| n.replace(direct_total))
+                .flatten();
+            if let (Some(before), Some(peer)) = (direct_before, newest) {
+                if direct_total > before {
+                    notifier.notify(Alert {
+                        title: format!("New message from {}", &peer[1..]),
+                        body: String::new(),
+                        open: Callback::new(move |()| {
+                            let _ = window().location().set_hash(&peer);
+                        }),
+                    });
+                }
+            }
             rooms.try_set(list.rooms);
+            direct.try_set(list.direct);
         });
     };
     // Lives as long as the list: `alive` is disposed with it, which ends the loop.
@@ -75,10 +104,10 @@ pub fn RoomList(client: ChatClient, feed: Feed, on_pick: Callback<String>) -> im
     });
 
     // The server's page (its most recently active rooms), plus the room on screen if the
-    // page leaves it out, shown by name so rows do not jump as rooms get busy. Rows are
-    // keyed by (name, count), so a changed count redraws its row.
-    let shown = move || {
-        let mut list: Vec<(String, u64)> = rooms.with(|rooms| {
+    // page leaves it out, shown by name so rows do not jump as rooms get busy (the
+    // conversations, fewer, stay newest first).
+    let shown = move |list: RwSignal<Vec<RoomInfo>>, direct: bool| {
+        let mut list: Vec<(String, u64)> = list.with(|rooms| {
             unread.with(|u| {
                 rooms
                     .iter()
@@ -87,23 +116,32 @@ pub fn RoomList(client: ChatClient, feed: Feed, on_pick: Callback<String>) -> im
             })
         });
         current.with(|room| {
-            if !room.is_empty() && !list.iter().any(|(name, _)| name == room) {
+            let mine = !room.is_empty() && room.starts_with('@') == direct;
+            if mine && !list.iter().any(|(name, _)| name == room) {
                 list.push((room.clone(), 0));
             }
         });
-        list.sort();
+        if !direct {
+            list.sort();
+        }
         list
+    };
+    let items = move |list, direct| {
+        let list: Vec<(String, u64)> = shown(list, direct);
+        list.into_iter()
+            .map(|(name, unread)| view! { <RoomItem name unread current /> })
+            .collect_view()
     };
 
     view! {
         <nav class="rooms" aria-label="Rooms">
             <h2>"Rooms"</h2>
             <ul data-testid="rooms">
-                {move || {
-                    shown().into_iter().map(|(name, unread)| view! { <RoomItem name unread current /> }).collect_view()
-                }}
+                {move || items(rooms, false)}
             </ul>
             <NewRoom on_pick />
+            <h2>"Conversations"</h2>
+            <ul data-testid="conversations">{move || items(direct, true)}</ul>
         </nav>
     }
 }
@@ -127,7 +165,7 @@ fn RoomItem(name: String, unread: u64, current: Reader<String>) -> impl IntoView
     let data_room = name.clone();
     view! {
         <li data-testid="room" data-room=data_room class:current=here>
-            <a href=href aria-current=move || here.get().then_some("page")>"#"{name}</a>
+            <a href=href aria-current=move || here.get().then_some("page")>{room_name::title(&name)}</a>
             {badge}
         </li>
     }

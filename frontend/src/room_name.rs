@@ -1,6 +1,8 @@
 //! Room names: the server's rule (1-32 of A-Z a-z 0-9 _ -) checked here so a typo in the
 //! new-room box gets an explanation at once, and the room the person was last in, from the
-//! URL hash (so a link or the back button picks a room) or else localStorage.
+//! URL hash (so a link or the back button picks a room) or else localStorage. `@NAME` is
+//! the person's direct conversation with the account NAME (the server's word on who has
+//! one), its name checked by `name`.
 
 const STORAGE_KEY: &str = "chat.room";
 const MAX_CHARS: usize = 32;
@@ -9,6 +11,9 @@ pub const DEFAULT: &str = "general";
 /// Trims the input and checks it; the error text is shown under the new-room field.
 pub fn validate(raw: &str) -> Result<String, String> {
     let name = raw.trim().trim_start_matches('#');
+    if let Some(peer) = name.strip_prefix('@') {
+        return Ok(format!("@{}", crate::name::validate(peer)?));
+    }
     if name.is_empty() {
         return Err("Please enter a room name.".into());
     }
@@ -32,10 +37,20 @@ pub fn validate(raw: &str) -> Result<String, String> {
     Ok(name.to_owned())
 }
 
-/// The room named by the URL hash (`#room`), if it is a valid name.
+/// The room named by the URL hash (`#room`, `#@name`), if it is a valid name. The browser
+/// percent-encodes a name outside ASCII there.
 pub fn from_hash() -> Option<String> {
     let hash = web_sys::window()?.location().hash().ok()?;
+    let hash = js_sys::decode_uri_component(&hash).ok()?.as_string()?;
     validate(&hash).ok()
+}
+
+/// How a room is titled: `#room`, or `@name` for a conversation.
+pub fn title(room: &str) -> String {
+    match room.starts_with('@') {
+        true => room.to_owned(),
+        false => format!("#{room}"),
+    }
 }
 
 /// Where to go on load: the hash, else the last room, else general.
@@ -55,9 +70,8 @@ pub fn remember(room: &str) {
         let _ = storage.set_item(STORAGE_KEY, room);
     }
     if let Some(window) = web_sys::window() {
-        let location = window.location();
-        if location.hash().ok().as_deref() != Some(&format!("#{room}")) {
-            let _ = location.set_hash(room);
+        if from_hash().as_deref() != Some(room) {
+            let _ = window.location().set_hash(room);
         }
     }
 }
@@ -71,6 +85,8 @@ mod tests {
         assert_eq!(validate(" dev-ops_2 ").as_deref(), Ok("dev-ops_2"));
         assert_eq!(validate("#random").as_deref(), Ok("random"));
         assert!(validate(&"r".repeat(32)).is_ok());
+        assert_eq!(validate("#@bob").as_deref(), Ok("@bob"));
+        assert_eq!(validate(" @지민 ").as_deref(), Ok("@지민"));
     }
 
     #[test]
@@ -83,5 +99,7 @@ mod tests {
             "ASCII only, unlike user names"
         );
         assert!(validate("a.b").unwrap_err().contains("\u{201c}.\u{201d}"));
+        assert!(validate("@").is_err());
+        assert!(validate("@bob smith").unwrap_err().contains("space"));
     }
 }

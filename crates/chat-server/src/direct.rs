@@ -55,7 +55,7 @@ mod tests {
             Some("@ann")
         );
         assert!(is_direct(&k) && !is_direct("general"));
-        let longest = "됐".repeat(MAX_NAME_CHARS);
+        let longest = "𠀀".repeat(MAX_NAME_CHARS);
         assert_eq!(key(&longest, &longest).len(), MAX_KEY_BYTES);
     }
 }
