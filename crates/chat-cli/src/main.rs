@@ -33,7 +33,8 @@ struct Args {
     /// Your name in the chat.
     #[arg(long, env = "CHAT_NAME")]
     name: String,
-    /// Room to join (default: general).
+    /// Room to join (default: general); `@NAME` is your direct conversation with the
+    /// account NAME (signed in to an account only).
     #[arg(long, env = "CHAT_ROOM", default_value = "general")]
     room: String,
     /// Server URL: http:// for chat-server itself, https:// for a server behind TLS

@@ -525,3 +525,55 @@ async fn an_https_url_reaches_chat_server_serving_tls_itself() {
         "{said}"
     );
 }
+
+#[tokio::test]
+async fn room_at_a_name_is_the_direct_conversation_with_that_account() {
+    let (url, _db) = start_server().await;
+    let mut client = client(&url).await;
+    for name in ["ann", "bob"] {
+        client
+            .register(RegisterRequest {
+                username: name.into(),
+                password: PASSWORD.into(),
+            })
+            .await
+            .unwrap();
+    }
+    let mut ann = cli(&url, "ann");
+    ann.args(["--room", "@bob"]).env("CHAT_PASSWORD", PASSWORD);
+    let out = run_with_input(ann.spawn().unwrap(), b"just us\n").await;
+    assert_success(&out);
+
+    // Bob reads it in his `@ann`; general has none of it.
+    let token = client
+        .sign_in(SignInRequest {
+            username: "bob".into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let mut request = tonic::Request::new(HistoryRequest {
+        room: "@ann".into(),
+        before_id: 0,
+        limit: 10,
+    });
+    let bearer = format!("Bearer {token}").parse().unwrap();
+    request.metadata_mut().insert("authorization", bearer);
+    let page = client.history(request).await.unwrap().into_inner();
+    let texts: Vec<_> = page.messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["just us"]);
+    assert!(general_history(&mut client, 10).await.is_empty());
+
+    // A guest is told what `@NAME` needs, and exits non-zero.
+    let mut guest = cli(&url, "cy");
+    guest.args(["--room", "@bob"]);
+    let out = run_with_input(guest.spawn().unwrap(), b"hi\n").await;
+    assert!(!out.status.success());
+    assert!(
+        printed(&out).contains("only registered accounts"),
+        "{}",
+        printed(&out)
+    );
+}

@@ -1,9 +1,10 @@
 //! Which room a request's `room` means for its caller, and whether they may use it: the
 //! one gate every room-taking RPC passes (SendMessage, Broadcast, Subscribe, History,
-//! edits, deletes, reactions, Typing, Search). A room is everyone's; a conversation (`@peer`, see
-//! `direct`) only its two accounts'. Whatever a caller may not read is answered exactly as
-//! a room that does not exist, in words that depend only on the name asked, so nobody
-//! learns who talks to whom, nor (beyond what Register tells) who has an account.
+//! edits, deletes, reactions, Typing, Search). A room is everyone's; a conversation
+//! (`@peer`, see `direct`) only its two accounts'. Whatever a caller may not read is
+//! answered exactly as a room that does not exist, in words that depend only on the name
+//! asked, so nobody learns who talks to whom, nor (beyond what Register tells) who has an
+//! account.
 use std::{
     borrow::Cow,
     collections::HashMap,

@@ -1,5 +1,6 @@
 //! Direct messages: the two accounts of a conversation read, post, subscribe, page back,
-//! edit, react, reply and type in it, on SQLite and on PostgreSQL, and after a restart;
+//! edit, react, reply, type and search in it, on SQLite and on PostgreSQL, across
+//! servers, and after a restart;
 //! anyone else (a third account, a guest, a token-less client) is answered by every RPC
 //! exactly as for a conversation with nobody, and ListRooms shows it to the two only.
 mod common;
@@ -7,7 +8,7 @@ mod common;
 use chat_proto::{
     chat_event::Event, chat_service_client::ChatServiceClient, DeleteMessageRequest,
     EditMessageRequest, HistoryRequest, ListRoomsRequest, MessageRequest, MessageResponse,
-    ReactRequest, RegisterRequest, TypingRequest,
+    ReactRequest, RegisterRequest, SearchRequest, TypingRequest,
 };
 use common::{next_event, next_message, pg, subscribe_req, welcome, within, TestServer};
 use tonic::{
@@ -175,6 +176,20 @@ async fn the_two_use_their_conversation(server: &TestServer) {
         assert_eq!(page[0].reactions[0].usernames, ["Bob"]);
     }
 
+    // Both find it by search; nobody else's search reaches it (see below).
+    for (who, room) in [(&mut alice, "@bob"), (&mut bob, "@alice")] {
+        let found = within(who.search(SearchRequest {
+            room: room.into(),
+            query: "edited".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+        assert_eq!(found.hits.len(), 1, "{room}");
+        assert_eq!(found.hits[0].message.as_ref().unwrap().id, first.id);
+    }
+
     // Listed for the two, each by the other's name, and for nobody else.
     let (alices, rooms, total) = listed(&mut alice).await;
     assert_eq!(alices, [("@Bob".to_owned(), reply.id + 2)]);
@@ -225,6 +240,12 @@ async fn answers(client: &mut Client, room: &str) -> Vec<(&'static str, Code, St
     };
     // Those that never create a room first, so a room asked for is still missing.
     let mut out = vec![("History", of(history(client, room).await.map(drop)))];
+    let searched = within(client.search(SearchRequest {
+        room: room.into(),
+        query: "private".into(),
+        ..Default::default()
+    }));
+    out.push(("Search", of(searched.await.map(drop))));
     let edited = within(client.edit_message(EditMessageRequest {
         room: room.into(),
         id: 1,
@@ -314,7 +335,7 @@ async fn anyone_else_is_answered_as_for_a_conversation_with_nobody() {
         for ((rpc, code, message), (_, room_code, _)) in for_alice.iter().zip(&for_missing_room) {
             match *rpc {
                 // These create a room for someone signed in, and read an empty one.
-                "SendMessage" | "Subscribe" | "Broadcast" | "History" => {
+                "SendMessage" | "Subscribe" | "Broadcast" | "History" | "Search" => {
                     assert_eq!(*code, Code::NotFound, "{rpc}: {message}");
                     assert_eq!(message, &hidden("@alice"), "{rpc}");
                 }
@@ -436,6 +457,8 @@ async fn a_conversation_between_people_on_different_servers() {
     );
     assert_eq!(listed(&mut bob).await.0, [("@alice".to_owned(), answer.id)]);
     // On the third server carol has nothing of it, and her `@bob` is her own.
-    assert_eq!(listed(&mut carol).await.0, []);
+    let (direct, rooms, _) = listed(&mut carol).await;
+    assert_eq!(direct, []);
+    assert!(rooms.iter().all(|r| !r.starts_with('@')), "{rooms:?}");
     assert!(history(&mut carol, "@bob").await.unwrap().is_empty());
 }
