@@ -1,7 +1,10 @@
 // Direct messages in the browser: alice starts one with bob by clicking his name, they
 // talk live, bob sees it counted as unread before he opens it, and carol (a third page)
-// sees nothing of it anywhere, her `@bob` being her own conversation; a guest's name
-// cannot be messaged, and the page says why. Run after `cargo build` and
+// sees nothing of it anywhere, her `@bob` being her own conversation; with bob's tab
+// hidden a direct message raises a notification and counts in the title, whether its
+// conversation is on screen or not (Chromium grants the permission; the tab is hidden the
+// way mentions.test.mjs hides one); a guest's name cannot be messaged, and the page says
+// why. Run after `cargo build` and
 // `trunk build --release`:
 //   node --test frontend/e2e/direct.test.mjs
 //
@@ -23,12 +26,35 @@ describe('direct messages in the browser', { timeout: 10 * TIMEOUT }, () => {
   const people = [];
   const step = reportingStep(() => ({ server, people }));
 
-  const open = async (name) => {
-    const person = await Person.open(browser, server.url);
+  /** A person; `notes`: Chromium allows notifications and the page records them. */
+  const open = async (name, { notes = false } = {}) => {
+    const person = await Person.open(browser, server.url, notes ? { bypassCSP: true } : {});
     person.name = name;
     people.push(person);
+    if (notes) {
+      await person.context.grantPermissions(['notifications'], { origin: server.url });
+      await person.context.addInitScript(() => {
+        window.notes = [];
+        const Real = window.Notification;
+        window.Notification = class extends Real {
+          constructor(title, options) {
+            super(title, options);
+            window.notes.push({ title, body: options?.body ?? '' });
+          }
+        };
+      });
+      await person.page.reload();
+    }
     return person;
   };
+  const setHidden = (p, hidden) => p.page.evaluate((hidden) => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
+    Object.defineProperty(document, 'visibilityState', {
+      configurable: true, get: () => (hidden ? 'hidden' : 'visible'),
+    });
+    document.dispatchEvent(new Event('visibilitychange', { bubbles: true }));
+  }, hidden);
+  const notes = (p) => p.page.evaluate(() => window.notes);
   const conversations = (p) => p.page.locator('[data-testid=conversations] [data-testid=room]');
   const title = (p, text) => p.page.locator('[data-testid=room-title]', { hasText: text }).waitFor();
   const texts = async (p) => (await p.messages()).map((m) => m.text);
@@ -48,7 +74,7 @@ describe('direct messages in the browser', { timeout: 10 * TIMEOUT }, () => {
   step('alice clicks bob, they talk live, and bob sees it unread first', {}, async () => {
     alice = await open('alice');
     await alice.register('alice', 'alice password 1');
-    bob = await open('bob');
+    bob = await open('bob', { notes: true });
     await bob.register('bob', 'bob password 1');
     // Both in general: alice's member list has bob, as a link; her own name is not one.
     const bobInList = alice.page.locator('[data-testid=member][data-name=bob] a');
@@ -75,6 +101,33 @@ describe('direct messages in the browser', { timeout: 10 * TIMEOUT }, () => {
     await alice.sendOk('live both ways');
     await bob.message('live both ways');
     await until('read once open', async () => (await bob.unread('@alice')) === '');
+  });
+
+  step('while hidden, a direct message notifies and counts in the title', {}, async () => {
+    const toggle = bob.page.locator('[data-testid=notify-toggle]');
+    await toggle.click();
+    await until('notifications on', async () => (await toggle.getAttribute('aria-pressed')) === 'true');
+    // Elsewhere: the room list's poll sees the conversation's count grow.
+    await bob.goTo('general');
+    await setHidden(bob, true);
+    await alice.sendOk('ping while away');
+    await until('the notification', async () => (await notes(bob)).length === 1);
+    assert.deepEqual(await notes(bob), [{ title: 'New message from alice', body: '' }]);
+    assert.equal(await bob.page.title(), '(1) Chat');
+    await setHidden(bob, false);
+    await until('the title back', async () => (await bob.page.title()) === 'Chat');
+
+    // On screen: the message itself, with its text.
+    await bob.page.locator('[data-testid=conversations] [data-room="@alice"] a').click();
+    await title(bob, '@alice');
+    await bob.waitForState('live');
+    await bob.message('ping while away');
+    await setHidden(bob, true);
+    await alice.sendOk('and on screen');
+    await until('the second notification', async () => (await notes(bob)).length === 2);
+    assert.deepEqual((await notes(bob))[1], { title: 'alice in @alice', body: 'and on screen' });
+    assert.equal(await bob.page.title(), '(1) Chat');
+    await setHidden(bob, false);
   });
 
   step('carol sees nothing of it, and her @bob is her own', {}, async () => {
