@@ -111,6 +111,9 @@ describe('direct messages in the browser', { timeout: 10 * TIMEOUT }, () => {
     await bob.goTo('general');
     await setHidden(bob, true);
     await alice.sendOk('ping while away');
+    await until('the title to count it', async () => (await bob.page.title()) === '(1) Chat').catch(async (e) => {
+      throw new Error(`${e.message}: title ${await bob.page.title()}, unread ${await bob.unread('@alice')}`);
+    });
     await until('the notification', async () => (await notes(bob)).length === 1);
     assert.deepEqual(await notes(bob), [{ title: 'New message from alice', body: '' }]);
     assert.equal(await bob.page.title(), '(1) Chat');

@@ -30,10 +30,10 @@ pub fn RoomList(client: ChatClient, feed: Feed, on_pick: Callback<String>) -> im
     let unread = RwSignal::new(Unread::load());
     let current = feed.room();
     let client = StoredValue::new_local(client);
-    // Unread in the other rooms listed at the last poll.
-    let elsewhere = StoredValue::new(0_u64);
-    // Unread in the conversations not on screen at the last poll (None before the first).
-    let elsewhere_direct = StoredValue::new(None::<u64>);
+    // Each room's newest id at the last poll (None before the first): what is newer and
+    // unread came since, which is what the title counts while the tab is hidden. (A total
+    // of unread counts would miss what came to a room read since the last poll.)
+    let last_ids = StoredValue::new(None::<Vec<(String, u64)>>);
 
     let refresh = move || {
         let client = client.get_value();
@@ -44,38 +44,38 @@ pub fn RoomList(client: ChatClient, feed: Feed, on_pick: Callback<String>) -> im
             let room = current.get_untracked();
             let all = || list.rooms.iter().chain(&list.direct);
             let names = all().map(|r| (r.name.as_str(), r.last_id));
+            let now = all().map(|r| (r.name.clone(), r.last_id)).collect();
             // try_: the list may have been unmounted (signed out) while the call ran.
-            let Some((total, direct_total, newest)) = unread.try_update(|u| {
+            let Some(before) = last_ids.try_update_value(|ids| ids.replace(now)) else {
+                return;
+            };
+            let Some(grown) = unread.try_update(|u| {
                 u.observe(list.epoch, names, &room);
                 u.save();
-                let unseen = |r: &&RoomInfo| r.name != room && u.count(&r.name, r.last_id) > 0;
-                let count = |r: &RoomInfo| u.count(&r.name, r.last_id);
-                let total = all().filter(unseen).map(count).sum::<u64>();
-                let direct_total = list.direct.iter().filter(unseen).map(count).sum::<u64>();
-                // Newest activity first: the one that just grew.
-                let newest = list.direct.iter().find(unseen).map(|r| r.name.clone());
-                (total, direct_total, newest)
+                let Some(before) = &before else {
+                    return Vec::new();
+                };
+                let others = all().filter(|r| r.name != room);
+                let grown = others.filter_map(|r| {
+                    let then = before.iter().find(|b| b.0 == r.name).map_or(0, |b| b.1);
+                    let n = u.count(&r.name, r.last_id) - u.count(&r.name, then.min(r.last_id));
+                    (n > 0).then(|| (r.name.clone(), n))
+                });
+                grown.collect::<Vec<_>>()
             }) else {
                 return;
             };
-            let before = elsewhere
-                .try_update_value(|n| std::mem::replace(n, total))
-                .unwrap_or(total);
             let notifier = feed.notifier();
-            notifier.counted(total.saturating_sub(before));
-            let direct_before = elsewhere_direct
-                .try_update_value(|n| n.replace(direct_total))
-                .flatten();
-            if let (Some(before), Some(peer)) = (direct_before, newest) {
-                if direct_total > before {
-                    notifier.notify(Alert {
-                        title: format!("New message from {}", &peer[1..]),
-                        body: String::new(),
-                        open: Callback::new(move |()| {
-                            let _ = window().location().set_hash(&peer);
-                        }),
-                    });
-                }
+            notifier.counted(grown.iter().map(|g| g.1).sum());
+            // A conversation's message is for the reader, though the page has not its text.
+            if let Some((peer, _)) = grown.into_iter().find(|g| g.0.starts_with('@')) {
+                notifier.notify(Alert {
+                    title: format!("New message from {}", &peer[1..]),
+                    body: String::new(),
+                    open: Callback::new(move |()| {
+                        let _ = window().location().set_hash(&peer);
+                    }),
+                });
             }
             rooms.try_set(list.rooms);
             direct.try_set(list.direct);
