@@ -3,7 +3,8 @@
 //! the answer can safely send again. The record lives in the store, written in the same
 //! transaction as the message, so it holds across restarts; identical sends in flight at
 //! the same moment meet here first, in memory: the first one posts, the others wait for
-//! its message. A repeat with another text or room is refused, not answered with a
+//! its message. Through several servers on one PostgreSQL they meet in the database: the
+//! writer that commits second stores nothing and answers with the first one's message. A repeat with another text or room is refused, not answered with a
 //! message it did not ask for.
 use std::{
     collections::HashMap,
@@ -125,8 +126,10 @@ pub async fn post_once(
             }
             posted
         });
+        // The store answers with the original instead when another server committed the
+        // pair first (the same send racing through both).
         return match task.await {
-            Ok(posted) => Ok(posted?),
+            Ok(posted) => same_request(posted?, &sent, room.name(), text),
             Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
             Err(_) => Err(ChatError::ShuttingDown),
         };

@@ -479,3 +479,92 @@ async fn a_send_retried_through_another_server_returns_the_original() {
     let ids: Vec<u64> = history.iter().map(|m| m.id).collect();
     assert_eq!(ids, [original.id], "one message, not two");
 }
+
+#[tokio::test]
+async fn identical_sends_racing_through_every_server_post_once() {
+    let c = cluster(3).await;
+    let (_, token) = c.servers[0].join("ann").await;
+    let mut streams = Vec::new();
+    for server in &c.servers {
+        let mut stream = within(server.client().await.subscribe(subscribe_req("general", 0)))
+            .await
+            .unwrap()
+            .into_inner();
+        welcome(&mut stream).await;
+        streams.push(stream);
+    }
+    let mut clients = Vec::new();
+    for server in &c.servers {
+        for _ in 0..4 {
+            clients.push(server.with_token(&token).await);
+        }
+    }
+    // Each round: twelve identical sends, four through each server, let go at once, then
+    // one plain message to mark the end of the round on every stream.
+    const ROUNDS: u64 = 5;
+    for round in 1..=ROUNDS {
+        let go = std::sync::Arc::new(tokio::sync::Barrier::new(clients.len()));
+        let sends: Vec<_> = clients
+            .iter()
+            .map(|client| {
+                let (mut client, go) = (client.clone(), go.clone());
+                tokio::spawn(async move {
+                    go.wait().await;
+                    within(client.send_message(MessageRequest {
+                        room: "general".into(),
+                        message: format!("once {round}"),
+                        client_msg_id: format!("race-{round}"),
+                        ..Default::default()
+                    }))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .id
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for send in sends {
+            ids.push(send.await.unwrap());
+        }
+        let want = 2 * round - 1;
+        assert_eq!(
+            ids,
+            vec![want; ids.len()],
+            "round {round}: every send answered with one id"
+        );
+        let marker = within(clients[0].send_message(req("", "general", &format!("end {round}"))))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            marker.id,
+            want + 1,
+            "round {round}: the counter took one id, not more"
+        );
+        for (s, stream) in streams.iter_mut().enumerate() {
+            let got = messages(stream, 2).await;
+            let texts: Vec<&str> = got.iter().map(|m| m.text.as_str()).collect();
+            assert_eq!(
+                texts,
+                [format!("once {round}"), format!("end {round}")],
+                "subscriber on server {s}, round {round}: the message once"
+            );
+        }
+    }
+    let history = within(c.servers[2].client().await.history(HistoryRequest {
+        room: "general".into(),
+        before_id: 0,
+        limit: 0,
+    }))
+    .await
+    .unwrap()
+    .into_inner()
+    .messages;
+    let ids: Vec<u64> = history.iter().map(|m| m.id).collect();
+    assert_eq!(
+        ids,
+        (1..=2 * ROUNDS).collect::<Vec<_>>(),
+        "each send stored once, ids gapless"
+    );
+}

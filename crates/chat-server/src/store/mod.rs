@@ -57,7 +57,7 @@ pub type Committed = Arc<MessageResponse>;
 
 /// A message's id chosen by its sender (`MessageRequest.client_msg_id`), with the key of
 /// the sender's name: stored with the message, so a repeat of the pair finds it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SentId {
     pub sender_key: String,
     pub client_msg_id: String,
@@ -132,6 +132,10 @@ pub enum StoreError {
     Unreachable(Arc<str>),
     #[error("could not start the message store's writer thread: {0}")]
     Spawn(Arc<std::io::Error>),
+    /// A sent id's record names a message that is not there; the layout allows it, the
+    /// writer never leaves it so.
+    #[error("client_msg_id {0:?} is recorded as sent, but its message is missing")]
+    SentWithoutMessage(String),
     #[error("the message store is closed")]
     Closed,
     #[error("the message store has {MAX_QUEUED_APPENDS} writes waiting already")]
@@ -386,7 +390,9 @@ impl MessageStore {
     }
 
     /// `try_append`, recording `sent` (if any) in the same transaction, replacing an older
-    /// record of the same pair, for `find_sent`.
+    /// record of the same pair, for `find_sent`. On PostgreSQL a record another server
+    /// committed within `SENT_ID_TTL` is kept instead: the message is not stored, and the
+    /// answer is the one that record stands for.
     pub fn try_append_sent(
         &self,
         msg: MessageResponse,

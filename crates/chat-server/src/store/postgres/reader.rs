@@ -148,18 +148,33 @@ pub(in crate::store) async fn sent(
     since_ms: i64,
 ) -> Result<Option<MessageResponse>, StoreError> {
     let (_permit, conn) = pool.read().await?;
-    let stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} JOIN sent_ids s ON m.room = s.room AND m.id = s.id
-             WHERE s.sender_key = $1 AND s.client_msg_id = $2 AND s.sent_at_ms >= $3"
-        ))
-        .await
-        .map_err(error)?;
+    let stmt = conn.prepare_cached(&sent_query()).await.map_err(error)?;
     let row = conn
         .query_opt(&stmt, &[&sent.sender_key, &sent.client_msg_id, &since_ms])
         .await
         .map_err(error)?;
     Ok(row.as_ref().map(message))
+}
+
+/// The message `sent` stands for, as the writer's transaction `tx` sees it: its own rows
+/// and what other servers committed before the statement began.
+pub(super) async fn sent_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sent: &SentId,
+) -> Result<Option<MessageResponse>, tokio_postgres::Error> {
+    let stmt = tx.prepare_cached(&sent_query()).await?;
+    let row = tx
+        .query_opt(&stmt, &[&sent.sender_key, &sent.client_msg_id, &0i64])
+        .await?;
+    Ok(row.as_ref().map(message))
+}
+
+/// The message a sent id stands for, if recorded at or after `$3`.
+fn sent_query() -> String {
+    format!(
+        "SELECT {COLUMNS} JOIN sent_ids s ON m.room = s.room AND m.id = s.id
+         WHERE s.sender_key = $1 AND s.client_msg_id = $2 AND s.sent_at_ms >= $3"
+    )
 }
 
 /// Message `id` of `room` as it is now, with its reactions; `None` for a change event.

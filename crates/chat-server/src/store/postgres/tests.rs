@@ -236,6 +236,79 @@ async fn a_sent_id_finds_its_message_from_any_store_within_its_window() {
     b.close().await;
 }
 
+#[tokio::test]
+async fn a_sent_id_claimed_by_another_store_is_answered_with_its_message_and_takes_no_id() {
+    let db = pg::database();
+    let (a, _) = open(&db).await;
+    let (b, seen_b) = open(&db).await;
+    let pair = |id: &str| SentId {
+        sender_key: "ann".into(),
+        client_msg_id: id.into(),
+    };
+    let at = 1_700_000_000_000;
+    let original = a
+        .try_append_sent(msg("general", "ann", "once", at), Some(pair("p")))
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(original.id, 1);
+    // Queued without a pause, so one batch of B's: a repeat of A's pair between new
+    // messages, and a pair twice in the batch itself.
+    let queued = [
+        (msg("general", "ann", "x", at), None),
+        (msg("general", "ann", "once", at), Some(pair("p"))),
+        (msg("general", "ann", "y", at), Some(pair("q"))),
+        (msg("general", "ann", "y", at), Some(pair("q"))),
+        (msg("other", "ann", "z", at), None),
+    ]
+    .map(|(m, sent)| b.try_append_sent(m, sent).unwrap());
+    let got: Vec<(String, u64, String)> = join_all(queued)
+        .await
+        .into_iter()
+        .map(|m| {
+            let m = m.unwrap();
+            (m.room.clone(), m.id, m.text.clone())
+        })
+        .collect();
+    let want = [
+        ("general", 2, "x"),
+        ("general", 1, "once"),
+        ("general", 3, "y"),
+        ("general", 3, "y"),
+        ("other", 1, "z"),
+    ]
+    .map(|(room, id, text)| (room.to_string(), id, text.to_string()));
+    assert_eq!(got, want);
+    assert_eq!(
+        *seen_b.lock().unwrap(),
+        [
+            ("general".to_string(), 2),
+            ("general".to_string(), 3),
+            ("other".to_string(), 1)
+        ],
+        "only what B stored is fanned out"
+    );
+    assert_eq!(b.find_sent(&pair("q"), 0).await.unwrap().unwrap().id, 3);
+    let (page, _) = a.history("general", 0, 10).await.unwrap();
+    assert_eq!(ids(&page), [1, 2, 3], "each once, gapless");
+    assert_eq!(
+        post(&a, "general", ["next".to_string()]).await,
+        [4],
+        "the counter took no id for the repeat"
+    );
+    // A claim older than SENT_ID_TTL is taken over by a new message, as in SQLite.
+    let later = at + crate::idempotency::SENT_ID_TTL.as_millis() as i64 + 1;
+    let again = b
+        .try_append_sent(msg("general", "ann", "once", later), Some(pair("p")))
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(again.id, 5);
+    assert_eq!(a.find_sent(&pair("p"), 0).await.unwrap().unwrap().id, 5);
+    a.close().await;
+    b.close().await;
+}
+
 fn session(byte: u8, name: &str, account: bool, last_active_ms: i64) -> StoredSession {
     StoredSession {
         token_hash: TokenHash([byte; 32]),

@@ -3,13 +3,15 @@
 //!
 //! A batch is three statements whatever its size: advance the counters of the batch's
 //! rooms (one upsert, rooms in name order, so two servers lock shared rooms in the same
-//! order and never deadlock), insert the messages, record their sent ids. The counter
-//! rows stay locked until commit, so another server's batch into the same room waits,
-//! then continues from the new count: ids are gapless, and commit order is id order.
+//! order and never deadlock), claim the sent ids, insert the messages. The counter rows
+//! stay locked until commit, so another server's batch into the same room waits, then
+//! continues from the new count: ids are gapless, and commit order is id order. A claim
+//! another server committed first (the same send racing through two servers) drops the
+//! message: the counters go back by what was dropped and the repeat gets the original.
 //! A batch that fails (the database gone, say) answers every append with the error and
 //! the task goes on with the next one; nothing is retried behind the sender's back.
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashSet},
     panic::{self, AssertUnwindSafe},
     sync::{atomic::Ordering, Arc},
     time::Instant,
@@ -20,6 +22,7 @@ use metrics::Histogram;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{error, Pool};
+use crate::idempotency::SENT_ID_TTL;
 use crate::metrics_endpoint::{COMMIT_BATCH_SIZE, COMMIT_SECONDS};
 use crate::store::{
     display_form, Command, Committed, Counters, OnCommit, SentId, StoreError, MAX_BATCH,
@@ -137,18 +140,22 @@ impl Writer {
     async fn commit(&self, batch: &mut Vec<Item>) {
         let started = Instant::now();
         match self.write(batch).await {
-            Ok(()) => {
+            Ok(mut repeats) => {
                 self.commit_times.record(started.elapsed());
                 self.batch_sizes.record(batch.len() as f64);
                 let mut messages = Vec::with_capacity(batch.len());
                 let mut answers = Vec::with_capacity(batch.len());
-                for item in batch.drain(..) {
+                for (i, item) in batch.drain(..).enumerate() {
                     match item {
-                        Item::Message(msg, _, done) => {
-                            let msg = Arc::new(msg);
-                            messages.push(Arc::clone(&msg));
-                            answers.push(Ok((msg, done)));
-                        }
+                        Item::Message(msg, _, done) => match repeats.remove(&i) {
+                            // Stored already (by another server): answered, not fanned out.
+                            Some(original) => answers.push(Ok((original, done))),
+                            None => {
+                                let msg = Arc::new(msg);
+                                messages.push(Arc::clone(&msg));
+                                answers.push(Ok((msg, done)));
+                            }
+                        },
                         Item::Room(_, _, done) => answers.push(Err(done)),
                     }
                 }
@@ -187,8 +194,10 @@ impl Writer {
 
     /// One transaction for the whole batch. Sets each message's id; dropping the
     /// transaction on an error rolls it back, so a failed batch leaves no trace (the ids
-    /// it set are never seen: its messages are refused).
-    async fn write(&self, batch: &mut [Item]) -> Result<(), StoreError> {
+    /// it set are never seen: its messages are refused). Returns the repeats: the
+    /// original of each message (by its place in `batch`) whose sent id was claimed
+    /// already, which is not stored.
+    async fn write(&self, batch: &mut [Item]) -> Result<BTreeMap<usize, Committed>, StoreError> {
         // BTreeMap: the rooms in name order, the order their rows are locked in.
         let mut rooms: BTreeMap<&str, RoomTotals> = BTreeMap::new();
         for item in batch.iter() {
@@ -244,14 +253,10 @@ impl Writer {
         drop(rooms);
 
         // Ids first, then the columns, which borrow the messages.
-        for item in batch.iter_mut() {
-            if let Item::Message(msg, ..) = item {
-                let next = next_id
-                    .get_mut(&msg.room)
-                    .expect("the upsert returns every room of the batch");
-                msg.id = *next as u64;
-                *next += 1;
-            }
+        number(batch, next_id.clone(), &BTreeMap::new());
+        let dropped = claim(&tx, batch).await?;
+        if !dropped.is_empty() {
+            renumber(&tx, batch, next_id, &dropped).await?;
         }
         let mut m_room = Vec::new();
         let mut m_id = Vec::new();
@@ -264,12 +269,13 @@ impl Writer {
         let mut m_target = Vec::new();
         let mut m_emoji = Vec::new();
         let mut m_on = Vec::new();
-        let (mut s_key, mut s_client, mut s_room, mut s_id, mut s_at) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for item in batch.iter() {
-            let Item::Message(msg, sent, _) = item else {
+        for (i, item) in batch.iter().enumerate() {
+            let Item::Message(msg, ..) = item else {
                 continue;
             };
+            if dropped.contains_key(&i) {
+                continue;
+            }
             m_room.push(msg.room.as_str());
             m_id.push(msg.id as i64);
             m_user.push(msg.username.as_str());
@@ -282,13 +288,6 @@ impl Writer {
             m_target.push(change.map_or(0, |c| c.target_id as i64));
             m_emoji.push(change.map_or("", |c| c.emoji.as_str()));
             m_on.push(change.is_some_and(|c| c.on));
-            if let Some(sent) = sent {
-                s_key.push(sent.sender_key.as_str());
-                s_client.push(sent.client_msg_id.as_str());
-                s_room.push(msg.room.as_str());
-                s_id.push(msg.id as i64);
-                s_at.push(msg.sent_at_ms);
-            }
         }
         if !m_id.is_empty() {
             // Plain INSERT: a repeated id would be a counter out of step with the rows,
@@ -314,9 +313,10 @@ impl Writer {
             .map_err(error)?;
             // In queue order, once every row of the batch is in: a change may name a
             // message of this same batch.
-            for item in batch.iter() {
+            for (i, item) in batch.iter().enumerate() {
                 if let Item::Message(msg, ..) = item {
-                    if let Some(change) = &msg.change {
+                    if let Some(change) = msg.change.as_ref().filter(|_| !dropped.contains_key(&i))
+                    {
                         super::changes::apply(&tx, msg, change)
                             .await
                             .map_err(error)?;
@@ -324,24 +324,17 @@ impl Writer {
                 }
             }
         }
-        if !s_id.is_empty() {
-            // Replacing: a pair sent again after its record expired (but before pruning)
-            // points at the new message; see the SQLite writer.
-            let record = tx
-                .prepare_cached(
-                    "INSERT INTO sent_ids (sender_key, client_msg_id, room, id, sent_at_ms)
-                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[],
-                                          $5::int8[])
-                     ON CONFLICT (sender_key, client_msg_id) DO UPDATE
-                     SET room = EXCLUDED.room, id = EXCLUDED.id, sent_at_ms = EXCLUDED.sent_at_ms",
-                )
+        // Read back last: a repeat of a message of this same batch finds it too.
+        let mut repeats = BTreeMap::new();
+        for (i, sent) in dropped {
+            let original = super::reader::sent_in(&tx, &sent)
                 .await
-                .map_err(error)?;
-            tx.execute(&record, &[&s_key, &s_client, &s_room, &s_id, &s_at])
-                .await
-                .map_err(error)?;
+                .map_err(error)?
+                .ok_or(StoreError::SentWithoutMessage(sent.client_msg_id))?;
+            repeats.insert(i, Arc::new(original));
         }
-        tx.commit().await.map_err(error)
+        tx.commit().await.map_err(error)?;
+        Ok(repeats)
     }
 
     /// A room whose counter never moved has no messages, here or on any other server.
@@ -364,4 +357,145 @@ impl Writer {
             .map_err(error)?;
         Ok(pruned as usize)
     }
+}
+
+/// Gives each message of `batch` but the `dropped` ones the next id of its room, from
+/// `next_id` (per room, the first id the batch takes).
+fn number(
+    batch: &mut [Item],
+    mut next_id: BTreeMap<String, i64>,
+    dropped: &BTreeMap<usize, SentId>,
+) {
+    for (i, item) in batch.iter_mut().enumerate() {
+        if let Item::Message(msg, ..) = item {
+            if dropped.contains_key(&i) {
+                continue;
+            }
+            let next = next_id
+                .get_mut(&msg.room)
+                .expect("the upsert returns every room of the batch");
+            msg.id = *next as u64;
+            *next += 1;
+        }
+    }
+}
+
+/// Claims the sent ids of the batch's messages, and returns the messages (by place in
+/// `batch`) whose claim is held already: by a send another server committed within
+/// `SENT_ID_TTL` (a claim it has not committed yet makes this statement wait for its
+/// outcome), or by an earlier message of this batch. An expired claim is taken over, as
+/// in SQLite: the pair then stands for the new message. The pairs are claimed in key
+/// order, so two servers claiming the same ones wait for each other and never deadlock.
+async fn claim(
+    tx: &deadpool_postgres::Transaction<'_>,
+    batch: &[Item],
+) -> Result<BTreeMap<usize, SentId>, StoreError> {
+    let mut claims: Vec<(&SentId, &MessageResponse)> = batch
+        .iter()
+        .filter_map(|item| match item {
+            Item::Message(msg, Some(sent), _) => Some((sent, msg)),
+            _ => None,
+        })
+        .collect();
+    if claims.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    // Stable: of one pair twice in the batch, the first in queue order is claimed.
+    claims.sort_by(|a, b| a.0.cmp(b.0));
+    claims.dedup_by(|a, b| a.0 == b.0);
+    let (mut key, mut client, mut room, mut id, mut at) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (sent, msg) in &claims {
+        key.push(sent.sender_key.as_str());
+        client.push(sent.client_msg_id.as_str());
+        room.push(msg.room.as_str());
+        id.push(msg.id as i64);
+        at.push(msg.sent_at_ms);
+    }
+    let ttl_ms = SENT_ID_TTL.as_millis() as i64;
+    let record = tx
+        .prepare_cached(
+            "INSERT INTO sent_ids (sender_key, client_msg_id, room, id, sent_at_ms)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[])
+             ON CONFLICT (sender_key, client_msg_id) DO UPDATE
+             SET room = EXCLUDED.room, id = EXCLUDED.id, sent_at_ms = EXCLUDED.sent_at_ms
+             WHERE sent_ids.sent_at_ms < EXCLUDED.sent_at_ms - $6
+             RETURNING sender_key, client_msg_id, id",
+        )
+        .await
+        .map_err(error)?;
+    let claimed: HashSet<(String, String, i64)> = tx
+        .query(&record, &[&key, &client, &room, &id, &at, &ttl_ms])
+        .await
+        .map_err(error)?
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    let mut dropped = BTreeMap::new();
+    for (i, item) in batch.iter().enumerate() {
+        if let Item::Message(msg, Some(sent), _) = item {
+            let mine = (
+                sent.sender_key.clone(),
+                sent.client_msg_id.clone(),
+                msg.id as i64,
+            );
+            if !claimed.contains(&mine) {
+                dropped.insert(i, sent.clone());
+            }
+        }
+    }
+    Ok(dropped)
+}
+
+/// After `claim` dropped messages: gives the others their ids again from `first_id`
+/// (gapless), takes the dropped ones back off the room counters, and points the claims
+/// at the new ids. Rare (identical sends racing through two servers), so a few
+/// statements more are no matter.
+async fn renumber(
+    tx: &deadpool_postgres::Transaction<'_>,
+    batch: &mut [Item],
+    first_id: BTreeMap<String, i64>,
+    dropped: &BTreeMap<usize, SentId>,
+) -> Result<(), StoreError> {
+    let mut old_ids = BTreeMap::new();
+    let mut returned: BTreeMap<&str, i64> = BTreeMap::new();
+    for (i, item) in batch.iter().enumerate() {
+        if let Item::Message(msg, ..) = item {
+            old_ids.insert(i, msg.id);
+            if dropped.contains_key(&i) {
+                *returned.entry(msg.room.as_str()).or_default() += 1;
+            }
+        }
+    }
+    let (names, counts): (Vec<&str>, Vec<i64>) = returned.into_iter().unzip();
+    tx.execute(
+        "UPDATE rooms SET last_id = rooms.last_id - u.count
+         FROM UNNEST($1::text[], $2::int8[]) AS u(name, count) WHERE rooms.name = u.name",
+        &[&names, &counts],
+    )
+    .await
+    .map_err(error)?;
+    drop(names);
+    number(batch, first_id, dropped);
+    let (mut key, mut client, mut id) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, item) in batch.iter().enumerate() {
+        if let Item::Message(msg, Some(sent), _) = item {
+            if !dropped.contains_key(&i) && old_ids.get(&i) != Some(&msg.id) {
+                key.push(sent.sender_key.as_str());
+                client.push(sent.client_msg_id.as_str());
+                id.push(msg.id as i64);
+            }
+        }
+    }
+    if !id.is_empty() {
+        tx.execute(
+            "UPDATE sent_ids SET id = u.id
+             FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS u(key, client, id)
+             WHERE sent_ids.sender_key = u.key AND sent_ids.client_msg_id = u.client",
+            &[&key, &client, &id],
+        )
+        .await
+        .map_err(error)?;
+    }
+    Ok(())
 }
