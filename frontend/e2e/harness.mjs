@@ -2,9 +2,11 @@
 // port with its own SQLite file (restartable on the same port and file, to simulate a
 // crash), chat-cli as a native client, a bare grpc-web poster for bulk messages, and
 // headless Chromium through playwright-core. Everything started here is stopped here.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +27,29 @@ export const HEARTBEAT_MS = 1000;
 export const TIMEOUT = Number(process.env.E2E_TIMEOUT_MS || 30_000);
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/** axe-core's serious and critical findings on `p`'s page as it is now. */
+async function axeFindings(p) {
+  if (!(await p.page.evaluate(() => 'axe' in window))) await p.page.addScriptTag({ content: AXE_SOURCE });
+  return p.page.evaluate(async () => {
+    const { violations } = await window.axe.run(document, { resultTypes: ['violations'] });
+    return violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary}`).join('; ')}`);
+  });
+}
+
+/** axe on what is on `p`'s screen, in the light and the dark scheme: no serious or critical finding. */
+export async function assertAccessible(p, screen) {
+  for (const colorScheme of ['light', 'dark']) {
+    await p.page.emulateMedia({ colorScheme });
+    await sleep(100); // transitions, if any, settle
+    assert.deepEqual(await axeFindings(p), [], `${screen}, ${colorScheme}`);
+  }
+  await p.page.emulateMedia({ colorScheme: 'light' });
+}
 
 /**
  * A test step (`it`, with a generous timeout) whose failure report carries what the server

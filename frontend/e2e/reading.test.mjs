@@ -4,14 +4,11 @@
 // screen, light and dark, with no serious or critical finding. Run after `cargo build` and
 // `trunk build --release`:  node --test frontend/e2e/reading.test.mjs
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { after, before, describe } from 'node:test';
 import {
-  ChatServer, Person, TIMEOUT, createRoom, freePort, launchBrowser, postMessages, reportingStep, sleep, until,
+  ChatServer, Person, TIMEOUT, assertAccessible, createRoom, freePort, launchBrowser, postMessages, reportingStep, until,
 } from './harness.mjs';
 
-const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 const MARKDOWN = 'see https://example.com/a_b?q=1. not javascript:alert(1) nor <b>x</b>: **bold** _italic_ `code`';
@@ -46,27 +43,6 @@ describe('reading and access', { timeout: 20 * TIMEOUT }, () => {
 
   const atNewest = (p) => p.page.locator('[data-testid=messages]')
     .evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight <= 2);
-
-  /** axe-core's serious and critical findings on the page as it is now. */
-  const axeFindings = async (p) => {
-    if (!(await p.page.evaluate(() => 'axe' in window))) await p.page.addScriptTag({ content: AXE_SOURCE });
-    return p.page.evaluate(async () => {
-      const { violations } = await window.axe.run(document, { resultTypes: ['violations'] });
-      return violations
-        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-        .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary}`).join('; ')}`);
-    });
-  };
-
-  /** axe on what is on screen, in the light and the dark scheme. */
-  const assertAccessible = async (p, screen) => {
-    for (const colorScheme of ['light', 'dark']) {
-      await p.page.emulateMedia({ colorScheme });
-      await sleep(100); // transitions, if any, settle
-      assert.deepEqual(await axeFindings(p), [], `${screen}, ${colorScheme}`);
-    }
-    await p.page.emulateMedia({ colorScheme: 'light' });
-  };
 
   before(async () => {
     server = new ChatServer(await freePort());

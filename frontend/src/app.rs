@@ -1,6 +1,6 @@
 //! The page shell: the prompt (guest, sign in, register) until the person has a session,
 //! then the chat: rooms and who is here on the side, the room on screen (header with the
-//! connection badge and who is signed in, messages, typing line, composer). The room comes from the URL hash, else the last one
+//! connection badge and who is signed in, search, messages, typing line, composer). The room comes from the URL hash, else the last one
 //! visited; switching changes the hash, so it needs no reload and Back works.
 
 use chat_proto::MessageResponse;
@@ -21,6 +21,7 @@ use crate::name_prompt::{Mode, NamePrompt};
 use crate::notify::{Notifier, NotifyToggle};
 use crate::room_list::RoomList;
 use crate::room_name;
+use crate::search_panel::SearchPanel;
 use crate::session::{self, Who};
 use crate::typing_indicator::TypingIndicator;
 
@@ -115,6 +116,8 @@ pub fn App(
         })
     });
     let my_name = Memo::new(move |_| who.with(|w| w.name.clone()));
+    // A reply's quote and a search hit both open the room at a message.
+    let jump = Callback::new(move |id| feed.jump_to(id));
     // The prompt comes back on the form that fits the last name: an account's on sign in.
     let prompt_for = move || {
         if let Some(early) = early.try_update_value(Option::take).flatten() {
@@ -168,6 +171,11 @@ pub fn App(
                             on_ended=signed_out_everywhere
                         />
                     </header>
+                    <SearchPanel
+                        client=client.get_value()
+                        room=feed.room()
+                        on_open=jump
+                    />
                     {move || feed.problem().get().map(|e| view! { <p class="error room-error" role="alert" data-testid="room-error">{e}</p> })}
                     <MessageList
                         messages=feed.messages()
@@ -178,7 +186,7 @@ pub fn App(
                         live=feed.live()
                         on_near_top=Callback::new(move |()| feed.load_older())
                         act=Callback::new(act)
-                        on_jump=Callback::new(move |id| feed.jump_to(id))
+                        on_jump=jump
                     />
                     {move || act_error.get().map(|e| view! { <p class="error" role="alert" data-testid="action-error">{e}</p> })}
                     <TypingIndicator typists=feed.typists() me=my_name />

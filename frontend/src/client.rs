@@ -21,8 +21,8 @@ use chat_proto::{
     chat_event, ChangePasswordRequest, ChatEvent, DeleteMessageRequest, EditMessageRequest,
     HistoryRequest, HistoryResponse, JoinRequest, JoinResponse, LeaveRequest, ListRoomsRequest,
     ListRoomsResponse, MessageRequest, MessageResponse, Presence, ReactRequest, RegisterRequest,
-    SignInRequest, SignOutEverywhereRequest, SignOutEverywhereResponse, SubscribeRequest,
-    TypingEvent, TypingRequest, Welcome,
+    SearchRequest, SearchResponse, SignInRequest, SignOutEverywhereRequest,
+    SignOutEverywhereResponse, SubscribeRequest, TypingEvent, TypingRequest, Welcome,
 };
 use prost::Message;
 use tonic::client::Grpc;
@@ -200,6 +200,7 @@ mod path {
     pub const EDIT: &str = "/grpcchat.ChatService/EditMessage";
     pub const DELETE: &str = "/grpcchat.ChatService/DeleteMessage";
     pub const REACT: &str = "/grpcchat.ChatService/React";
+    pub const SEARCH: &str = "/grpcchat.ChatService/Search";
 }
 
 /// Who this page speaks as, shared by every clone of the client.
@@ -399,6 +400,23 @@ impl ChatClient {
             emoji: emoji.to_owned(),
         };
         self.authed(path::REACT, &request).await.map(|_| ())
+    }
+
+    /// A page of `room`'s messages holding every word of `query`, newest first, older
+    /// than `before_id` (0 = from the newest).
+    pub async fn search(
+        &self,
+        room: &str,
+        query: &str,
+        before_id: u64,
+    ) -> Result<SearchResponse, ApiError> {
+        let request = SearchRequest {
+            room: room.to_owned(),
+            query: query.to_owned(),
+            before_id,
+            limit: 0,
+        };
+        decode(self.authed(path::SEARCH, &request).await?)
     }
 
     pub async fn list_rooms(&self) -> Result<ListRoomsResponse, ApiError> {

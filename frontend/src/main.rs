@@ -28,6 +28,7 @@ mod reader;
 mod room_list;
 mod room_name;
 mod rows;
+mod search_panel;
 mod session;
 mod timeline;
 mod timer;
