@@ -17,7 +17,7 @@ export PATH="$HOME/.cargo/bin:$ROOT/frontend/node_modules/.bin:$PATH"
 # The page's weight budget: total brotli bytes of the files above. It sits just above the
 # weight measured when it was set (BENCHMARKS.md, "Frontend weight"), so growth is a
 # decision: whoever raises it says in BENCHMARKS.md what the bytes buy.
-BUDGET_BROTLI=163700
+BUDGET_BROTLI=171400
 
 check=0
 if [ "${1:-}" = "--check" ]; then
