@@ -14,14 +14,10 @@
 // Test hooks (data-testid): notify-toggle [aria-pressed], notify-refused; mention-list,
 // mention-option [aria-selected]; mention (the reader's name marked in a message).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { after, before, describe } from 'node:test';
 import {
-  ChatServer, Person, TIMEOUT, freePort, launchBrowser, reportingStep, sleep, until,
+  ChatServer, Person, TIMEOUT, assertAccessible, freePort, launchBrowser, reportingStep, sleep, until,
 } from './harness.mjs';
-
-const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 /** Records every Notification made and every permission request, before the page runs. */
 function recordNotifications() {
@@ -67,22 +63,6 @@ describe('mentions and notifications', { timeout: 10 * TIMEOUT }, () => {
   }, hidden);
 
   const notes = (p) => p.page.evaluate(() => window.notes.map((n) => ({ title: n.title, body: n.body })));
-
-  /** axe-core's serious and critical findings, light and dark. */
-  const assertAccessible = async (p, screen) => {
-    if (!(await p.page.evaluate(() => 'axe' in window))) await p.page.addScriptTag({ content: AXE_SOURCE });
-    for (const colorScheme of ['light', 'dark']) {
-      await p.page.emulateMedia({ colorScheme });
-      const found = await p.page.evaluate(async () => {
-        const { violations } = await window.axe.run(document, { resultTypes: ['violations'] });
-        return violations
-          .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-          .map((v) => `${v.id}: ${v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary}`).join('; ')}`);
-      });
-      assert.deepEqual(found, [], `${screen}, ${colorScheme}`);
-    }
-    await p.page.emulateMedia({ colorScheme: 'light' });
-  };
 
   let ann;
   let bob;

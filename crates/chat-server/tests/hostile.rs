@@ -15,7 +15,7 @@ mod common;
 use std::{
     future::Future,
     net::{Ipv4Addr, SocketAddr},
-    sync::{mpsc, Mutex, MutexGuard},
+    sync::mpsc,
     thread,
     time::{Duration, Instant},
 };
@@ -29,7 +29,7 @@ use common::{req, subscribe_req, welcome, within, Bearer, DbFile, SignedIn, WAIT
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpSocket,
-    sync::oneshot,
+    sync::{oneshot, Mutex, MutexGuard},
 };
 use tonic::{
     transport::{Channel, Endpoint},
@@ -64,9 +64,10 @@ fn config() -> Config {
 }
 
 /// One test at a time: the bound is about one attack, not eight at once on two cores.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// A tokio lock, since the turn is held across awaits.
+async fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::const_new(());
+    TURN.lock().await
 }
 
 /// The attacker's `n`th address: 127.0.0.2, 127.0.0.3, ...
@@ -410,7 +411,7 @@ async fn chat(
 /// another address still gets a name the script asked for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_flood_is_refused_while_chat_goes_on() {
-    let _turn = one_at_a_time();
+    let _turn = one_at_a_time().await;
     let server = Server::start(config());
     let bystander = Bystander::start(&server).await;
     let started = Instant::now();
@@ -453,7 +454,7 @@ async fn a_join_flood_is_refused_while_chat_goes_on() {
 /// that it is RESOURCE_EXHAUSTED, and the bystander's own allowance is untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn name_rotation_by_a_token_less_poster_is_refused_while_chat_goes_on() {
-    let _turn = one_at_a_time();
+    let _turn = one_at_a_time().await;
     let server = Server::start(config());
     let bystander = Bystander::start(&server).await;
     let started = Instant::now();
@@ -487,7 +488,7 @@ async fn name_rotation_by_a_token_less_poster_is_refused_while_chat_goes_on() {
 /// are RESOURCE_EXHAUSTED, and the owner's session is untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_guessing_is_slowed_while_chat_goes_on() {
-    let _turn = one_at_a_time();
+    let _turn = one_at_a_time().await;
     let server = Server::start(config());
     let bystander = Bystander::start(&server).await;
     let mut ann = server.client_from(Ipv4Addr::LOCALHOST).await;
@@ -622,7 +623,7 @@ fn raise_open_file_limit(needed: u64) {
 /// then the attacker's address can connect again (its slots were given back).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickling_http1_connections_are_closed_while_chat_goes_on() {
-    let _turn = one_at_a_time();
+    let _turn = one_at_a_time().await;
     raise_open_file_limit(2 * TRICKLERS as u64 + 512);
     let server = Server::start(Config {
         max_connections: 1000,
@@ -668,7 +669,7 @@ const FLOOD_ATTEMPTS: usize = 1000;
 /// bound"): the rings' bytes stay within `--fanout-memory-mb` throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_large_messages_in_many_rooms_stays_within_the_memory_bound() {
-    let _turn = one_at_a_time();
+    let _turn = one_at_a_time().await;
     let bound = FANOUT_MEMORY_MB << 20;
     let server = Server::start(Config {
         fanout_memory_mb: FANOUT_MEMORY_MB,
@@ -761,7 +762,7 @@ async fn a_flood_of_large_messages_in_many_rooms_stays_within_the_memory_bound()
 /// name rule, so it can neither Join nor post without a token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn look_alike_names_are_refused_while_chat_goes_on() {
-    let _turn = one_at_a_time();
+    let _turn = one_at_a_time().await;
     let server = Server::start(config());
     let bystander = Bystander::start(&server).await;
     let mut owner = server.client_from(Ipv4Addr::LOCALHOST).await;
@@ -829,7 +830,7 @@ async fn look_alike_names_are_refused_while_chat_goes_on() {
 /// message is posted, and every replay that is answered gets that same message back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_send_posts_once_while_chat_goes_on() {
-    let _turn = one_at_a_time();
+    let _turn = one_at_a_time().await;
     let server = Server::start(config());
     let bystander = Bystander::start(&server).await;
     let replayer = server.join_from(attacker_ip(0), "replayer").await;
@@ -905,7 +906,7 @@ const NEW_ROOMS_PER_HOUR: u32 = 5;
 /// and ListRooms stays a short page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_flood_is_refused_while_chat_goes_on() {
-    let _turn = one_at_a_time();
+    let _turn = one_at_a_time().await;
     let server = Server::start(Config {
         max_new_rooms_per_hour: NEW_ROOMS_PER_HOUR,
         ..config()

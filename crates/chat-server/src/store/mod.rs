@@ -514,8 +514,6 @@ impl MessageStore {
         }
     }
 
-    /// Up to `limit` messages of `room` with id < `before_id` (0 = the newest), oldest
-    /// first, fewer once they hold `MAX_HISTORY_BYTES`, and whether older ones exist.
     /// Whether `room` is in the database: with servers sharing it, one made through
     /// another server that this one has not heard of yet.
     pub async fn room_exists(&self, room: &str) -> Result<bool, StoreError> {
@@ -530,6 +528,8 @@ impl MessageStore {
         }
     }
 
+    /// Up to `limit` messages of `room` with id < `before_id` (0 = the newest), oldest
+    /// first, fewer once they hold `MAX_HISTORY_BYTES`, and whether older ones exist.
     pub async fn history(
         &self,
         room: &str,
