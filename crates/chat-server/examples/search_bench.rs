@@ -1,9 +1,10 @@
 //! The search benchmark (`scripts/bench-search.sh` runs it in release): fills one room of
-//! a fresh SQLite database with N messages (1,000,000 by default) through the store's own
+//! a fresh database (SQLite in a temp dir, removed at the end, or the empty PostgreSQL
+//! given by `--postgres`) with N messages (1,000,000 by default) through the store's own
 //! group commit, so the search index is built exactly as a server builds it, then serves
 //! that database on a loopback port and times Search calls over gRPC, one at a time, for
 //! queries of every selectivity. Prints each kind's p50/p99/max and the index's size and
-//! share of the database file. The database is in a temp dir, removed at the end.
+//! share of the database.
 //!
 //! The text is a Zipf-distributed vocabulary (a few common English words, then thousands of
 //! made-up ones), 4 to 16 words a message, from a fixed seed, so every run searches the
@@ -27,6 +28,10 @@ struct Args {
     /// Timed calls per query kind.
     #[arg(long, default_value_t = 200)]
     runs: usize,
+    /// An empty PostgreSQL database to fill and search instead of a temp SQLite file
+    /// (`scripts/bench-search.sh --db postgres` starts one of its own).
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
 }
 
 const ROOM: &str = "bench";
@@ -114,9 +119,9 @@ impl Words {
     }
 }
 
-async fn fill(path: &std::path::Path, words: &Words, count: u64) -> Duration {
+async fn fill(database: &Database, words: &Words, count: u64) -> Duration {
     let store = MessageStore::open(
-        &Database::Sqlite(path.to_owned()),
+        database,
         Durability::Normal,
         4,
         |_: &[chat_server::store::Committed]| {},
@@ -152,7 +157,7 @@ async fn fill(path: &std::path::Path, words: &Words, count: u64) -> Duration {
 
 /// Bytes of the search index (FTS5's tables and the rooms' key index) and of the whole
 /// file, from SQLite's dbstat.
-fn sizes(path: &std::path::Path) -> (u64, u64, u64) {
+fn sqlite_sizes(path: &std::path::Path) -> (u64, u64, u64) {
     let conn = rusqlite::Connection::open(path).expect("open for sizes");
     let of = |filter: &str| -> u64 {
         conn.query_row(
@@ -169,6 +174,32 @@ fn sizes(path: &std::path::Path) -> (u64, u64, u64) {
     )
 }
 
+/// Bytes of the GIN index, of the tsvector column's values (as stored, after any
+/// compression), of the messages table with its indexes and TOAST, and of the whole
+/// database, from PostgreSQL's own size functions after the server stops.
+async fn postgres_sizes(url: &str) -> (u64, u64, u64, u64) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect for sizes");
+    tokio::spawn(connection);
+    client
+        .execute("VACUUM ANALYZE messages", &[])
+        .await
+        .expect("vacuum");
+    let row = client
+        .query_one(
+            "SELECT pg_relation_size('messages_search'),
+                    (SELECT COALESCE(SUM(pg_column_size(search)), 0)::BIGINT FROM messages),
+                    pg_total_relation_size('messages'),
+                    pg_database_size(current_database())",
+            &[],
+        )
+        .await
+        .expect("sizes");
+    let at = |i: usize| row.get::<_, i64>(i) as u64;
+    (at(0), at(1), at(2), at(3))
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
@@ -182,13 +213,18 @@ async fn main() {
     let args = Args::parse();
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("search-bench.db");
+    let database = match &args.postgres {
+        Some(url) => Database::Postgres(url.clone()),
+        None => Database::Sqlite(path.clone()),
+    };
     let words = Words::new();
 
     eprintln!("filling room {ROOM:?} with {} messages", args.messages);
-    let took = fill(&path, &words, args.messages).await;
+    let took = fill(&database, &words, args.messages).await;
     println!(
-        "filled {} messages in {:.1} s ({:.0}/s), through the store",
+        "filled {} messages into {} in {:.1} s ({:.0}/s), through the store",
         args.messages,
+        if args.postgres.is_some() { "PostgreSQL" } else { "SQLite" },
         took.as_secs_f64(),
         args.messages as f64 / took.as_secs_f64()
     );
@@ -196,7 +232,10 @@ async fn main() {
     let config = Config::parse_from([
         "chat-server",
         "--db",
-        path.to_str().expect("a UTF-8 temp path"),
+        match &args.postgres {
+            Some(url) => url.as_str(),
+            None => path.to_str().expect("a UTF-8 temp path"),
+        },
     ]);
     let hub = app::open_hub(&config).await.expect("open the server");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -289,8 +328,23 @@ async fn main() {
 
     shutdown.trigger();
     let _ = server.await;
-    let (index, messages, total) = sizes(&path);
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    if let Some(url) = &args.postgres {
+        let (index, column, messages, total) = postgres_sizes(url).await;
+        let share = |b: u64| 100.0 * b as f64 / total as f64;
+        println!(
+            "GIN index {:.1} MiB = {:.1}% and tsvector column {:.1} MiB = {:.1}% of the database \
+             ({:.1} MiB; the messages table with its indexes and TOAST {:.1} MiB)",
+            mib(index),
+            share(index),
+            mib(column),
+            share(column),
+            mib(total),
+            mib(messages)
+        );
+        return;
+    }
+    let (index, messages, total) = sqlite_sizes(&path);
     println!(
         "index {:.1} MiB = {:.1}% of the database ({:.1} MiB; the messages table {:.1} MiB)",
         mib(index),
