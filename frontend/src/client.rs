@@ -1,5 +1,5 @@
-//! The one place that knows about the wire: the proto types and tonic's grpc-web client
-//! (`tonic-web-wasm-client` underneath). Components and the feed
+//! The one place that knows about the wire: the proto types and the grpc-web calls
+//! (`grpc_web.rs`, over `tonic-web-wasm-client`). Components and the feed
 //! call these methods and get plain proto messages or an [`ApiError`] with text fit for
 //! a person, so no other module depends on tonic or the transport.
 //!
@@ -16,7 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use chat_proto::{
     chat_event, ChangePasswordRequest, ChatEvent, DeleteMessageRequest, EditMessageRequest,
     HistoryRequest, HistoryResponse, JoinRequest, JoinResponse, LeaveRequest, ListRoomsRequest,
@@ -25,13 +25,10 @@ use chat_proto::{
     SignOutEverywhereResponse, SubscribeRequest, TypingEvent, TypingRequest, Welcome,
 };
 use prost::Message;
-use tonic::client::Grpc;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::codegen::http::uri::PathAndQuery;
-use tonic::metadata::MetadataValue;
-use tonic::{Code, Request, Status, Streaming};
+use tonic::{Code, Status};
 use tonic_web_wasm_client::Client;
 
+use crate::grpc_web::{self, Reply};
 use crate::session::{self, Identity, Who};
 use crate::timer::sleep_ms;
 
@@ -110,7 +107,7 @@ pub enum FeedEvent {
 }
 
 /// An open Subscribe stream.
-pub struct EventStream(Streaming<Bytes>);
+pub struct EventStream(Reply);
 
 impl EventStream {
     /// The next event; `Ok(None)` when the server ended the stream.
@@ -144,46 +141,6 @@ fn decode<T: Message + Default>(bytes: Bytes) -> Result<T, ApiError> {
     })
 }
 
-/// Requests and replies pass through tonic as bytes, encoded and decoded with prost
-/// here. Then tonic's call path is compiled once for all unary methods and once for the
-/// stream, not once per method as the generated stub does (several KB of wasm each).
-#[derive(Clone, Copy, Default)]
-struct Raw;
-
-impl Codec for Raw {
-    type Encode = Vec<u8>;
-    type Decode = Bytes;
-    type Encoder = Raw;
-    type Decoder = Raw;
-
-    fn encoder(&mut self) -> Raw {
-        Raw
-    }
-
-    fn decoder(&mut self) -> Raw {
-        Raw
-    }
-}
-
-impl Encoder for Raw {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for Raw {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
-
 /// The methods' gRPC paths (package grpcchat, service ChatService).
 mod path {
     pub const SEND: &str = "/grpcchat.ChatService/SendMessage";
@@ -215,7 +172,7 @@ struct Session {
 /// Cheap to clone: the transport is a base URL plus fetch options; the session is shared.
 #[derive(Clone)]
 pub struct ChatClient {
-    grpc: Grpc<Client>,
+    transport: Client,
     session: Rc<RefCell<Session>>,
     on_signed_out: Rc<dyn Fn(String)>,
 }
@@ -232,7 +189,7 @@ impl ChatClient {
                 .unwrap_or_default(),
         };
         ChatClient {
-            grpc: Grpc::new(Client::new(base)),
+            transport: Client::new(base),
             session: Rc::new(RefCell::new(Session {
                 identity: session::load(),
                 rejoining: false,
@@ -448,14 +405,13 @@ impl ChatClient {
         let mut retried = false;
         loop {
             let token = self.token();
-            let request = bearer(Request::new(body.clone()), token.clone());
-            let path = PathAndQuery::from_static(path::SUBSCRIBE);
-            match self.grpc.clone().server_streaming(request, path, Raw).await {
+            let call = grpc_web::call(&self.transport, path::SUBSCRIBE, &body, token.as_deref());
+            match call.await {
                 Err(status) if status.code() == Code::Unauthenticated && !retried => {
                     retried = true;
                     self.rejoin(token).await?;
                 }
-                result => return Ok(EventStream(result?.into_inner())),
+                result => return Ok(EventStream(result?)),
             }
         }
     }
@@ -486,14 +442,10 @@ impl ChatClient {
         body: Vec<u8>,
         token: Option<String>,
     ) -> Result<Bytes, Status> {
-        let request = bearer(Request::new(body), token);
-        let path = PathAndQuery::from_static(path);
-        Ok(self
-            .grpc
-            .clone()
-            .unary(request, path, Raw)
+        grpc_web::call(&self.transport, path, &body, token.as_deref())
             .await?
-            .into_inner())
+            .only()
+            .await
     }
 
     /// Replaces the session whose token was `stale` by a new one under the same name,
@@ -529,12 +481,4 @@ impl ChatClient {
         (self.on_signed_out)(reason.clone());
         ApiError::new(ErrorKind::SignedOut, reason)
     }
-}
-
-/// Adds `authorization: Bearer <token>` when there is a token.
-fn bearer<T>(mut request: Request<T>, token: Option<String>) -> Request<T> {
-    if let Some(value) = token.and_then(|t| MetadataValue::try_from(format!("Bearer {t}")).ok()) {
-        request.metadata_mut().insert("authorization", value);
-    }
-    request
 }

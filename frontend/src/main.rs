@@ -11,6 +11,7 @@ mod composer;
 mod connection_badge;
 mod early_prompt;
 mod feed;
+mod grpc_web;
 mod markup;
 mod member_list;
 mod members;
