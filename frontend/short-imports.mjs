@@ -9,10 +9,18 @@
 // exactly its key fails the build, rather than a page that cannot instantiate. Run by
 // compress.mjs on release builds, after minify.mjs.
 //
+// The wasm's exports the glue no longer names at all (the methods of the classes
+// minify.mjs dropped as unused) are dropped too, and wasm-opt then removes the code only
+// they reached.
+//
 // Like minify.mjs it replaces the files' Subresource Integrity hashes in index.html.
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { readdir, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 const sri = (bytes) => `sha384-${createHash("sha384").update(bytes).digest("base64")}`;
 
@@ -66,7 +74,7 @@ function skipValType(buf, pos) {
 
 /**
  * The wasm with each import `(module, field)` renamed to `rename(module, field)` and each
- * export to `renameExport(name)`.
+ * export to `renameExport(name)`, or left out where that is null.
  */
 export function renameImports(wasm, rename, renameExport = (name) => name) {
   if (wasm.readUInt32LE(0) !== 0x6d736100) throw new Error("short-imports: not a wasm module");
@@ -112,19 +120,20 @@ export function renameImports(wasm, rename, renameExport = (name) => name) {
   return Buffer.concat(parts);
 }
 
-// The export section (id 7) rebuilt with each name renamed: name, kind, index.
+// The export section (id 7) rebuilt with each name renamed (or dropped): name, kind, index.
 function renameExports(payload, rename) {
   let [count, p] = readLeb(payload, 0);
-  const out = [leb(count)];
+  const out = [];
   for (let i = 0; i < count; i++) {
     let field;
     [field, p] = readName(payload, p);
     const desc = p;
     [, p] = readLeb(payload, p + 1);
-    out.push(name(rename(field)), payload.subarray(desc, p));
+    const renamed = rename(field);
+    if (renamed !== null) out.push(name(renamed), payload.subarray(desc, p));
   }
   if (p !== payload.length) throw new Error("short-imports: export section did not parse to its end");
-  const body = Buffer.concat(out);
+  const body = Buffer.concat([leb(out.length / 2), ...out]);
   return Buffer.concat([Buffer.from([7]), leb(body.length), body]);
 }
 
@@ -137,6 +146,24 @@ function shortKey(index) {
     key += rest[(n - 1) % rest.length];
   }
   return key;
+}
+
+// wasm-opt (npm binaryen, as trunk's) removing what no export, start or table reaches;
+// the features are frontend/index.html's, which the stripped wasm no longer lists.
+function removeUnused(wasm) {
+  const wasmOpt = fileURLToPath(new URL("./node_modules/.bin/wasm-opt", import.meta.url));
+  const features = ["bulk-memory", "nontrapping-float-to-int", "sign-ext", "mutable-globals"]
+    .concat(["reference-types", "multivalue"])
+    .map((f) => `--enable-${f}`);
+  const tmp = mkdtempSync(join(tmpdir(), "short-imports-"));
+  try {
+    const [input, output] = [join(tmp, "in.wasm"), join(tmp, "out.wasm")];
+    writeFileSync(input, wasm);
+    execFileSync(wasmOpt, [input, "-o", output, "--remove-unused-module-elements", ...features]);
+    return readFileSync(output);
+  } finally {
+    rmSync(tmp, { recursive: true });
+  }
 }
 
 const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -159,14 +186,19 @@ export async function shortenImports(dir) {
     // it names it, and only a long one (closure shims, class methods): short names such as
     // `memory` could be another object's property.
     const exports = new Map();
+    const dropped = [];
     const renameExport = (field) => {
       const uses = glue.match(new RegExp(`(?<![\\w$])${escape(field)}(?![\\w$])`, "g"))?.length ?? 0;
+      if (uses === 0) {
+        dropped.push(field);
+        return null;
+      }
       const asProperty = glue.match(new RegExp(`\\.${escape(field)}(?![\\w$])`, "g"))?.length ?? 0;
       if (field.length <= 12 || uses === 0 || uses !== asProperty) return field;
       exports.set(field, `x${exports.size.toString(36)}`);
       return exports.get(field);
     };
-    const renamed = renameImports(wasm, (module, field) => {
+    let renamed = renameImports(wasm, (module, field) => {
       if (!modules.has(module)) {
         const quoted = JSON.stringify(module);
         const found = glue.split(quoted).length - 1;
@@ -187,6 +219,7 @@ export async function shortenImports(dir) {
       if (found !== 1) throw new Error(`short-imports: ${field} is in ${glueName} ${found} times`);
       glue = glue.replace(pattern, key);
     }
+    if (dropped.length > 0) renamed = removeUnused(renamed);
     const newGlue = Buffer.from(glue, "utf8");
     for (const [path, before, after] of [
       [wasmPath, wasm, renamed],
@@ -197,7 +230,7 @@ export async function shortenImports(dir) {
       await writeFile(path, after);
     }
     console.log(
-      `short-imports: ${fields.size} imports, ${exports.size} exports; ${wasmName}: ${wasm.length} -> ${renamed.length}, ` +
+      `short-imports: ${fields.size} imports, ${exports.size} exports, ${dropped.length} dropped; ${wasmName}: ${wasm.length} -> ${renamed.length}, ` +
         `${glueName}: ${glueBytes.length} -> ${newGlue.length}`,
     );
   }

@@ -26,7 +26,7 @@ wasm-bindgen --target web --out-dir "$work" "$wasm"
 wasm-opt "$work/chat-frontend_bg.wasm" -o "$work/named.wasm" -Oz -g \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
-  -iit --low-memory-unused --zero-filled-memory
+  -iit --low-memory-unused --zero-filled-memory --flatten --rereloop -Oz
 twiggy top -f csv "$work/named.wasm" >"$work/top.csv"
 
 node - "$work/top.csv" "$top" <<'EOF'

@@ -464,7 +464,7 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     const other = await open('ivy elsewhere');
     try {
       await ivy.register('ivy', IVY_PASSWORD);
-      assert.equal(await ivy.page.locator('[data-testid=me-guest]').count(), 0, 'not a guest');
+      assert.equal(await ivy.page.locator('[data-testid=me-guest]').isVisible(), false, 'not a guest');
       const text = `from an account ${Date.now()}`;
       await ivy.sendOk(text);
       const row = await alice.message(text);
@@ -489,7 +489,7 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
       assert.ok(await button.isDisabled(), 'the button waits');
       await other.signIn('ivy', IVY_PASSWORD);
       await other.message(text);
-      assert.equal(await other.page.locator('[data-testid=me-guest]').count(), 0);
+      assert.equal(await other.page.locator('[data-testid=me-guest]').isVisible(), false);
     } finally {
       for (const p of [ivy, other]) {
         people.splice(people.indexOf(p), 1);
@@ -551,7 +551,7 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
       // The same session, kept by the server across the restart: no new sign-in.
       assert.equal(await token(), before);
       assert.equal(await judy.page.locator('[data-testid=name-input]').count(), 0);
-      assert.equal(await judy.page.locator('[data-testid=me-guest]').count(), 0);
+      assert.equal(await judy.page.locator('[data-testid=me-guest]').isVisible(), false);
       await judy.sendOk(`judy after the restart ${Date.now()}`);
 
       await guest.submitPrompt('guest', 'judy');

@@ -95,7 +95,7 @@ describe('conversations in the browser', { timeout: 10 * TIMEOUT }, () => {
     await row(ann, original).locator('[data-testid=message-reply]').click();
     await ann.page.locator('[data-testid=composer-reply]', { hasText: 'lunch at noon?' }).waitFor();
     await ann.sendOk('yes, at noon');
-    await ann.page.locator('[data-testid=composer-reply]').waitFor({ state: 'detached' });
+    await ann.page.locator('[data-testid=composer-reply]').waitFor({ state: 'hidden' });
 
     const cy = await open('cy');
     await cy.join('cy');

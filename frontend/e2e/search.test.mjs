@@ -102,6 +102,6 @@ describe('search in the browser', { timeout: 10 * TIMEOUT }, () => {
 
     // Escape clears the search.
     await sam.page.locator('[data-testid=search-query]').press('Escape');
-    await sam.page.locator('[data-testid=search-results]').waitFor({ state: 'detached' });
+    await sam.page.locator('[data-testid=search-results]').waitFor({ state: 'hidden' });
   });
 });

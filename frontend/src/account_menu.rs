@@ -8,34 +8,40 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::client::ChatClient;
-use crate::session::Who;
+use crate::handler::h;
+use crate::text::text;
 
 #[component]
 pub fn AccountMenu(
     client: ChatClient,
-    who: Memo<Who>,
+    name: Memo<String>,
+    guest: Memo<bool>,
     on_sign_out: Callback<()>,
     /// Signed out everywhere: what to tell the person on the prompt.
     on_ended: Callback<String>,
 ) -> impl IntoView {
     let client = StoredValue::new_local(client);
-    // A memo, so a new name alone does not build the menu again.
-    let guest = Memo::new(move |_| who.with(|w| w.guest));
     view! {
         <span class="me">
-            "You are " <strong data-testid="me">{move || who.with(|w| w.name.clone())}</strong>
-            {move || guest.get().then(|| view! { " " <span class="tag" data-testid="me-guest">"guest"</span> })}
+            "You are " <strong data-testid="me">{text(move || name.get())}</strong>
+            " "
+            <span class="tag" data-testid="me-guest" hidden=move || !guest.get()>"guest"</span>
         </span>
-        {move || (!guest.get()).then(|| view! { <AccountActions client=client.get_value() who on_ended /> })}
-        <button type="button" class="link" data-testid="sign-out" on:click=move |_| on_sign_out.run(())>
+        <AccountActions client=client.get_value() name guest on_ended />
+        <button type="button" class="link" data-testid="sign-out" on:click=h(move |_| on_sign_out.run(()))>
             "Sign out"
         </button>
     }
 }
 
-/// The account's menu: change the password, sign out everywhere.
+/// The account's menu: change the password, sign out everywhere. Hidden for a guest.
 #[component]
-fn AccountActions(client: ChatClient, who: Memo<Who>, on_ended: Callback<String>) -> impl IntoView {
+fn AccountActions(
+    client: ChatClient,
+    name: Memo<String>,
+    guest: Memo<bool>,
+    on_ended: Callback<String>,
+) -> impl IntoView {
     let client = StoredValue::new_local(client);
     let old = RwSignal::new(String::new());
     let new = RwSignal::new(String::new());
@@ -85,17 +91,17 @@ fn AccountActions(client: ChatClient, who: Memo<Who>, on_ended: Callback<String>
     };
 
     view! {
-        <details class="account" data-testid="account-menu">
+        <details class="account" data-testid="account-menu" hidden=move || guest.get()>
             <summary>"Account"</summary>
             <div class="account-panel">
-                <form class="change-password" on:submit=change>
+                <form class="change-password" on:submit=h(change)>
                     // Tells a password manager which account the new password is for.
                     <input
                         type="text"
                         autocomplete="username"
                         hidden
                         readonly
-                        prop:value=move || who.with(|w| w.name.clone())
+                        value=text(move || name.get())
                     />
                     <label for="old-password">"Current password"</label>
                     <input
@@ -104,7 +110,7 @@ fn AccountActions(client: ChatClient, who: Memo<Who>, on_ended: Callback<String>
                         type="password"
                         autocomplete="current-password"
                         prop:value=old
-                        on:input=move |ev| old.set(event_target_value(&ev))
+                        on:input=h(move |ev| old.set(event_target_value(&ev)))
                     />
                     <label for="new-password">"New password"</label>
                     <input
@@ -113,7 +119,7 @@ fn AccountActions(client: ChatClient, who: Memo<Who>, on_ended: Callback<String>
                         type="password"
                         autocomplete="new-password"
                         prop:value=new
-                        on:input=move |ev| new.set(event_target_value(&ev))
+                        on:input=h(move |ev| new.set(event_target_value(&ev)))
                     />
                     <button type="submit" data-testid="change-password-submit" disabled=busy>
                         "Change password"
@@ -123,15 +129,19 @@ fn AccountActions(client: ChatClient, who: Memo<Who>, on_ended: Callback<String>
                     type="button"
                     data-testid="sign-out-everywhere"
                     disabled=busy
-                    on:click=everywhere
+                    on:click=h(everywhere)
                 >
                     "Sign out everywhere"
                 </button>
-                {move || outcome.get().map(|(failed, text)| view! {
-                    <p class:error=failed class:notice=!failed role="status" data-testid="account-result">
-                        {text}
-                    </p>
-                })}
+                <p
+                    class:error=move || outcome.with(|o| o.as_ref().is_some_and(|(failed, _)| *failed))
+                    class:notice=move || outcome.with(|o| o.as_ref().is_some_and(|(failed, _)| !failed))
+                    role="status"
+                    data-testid="account-result"
+                    hidden=move || outcome.with(Option::is_none)
+                >
+                    {text(move || outcome.with(|o| o.as_ref().map(|(_, text)| text.clone()).unwrap_or_default()))}
+                </p>
             </div>
         </details>
     }

@@ -3,6 +3,7 @@
 //! list itself is not a live region: each page of history would be read out).
 
 use crate::reader::Reader;
+use crate::text::text;
 use leptos::prelude::*;
 
 /// `live`: "NAME: text" of the last message from someone else heard on the stream.
@@ -10,7 +11,7 @@ use leptos::prelude::*;
 pub fn Announcer(live: Reader<Option<String>>) -> impl IntoView {
     view! {
         <div class="sr-only" aria-live="polite" data-testid="announcer">
-            {move || live.get().unwrap_or_default()}
+            {text(move || live.get().unwrap_or_default())}
         </div>
     }
 }

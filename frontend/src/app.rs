@@ -23,6 +23,7 @@ use crate::room_list::RoomList;
 use crate::room_name;
 use crate::search_panel::SearchPanel;
 use crate::session::{self, Who};
+use crate::text::text;
 use crate::typing_indicator::TypingIndicator;
 
 #[component]
@@ -109,13 +110,12 @@ pub fn App(
         notice.set(Some(what));
         me.set(None);
     });
-    let who = Memo::new(move |_| {
-        me.get().unwrap_or(Who {
-            name: String::new(),
-            guest: true,
-        })
+    let my_name = Memo::new(move |_| {
+        me.with(|w| w.as_ref().map(|w| w.name.clone()))
+            .unwrap_or_default()
     });
-    let my_name = Memo::new(move |_| who.with(|w| w.name.clone()));
+    // A memo, so a new name alone does not build the account menu again.
+    let guest = Memo::new(move |_| me.with(|w| w.as_ref().is_none_or(|w| w.guest)));
     // A reply's quote and a search hit both open the room at a message.
     let jump = Callback::new(move |id| feed.jump_to(id));
     // The prompt comes back on the form that fits the last name: an account's on sign in.
@@ -161,12 +161,13 @@ pub fn App(
                 </aside>
                 <main class="room">
                     <header class="topbar">
-                        <h1 data-testid="room-title">{move || room_name::title(&feed.room().get())}</h1>
+                        <h1 data-testid="room-title">{text(move || room_name::title(&feed.room().get()))}</h1>
                         <ConnectionBadge state=feed.state() />
                         <NotifyToggle notifier />
                         <AccountMenu
                             client=client.get_value()
-                            who
+                            name=my_name
+                            guest
                             on_sign_out=sign_out
                             on_ended=signed_out_everywhere
                         />

@@ -14,9 +14,11 @@ use leptos::task::spawn_local;
 
 use crate::backoff;
 use crate::client::{ChatClient, ErrorKind};
+use crate::handler::h;
 use crate::mention_list::{Completion, MentionList};
 use crate::outgoing::{random_id, Outgoing};
 use crate::reader::Reader;
+use crate::text;
 use crate::timer::{now_ms, sleep_ms};
 use crate::typing::TypingThrottle;
 
@@ -132,31 +134,31 @@ pub fn Composer(
     };
 
     view! {
-        <form class="composer" on:submit=move |ev| { ev.prevent_default(); send(); }>
-            {move || replying.get().map(|m| view! {
-                <p class="replying" data-testid="composer-reply">
-                    {format!("Replying to {}: {}", m.username, m.text.lines().next().unwrap_or_default())}
-                    <button type="button" aria-label="Cancel reply" on:click=move |_| replying.set(None)>"\u{00D7}"</button>
-                </p>
-            })}
+        <form class="composer" on:submit=h(move |ev: leptos::ev::SubmitEvent| { ev.prevent_default(); send(); })>
+            <p class="replying" data-testid="composer-reply" hidden=move || replying.with(Option::is_none)>
+                {text::text(move || replying.with(|m| m.as_ref().map(|m| {
+                    format!("Replying to {}: {}", m.username, m.text.lines().next().unwrap_or_default())
+                }).unwrap_or_default()))}
+                <button type="button" aria-label="Cancel reply" on:click=h(move |_| replying.set(None))>"\u{00D7}"</button>
+            </p>
             <textarea
                 data-testid="composer-input"
                 rows="2"
                 placeholder="Write a message\u{2026}"
-                aria-label=move || format!("Message #{}", room.get())
+                aria-label=text::text(move || format!("Message #{}", room.get()))
                 node_ref=input
                 aria-autocomplete="list"
                 aria-controls=completion.controls()
                 aria-activedescendant=completion.active_id()
-                on:click=move |_| {
+                on:click=h(move |_| {
                     if let Some(el) = input.get_untracked() {
                         completion.follow(&el, &text.get_untracked());
                     }
-                }
-                on:blur=move |_| completion.close()
+                })
+                on:blur=h(move |_| completion.close())
                 prop:value=text
-                on:input=move |ev| on_input(event_target_value(&ev))
-                on:keydown=on_keydown
+                on:input=h(move |ev| on_input(event_target_value(&ev)))
+                on:keydown=h(on_keydown)
             ></textarea>
             <MentionList completion take />
             <button type="submit" data-testid="composer-send" disabled=sending>"Send"</button>

@@ -5,6 +5,7 @@ use leptos::prelude::*;
 
 use crate::feed::ConnState;
 use crate::reader::Reader;
+use crate::text::text;
 
 fn state_name(state: ConnState) -> &'static str {
     match state {
@@ -42,9 +43,9 @@ pub fn ConnectionBadge(state: Reader<ConnState>) -> impl IntoView {
             class="badge"
             role="status"
             data-testid="connection"
-            data-state=move || state_name(state.get())
+            data-state=text(move || state_name(state.get()).to_owned())
         >
-            {move || label(state.get())}
+            {text(move || label(state.get()))}
         </span>
     }
 }

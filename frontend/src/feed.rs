@@ -159,10 +159,10 @@ impl Feed {
         self.live.into()
     }
 
-    /// (epoch, newest id) of what is shown, i.e. what the person has seen of the room.
-    pub fn seen(&self) -> Memo<(u64, u64)> {
-        let timeline = self.timeline;
-        Memo::new(move |_| timeline.with(|t| (t.epoch(), t.last_id())))
+    /// (epoch, newest id) of what is shown, i.e. what the person has seen of the room;
+    /// read tracked, so an effect calling it runs again when messages come.
+    pub fn seen(&self) -> (u64, u64) {
+        self.timeline.with(|t| (t.epoch(), t.last_id()))
     }
 
     /// The shown messages, each paired with its key: ids restart in a new epoch, so the

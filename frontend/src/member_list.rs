@@ -9,22 +9,22 @@ use leptos::prelude::*;
 
 use crate::members::Members;
 use crate::reader::Reader;
+use crate::text::text;
 
 #[component]
 pub fn MemberList(members: Reader<Members>, me: Memo<String>) -> impl IntoView {
     let more = move || members.with(Members::unlisted);
     view! {
         <section class="members" aria-label="People here">
-            <h2>"Here now " <span class="count">{move || members.with(Members::count)}</span></h2>
+            <h2>"Here now " <span class="count">{text(move || members.with(Members::count).to_string())}</span></h2>
             <ul data-testid="members">
                 {move || {
                     members.with(|m| m.names().iter().map(|name| view! { <Member name=name.clone() me /> }).collect_view())
                 }}
             </ul>
-            {move || match more() {
-                0 => None,
-                n => Some(view! { <p class="more" data-testid="members-more">{format!("and {n} more")}</p> }),
-            }}
+            <p class="more" data-testid="members-more" hidden=move || more() == 0>
+                {text(move || format!("and {} more", more()))}
+            </p>
         </section>
     }
 }

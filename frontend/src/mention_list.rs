@@ -9,6 +9,7 @@ use leptos::ev::KeyboardEvent;
 use leptos::prelude::*;
 use web_sys::HtmlTextAreaElement;
 
+use crate::handler::h;
 use crate::mention;
 use crate::reader::Reader;
 
@@ -106,9 +107,10 @@ impl Completion {
         take(format!("{head}{tail}"), head.encode_utf16().count() as u32);
     }
 
-    /// The box's `aria-controls`: the list, while it is open.
-    pub fn controls(self) -> impl Fn() -> Option<&'static str> + Copy {
-        move || self.open().then_some(LIST_ID)
+    /// The box's `aria-controls`: the list, while it is open. (An owned string like
+    /// `active_id`'s, so both attributes share one kind of update in tachys.)
+    pub fn controls(self) -> impl Fn() -> Option<String> + Copy {
+        move || self.open().then(|| LIST_ID.to_owned())
     }
 
     /// The box's `aria-activedescendant`: the highlighted name, while the list is open.
@@ -139,8 +141,8 @@ pub fn MentionList(completion: Completion, take: Callback<(String, u32)>) -> imp
                         role="option"
                         data-testid="mention-option"
                         aria-selected=(i == active).to_string()
-                        on:mousedown=|ev| ev.prevent_default()
-                        on:click=move |_| c.pick(i, |text, caret| take.run((text, caret)))
+                        on:mousedown=h(|ev: leptos::ev::MouseEvent| ev.prevent_default())
+                        on:click=h(move |_| c.pick(i, |text, caret| take.run((text, caret))))
                     >
                         {name}
                     </li>

@@ -36,7 +36,7 @@ pub fn reactions(
                     class:mine=mine
                     data-testid="reaction"
                     title=r.usernames.join(", ")
-                    on:click=move |_| act.run(Act::React(id, emoji.clone()))
+                    on:click=h(move |_| act.run(Act::React(id, emoji.clone())))
                 >
                     {format!("{} {}", r.emoji, r.usernames.len())}
                 </button>
@@ -66,10 +66,10 @@ pub fn Actions(
                         <button
                             type="button"
                             data-testid="react-pick"
-                            on:click=move |_| {
+                            on:click=h(move |_| {
                                 picking.set(false);
                                 act.run(Act::React(id, (*emoji).to_owned()));
-                            }
+                            })
                         >
                             {*emoji}
                         </button>
@@ -88,14 +88,14 @@ pub fn Actions(
     };
     let own = mine.then(|| {
         view! {
-            <button type="button" data-testid="message-edit" on:click=move |_| editing.set(true)>"Edit"</button>
-            <button type="button" data-testid="message-delete" on:click=delete>"Delete"</button>
+            <button type="button" data-testid="message-edit" on:click=h(move |_| editing.set(true))>"Edit"</button>
+            <button type="button" data-testid="message-delete" on:click=h(delete)>"Delete"</button>
         }
     });
     view! {
         <div class="actions">
-            <button type="button" data-testid="message-react" aria-label="React" on:click=move |_| picking.update(|p| *p = !*p)>"+\u{263A}"</button>
-            <button type="button" data-testid="message-reply" on:click=move |_| act.run(Act::Reply(message.clone()))>"Reply"</button>
+            <button type="button" data-testid="message-react" aria-label="React" on:click=h(move |_| picking.update(|p| *p = !*p))>"+\u{263A}"</button>
+            <button type="button" data-testid="message-reply" on:click=h(move |_| act.run(Act::Reply(message.clone())))>"Reply"</button>
             {own}
             <span class="picker">{picker}</span>
         </div>
@@ -114,6 +114,7 @@ pub fn editor(id: u64, text: String, editing: RwSignal<bool>, act: Callback<Act>
         _ => {}
     };
     view! {
-        <textarea class="editor" data-testid="message-editor" aria-label="Edit message" rows="2" prop:value=text on:keydown=on_keydown autofocus></textarea>
+        <textarea class="editor" data-testid="message-editor" aria-label="Edit message" rows="2" prop:value=text on:keydown=h(on_keydown) autofocus></textarea>
     }
 }
+use crate::handler::h;

@@ -14,11 +14,13 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::announcer::Announcer;
+use crate::handler::h;
 use crate::mention;
 use crate::message_actions::{editor, reactions, Act, Actions};
 use crate::message_text::message_text;
 use crate::reader::Reader;
 use crate::rows::{rows, Key, Row};
+use crate::text::text;
 use crate::timer::{now_ms, sleep_ms};
 use crate::when;
 
@@ -162,16 +164,16 @@ pub fn MessageList(
 
     view! {
         <div class="messages-frame">
-            {move || loading_older.get().then(|| view! {
-                <p class="older" data-testid="older-loading">"Loading older messages\u{2026}"</p>
-            })}
+            <p class="older" data-testid="older-loading" hidden=move || !loading_older.get()>
+                "Loading older messages\u{2026}"
+            </p>
             <ol
                 class="messages"
                 data-testid="messages"
                 aria-label="Messages"
                 tabindex="0"
                 node_ref=list
-                on:scroll=on_scroll
+                on:scroll=h(on_scroll)
             >
                 <For each=shown key=Row::key let:row>
                     <MessageRow row me tick act on_jump />
@@ -182,21 +184,21 @@ pub fn MessageList(
                 class="jump"
                 data-testid="jump"
                 hidden=move || at_bottom.get()
-                on:click=jump
+                on:click=h(jump)
             >
                 "Jump to newest"
                 <span class="count" data-testid="jump-count">
-                    {move || match unseen() {
+                    {text(move || match unseen() {
                         0 => String::new(),
                         n => format!("{n} new"),
-                    }}
+                    })}
                 </span>
             </button>
             <Announcer live />
         </div>
-        {move || messages.with(Vec::is_empty).then(|| view! {
-            <p class="empty">"No messages yet. Say hello!"</p>
-        })}
+        <p class="empty" hidden=move || messages.with(|m| !m.is_empty())>
+            "No messages yet. Say hello!"
+        </p>
     }
 }
 
@@ -268,7 +270,7 @@ fn MessageRow(
             false => format!("{}: {}", q.username, q.text),
         };
         view! {
-            <button type="button" class="quote" data-testid="message-quote" on:click=move |_| on_jump.run(to)>{line}</button>
+            <button type="button" class="quote" data-testid="message-quote" on:click=h(move |_| on_jump.run(to))>{line}</button>
         }
     });
     let body = if message.deleted {

@@ -10,8 +10,10 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::client::{ApiError, ChatClient};
+use crate::handler::h;
 use crate::name;
 use crate::session::Who;
+use crate::text::text;
 use crate::timer::sleep_ms;
 
 /// Which way in the prompt offers.
@@ -123,12 +125,12 @@ pub fn NamePrompt(
                 role="tab"
                 class="link"
                 class:current=move || mode.get() == which
-                aria-selected=move || (mode.get() == which).to_string()
+                aria-selected=text(move || (mode.get() == which).to_string())
                 data-testid=testid
-                on:click=move |_| {
+                on:click=h(move |_| {
                     mode.set(which);
                     error.set(None);
-                }
+                })
             >
                 {label}
             </button>
@@ -140,10 +142,8 @@ pub fn NamePrompt(
         s => format!("Try again in {s} s"),
     };
 
-    // A memo: switching between sign in and register keeps the password field as it is.
-    let needs_password = Memo::new(move |_| mode.get() != Mode::Guest);
     view! {
-        <form class="name-prompt" on:submit=on_submit>
+        <form class="name-prompt" on:submit=h(on_submit)>
             <h1>"Join the chat"</h1>
             <div class="modes" role="tablist">
                 {tab(Mode::Guest, "Guest", "mode-guest")}
@@ -156,39 +156,43 @@ pub fn NamePrompt(
                 id="name-input"
                 data-testid="name-input"
                 type="text"
-                autocomplete=move || if mode.get() == Mode::Guest { "nickname" } else { "username" }
+                autocomplete=text(move || match mode.get() {
+                    Mode::Guest => "nickname".into(),
+                    _ => "username".into(),
+                })
                 autofocus
                 prop:value=value
-                on:input=move |ev| {
+                on:input=h(move |ev| {
                     value.set(event_target_value(&ev));
                     error.set(None);
-                }
+                })
             />
-            {move || needs_password.get().then(|| view! {
-                <label for="password-input">"Password"</label>
-                <input
-                    id="password-input"
-                    data-testid="password-input"
-                    type="password"
-                    autocomplete=move || {
-                        if mode.get() == Mode::Register { "new-password" } else { "current-password" }
-                    }
-                    prop:value=password
-                    on:input=move |ev| {
-                        password.set(event_target_value(&ev));
-                        error.set(None);
-                    }
-                />
-            })}
+            // Hidden, not left out, for a guest, as in index.html's static prompt.
+            <label for="password-input" hidden=move || mode.get() == Mode::Guest>"Password"</label>
+            <input
+                id="password-input"
+                data-testid="password-input"
+                type="password"
+                hidden=move || mode.get() == Mode::Guest
+                autocomplete=text(move || match mode.get() {
+                    Mode::Register => "new-password".into(),
+                    _ => "current-password".into(),
+                })
+                prop:value=password
+                on:input=h(move |ev| {
+                    password.set(event_target_value(&ev));
+                    error.set(None);
+                })
+            />
             <button
                 type="submit"
                 data-testid="name-submit"
                 disabled=blocked
             >
-                {button_label}
+                {text(button_label)}
             </button>
             {move || error.get().map(|e| view! { <p class="error" role="alert" data-testid="name-error">{e}</p> })}
-            <p class="hint">{move || mode.get().hint()}</p>
+            <p class="hint">{text(move || mode.get().hint().to_owned())}</p>
         </form>
     }
 }

@@ -149,16 +149,19 @@ pub fn NotifyToggle(notifier: Notifier) -> impl IntoView {
                 type="button"
                 class="link"
                 data-testid="notify-toggle"
-                aria-pressed=move || notifier.on.get().to_string()
-                on:click=move |_| notifier.toggle()
+                aria-pressed=text(move || notifier.on.get().to_string())
+                on:click=h(move |_| notifier.toggle())
             >
                 "Notify me"
             </button>
             <span class="error" role="status" data-testid="notify-refused">
-                {move || notifier.refused.get().then_some(
-                    "Not allowed by the browser: its settings for this site can allow notifications.",
-                )}
+                {text(move || match notifier.refused.get() {
+                    true => "Not allowed by the browser: its settings for this site can allow notifications.".into(),
+                    false => String::new(),
+                })}
             </span>
         }
     })
 }
+use crate::handler::h;
+use crate::text::text;

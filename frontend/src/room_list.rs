@@ -15,6 +15,7 @@ use leptos::task::spawn_local;
 
 use crate::client::ChatClient;
 use crate::feed::Feed;
+use crate::handler::h;
 use crate::notify::Alert;
 use crate::reader::Reader;
 use crate::room_name;
@@ -92,14 +93,17 @@ pub fn RoomList(client: ChatClient, feed: Feed, on_pick: Callback<String>) -> im
     let focus = window_event_listener(leptos::ev::focus, move |_| refresh());
     on_cleanup(move || focus.remove());
 
-    // What is on screen is read.
-    let seen = feed.seen();
+    // What is on screen is read. Saved (and the list redrawn) only when that moves it on,
+    // not for every edit or reaction that changes what is shown.
     Effect::new(move || {
-        let (epoch, last_id) = seen.get();
+        let (epoch, last_id) = feed.seen();
         let room = current.get();
-        unread.update(|u| {
-            u.mark_read(epoch, &room, last_id);
-            u.save();
+        unread.maybe_update(|u| {
+            let moved = u.mark_read(epoch, &room, last_id);
+            if moved {
+                u.save();
+            }
+            moved
         });
     });
 
@@ -164,8 +168,8 @@ fn RoomItem(name: String, unread: u64, current: Reader<String>) -> impl IntoView
     let href = format!("#{name}");
     let data_room = name.clone();
     view! {
-        <li data-testid="room" data-room=data_room class:current=here>
-            <a href=href aria-current=move || here.get().then_some("page")>{room_name::title(&name)}</a>
+        <li data-testid="room" data-room=data_room class:current=move || here.get()>
+            <a href=href aria-current=move || here.get().then(|| "page".to_owned())>{room_name::title(&name)}</a>
             {badge}
         </li>
     }
@@ -187,17 +191,17 @@ fn NewRoom(on_pick: Callback<String>) -> impl IntoView {
         }
     };
     view! {
-        <form class="new-room" on:submit=on_submit>
+        <form class="new-room" on:submit=h(on_submit)>
             <input
                 data-testid="new-room-input"
                 type="text"
                 placeholder="new-room"
                 aria-label="Open or create a room"
                 prop:value=value
-                on:input=move |ev| {
+                on:input=h(move |ev| {
                     value.set(event_target_value(&ev));
                     error.set(None);
-                }
+                })
             />
             <button type="submit" data-testid="new-room-submit">"Go"</button>
             {move || error.get().map(|e| view! { <p class="error" role="alert" data-testid="new-room-error">{e}</p> })}

@@ -10,7 +10,9 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::client::ChatClient;
+use crate::handler::h;
 use crate::reader::Reader;
+use crate::text::text;
 use crate::when;
 
 #[component]
@@ -91,9 +93,9 @@ pub fn SearchPanel(
     };
 
     view! {
-        <form class="search" role="search" data-testid="search" on:submit=submit>
+        <form class="search" role="search" data-testid="search" on:submit=h(submit)>
             <label for="search-query" class="sr-only">
-                {move || format!("Search #{}", room.get())}
+                {text(move || format!("Search #{}", room.get()))}
             </label>
             <input
                 id="search-query"
@@ -102,36 +104,43 @@ pub fn SearchPanel(
                 placeholder="Search this room"
                 maxlength="200"
                 prop:value=query
-                on:input=move |ev| query.set(event_target_value(&ev))
-                on:keydown=on_key
+                on:input=h(move |ev| query.set(event_target_value(&ev)))
+                on:keydown=h(on_key)
             />
             <button type="submit" data-testid="search-go">"Search"</button>
         </form>
-        {move || asked.with(Option::is_some).then(|| view! {
-            <section class="search-results" aria-label="Search results" data-testid="search-results">
-                {move || error.get().map(|e| view! {
-                    <p class="error" role="alert" data-testid="search-error">{e}</p>
+        <section
+            class="search-results"
+            aria-label="Search results"
+            data-testid="search-results"
+            hidden=move || asked.with(Option::is_none)
+        >
+            {move || error.get().map(|e| view! {
+                <p class="error" role="alert" data-testid="search-error">{e}</p>
+            })}
+            <p class="search-count" role="status" data-testid="search-status">
+                {text(move || match (busy.get(), hits.with(Vec::len), has_more.get()) {
+                    (true, _, _) => "Searching\u{2026}".to_owned(),
+                    _ if error.with(Option::is_some) => String::new(),
+                    (false, 0, _) => "No messages found".to_owned(),
+                    (false, 1, false) => "1 message found".to_owned(),
+                    (false, n, false) => format!("{n} messages found"),
+                    (false, n, true) => format!("{n}+ messages found"),
                 })}
-                <p class="search-count" role="status" data-testid="search-status">
-                    {move || match (busy.get(), hits.with(Vec::len), has_more.get()) {
-                        (true, _, _) => "Searching\u{2026}".to_owned(),
-                        _ if error.with(Option::is_some) => String::new(),
-                        (false, 0, _) => "No messages found".to_owned(),
-                        (false, 1, false) => "1 message found".to_owned(),
-                        (false, n, false) => format!("{n} messages found"),
-                        (false, n, true) => format!("{n}+ messages found"),
-                    }}
-                </p>
-                <ol class="hits">
-                    {move || hits.with(|h| h.iter().map(|hit| hit_row(hit, on_open)).collect_view())}
-                </ol>
-                {move || has_more.get().then(|| view! {
-                    <button type="button" data-testid="search-more" on:click=more disabled=busy>
-                        "More"
-                    </button>
-                })}
-            </section>
-        })}
+            </p>
+            <ol class="hits">
+                {move || hits.with(|h| h.iter().map(|hit| hit_row(hit, on_open)).collect_view())}
+            </ol>
+            <button
+                type="button"
+                data-testid="search-more"
+                on:click=h(more)
+                disabled=busy
+                hidden=move || !has_more.get()
+            >
+                "More"
+            </button>
+        </section>
     }
 }
 
@@ -152,7 +161,7 @@ fn hit_row(hit: &SearchHit, on_open: Callback<u64>) -> impl IntoView {
                 class="hit"
                 data-testid="search-hit"
                 data-id=id.to_string()
-                on:click=move |_| on_open.run(id)
+                on:click=h(move |_| on_open.run(id))
             >
                 <span class="user">{message.username}</span>
                 <time class="time">{when::full_time(message.sent_at_ms)}</time>

@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 
 use crate::reader::Reader;
+use crate::text::text;
 use crate::typing::Typists;
 
 #[component]
@@ -11,7 +12,7 @@ pub fn TypingIndicator(typists: Reader<Typists>, me: Memo<String>) -> impl IntoV
     let line = move || typists.with(|t| me.with(|me| t.line(me)));
     view! {
         <p class="typing" data-testid="typing" aria-live="polite">
-            {move || line().unwrap_or_default()}
+            {text(move || line().unwrap_or_default())}
         </p>
     }
 }

@@ -31,14 +31,21 @@ impl Unread {
         }
     }
 
-    /// The person has seen `room` up to `id` (in `epoch`).
-    pub fn mark_read(&mut self, epoch: u64, room: &str, id: u64) {
+    /// The person has seen `room` up to `id` (in `epoch`); whether that is news.
+    pub fn mark_read(&mut self, epoch: u64, room: &str, id: u64) -> bool {
         if self.epoch != Some(epoch) {
-            return; // ids of another epoch: the next room list starts over anyway
+            return false; // ids of another epoch: the next room list starts over anyway
         }
         match self.seen.iter_mut().find(|(r, _)| r == room) {
-            Some(entry) => entry.1 = entry.1.max(id),
-            None => self.seen.push((room.to_owned(), id)),
+            Some(entry) if entry.1 >= id => false,
+            Some(entry) => {
+                entry.1 = id;
+                true
+            }
+            None => {
+                self.seen.push((room.to_owned(), id));
+                true
+            }
         }
     }
 
