@@ -16,8 +16,10 @@ export PATH="$HOME/.cargo/bin:$ROOT/frontend/node_modules/.bin:$PATH"
 
 # The page's weight budget: total brotli bytes of the files above. It sits just above the
 # weight measured when it was set (BENCHMARKS.md, "Frontend weight"), so growth is a
-# decision: whoever raises it says in BENCHMARKS.md what the bytes buy.
-BUDGET_BROTLI=171400
+# decision: whoever raises it says in BENCHMARKS.md what the bytes buy. The ceiling
+# is 146 KB; at 146,000 bytes this budget is that ceiling, so raising it means cutting
+# elsewhere first.
+BUDGET_BROTLI=146000
 
 check=0
 if [ "${1:-}" = "--check" ]; then
