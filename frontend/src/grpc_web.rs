@@ -2,7 +2,7 @@
 //! generic client (`Grpc`, its codecs and `Streaming`): the page passes its messages as
 //! prost bytes, so all it needs of gRPC's framing is the 5-byte prefix of each message and
 //! the status, which this module reads. tonic's client code is generic over body, codec and
-//! stream types, and cost the page several KB of wasm (BENCHMARKS.md, "Frontend weight").
+//! stream types, and cost the page 12.7 KB brotli (BENCHMARKS.md, "Under the budget").
 //!
 //! What it follows of the protocol: each message is a flag byte (0: not compressed; the
 //! page asks for no compression, so anything else is refused) and a big-endian u32 length
@@ -121,15 +121,18 @@ pub async fn call(
         .call(request)
         .await
         .map_err(|_| Failure::new(Code::Unavailable, BROKE))?;
-    // A refusal before any message comes as headers alone.
-    if let Some(Err(failure)) = status(response.headers()) {
-        return Err(failure);
-    }
+    // A reply with no message (a refusal, or a stream that ends at once) is its status in
+    // the headers alone: then there is nothing more to read.
+    let ended = match status(response.headers()) {
+        Some(Err(failure)) => return Err(failure),
+        Some(Ok(())) => true,
+        None => false,
+    };
     if response.status() != StatusCode::OK {
         return Err(from_http(response.status()));
     }
     Ok(Reply {
-        body: Some(response.into_body()),
+        body: (!ended).then(|| response.into_body()),
         frames: Frames::default(),
     })
 }
@@ -149,7 +152,8 @@ fn from_http(status: StatusCode) -> Failure {
 
 /// A call's response messages, then its status.
 pub struct Reply {
-    /// None once the status has been read (or the body has failed).
+    /// None once the status has been read (from the trailers, or already from the headers)
+    /// or the body has failed.
     body: Option<ResponseBody>,
     frames: Frames,
 }
