@@ -38,8 +38,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 import {
-  ChatCli, ChatServer, FreezingProxy, HEARTBEAT_MS, Person, TIMEOUT, createRoom, freePort, grpcWebCall, launchBrowser, postMessages,
-  reportingStep, sleep, until,
+  ChatCli, FreezingProxy, HEARTBEAT_MS, Person, TIMEOUT, createRoom, grpcWebCall, postMessages,
+  reportingStep, sleep, startServerAndBrowser, stopAll, until,
 } from './harness.mjs';
 
 const XSS = '<img src=x onerror=alert(1)>';
@@ -73,17 +73,8 @@ describe('chat in the browser', { timeout: 20 * TIMEOUT }, () => {
     }
   };
 
-  before(async () => {
-    server = new ChatServer(await freePort());
-    await server.start();
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    for (const p of people) await p.close();
-    await browser?.close().catch(() => {});
-    await server?.stop();
-  });
+  before(async () => ({ server, browser } = await startServerAndBrowser()));
+  after(() => stopAll({ people, browser, server }));
 
   step('the page mounts under its security headers, checks the name and joins as a guest', {}, async () => {
     alice = await open('alice');

@@ -16,7 +16,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 import {
-  ChatServer, Person, TIMEOUT, freePort, launchBrowser, postMessages, reportingStep, until,
+  Person, TIMEOUT, postMessages, reportingStep, startServerAndBrowser, stopAll, until,
 } from './harness.mjs';
 
 describe('conversations in the browser', { timeout: 10 * TIMEOUT }, () => {
@@ -35,17 +35,8 @@ describe('conversations in the browser', { timeout: 10 * TIMEOUT }, () => {
   };
   const row = (p, id) => p.page.locator(`li[data-testid=message][data-id="${id}"]`);
 
-  before(async () => {
-    server = new ChatServer(await freePort());
-    await server.start();
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    for (const p of people) await p.close();
-    await browser?.close().catch(() => {});
-    await server?.stop();
-  });
+  before(async () => ({ server, browser } = await startServerAndBrowser()));
+  after(() => stopAll({ people, browser, server }));
 
   step('an edit and a delete by the author reach another page live', {}, async () => {
     ann = await open('ann');

@@ -2,8 +2,8 @@
 // talk live, bob sees it counted as unread before he opens it, and carol (a third page)
 // sees nothing of it anywhere, her `@bob` being her own conversation; with bob's tab
 // hidden a direct message raises a notification and counts in the title, whether its
-// conversation is on screen or not (Chromium grants the permission; the tab is hidden the
-// way mentions.test.mjs hides one); a guest's name cannot be messaged, and the page says
+// conversation is on screen or not (Chromium grants the permission; the tab is hidden by
+// harness.mjs's setHidden); a guest's name cannot be messaged, and the page says
 // why. Run after `cargo build` and
 // `trunk build --release`:
 //   node --test frontend/e2e/direct.test.mjs
@@ -15,7 +15,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 import {
-  ChatServer, Person, TIMEOUT, freePort, launchBrowser, reportingStep, until,
+  Person, TIMEOUT, notifications, recordNotifications, reportingStep, setHidden,
+  startServerAndBrowser, stopAll, until,
 } from './harness.mjs';
 
 describe('direct messages in the browser', { timeout: 10 * TIMEOUT }, () => {
@@ -33,43 +34,17 @@ describe('direct messages in the browser', { timeout: 10 * TIMEOUT }, () => {
     people.push(person);
     if (notes) {
       await person.context.grantPermissions(['notifications'], { origin: server.url });
-      await person.context.addInitScript(() => {
-        window.notes = [];
-        const Real = window.Notification;
-        window.Notification = class extends Real {
-          constructor(title, options) {
-            super(title, options);
-            window.notes.push({ title, body: options?.body ?? '' });
-          }
-        };
-      });
+      await person.context.addInitScript(recordNotifications);
       await person.page.reload();
     }
     return person;
   };
-  const setHidden = (p, hidden) => p.page.evaluate((hidden) => {
-    Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
-    Object.defineProperty(document, 'visibilityState', {
-      configurable: true, get: () => (hidden ? 'hidden' : 'visible'),
-    });
-    document.dispatchEvent(new Event('visibilitychange', { bubbles: true }));
-  }, hidden);
-  const notes = (p) => p.page.evaluate(() => window.notes);
   const conversations = (p) => p.page.locator('[data-testid=conversations] [data-testid=room]');
   const title = (p, text) => p.page.locator('[data-testid=room-title]', { hasText: text }).waitFor();
   const texts = async (p) => (await p.messages()).map((m) => m.text);
 
-  before(async () => {
-    server = new ChatServer(await freePort());
-    await server.start();
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    for (const p of people) await p.close();
-    await browser?.close().catch(() => {});
-    await server?.stop();
-  });
+  before(async () => ({ server, browser } = await startServerAndBrowser()));
+  after(() => stopAll({ people, browser, server }));
 
   step('alice clicks bob, they talk live, and bob sees it unread first', {}, async () => {
     alice = await open('alice');
@@ -114,8 +89,8 @@ describe('direct messages in the browser', { timeout: 10 * TIMEOUT }, () => {
     await until('the title to count it', async () => (await bob.page.title()) === '(1) Chat').catch(async (e) => {
       throw new Error(`${e.message}: title ${await bob.page.title()}, unread ${await bob.unread('@alice')}`);
     });
-    await until('the notification', async () => (await notes(bob)).length === 1);
-    assert.deepEqual(await notes(bob), [{ title: 'New message from alice', body: '' }]);
+    await until('the notification', async () => (await notifications(bob)).length === 1);
+    assert.deepEqual(await notifications(bob), [{ title: 'New message from alice', body: '' }]);
     assert.equal(await bob.page.title(), '(1) Chat');
     await setHidden(bob, false);
     await until('the title back', async () => (await bob.page.title()) === 'Chat');
@@ -127,8 +102,8 @@ describe('direct messages in the browser', { timeout: 10 * TIMEOUT }, () => {
     await bob.message('ping while away');
     await setHidden(bob, true);
     await alice.sendOk('and on screen');
-    await until('the second notification', async () => (await notes(bob)).length === 2);
-    assert.deepEqual((await notes(bob))[1], { title: 'alice in @alice', body: 'and on screen' });
+    await until('the second notification', async () => (await notifications(bob)).length === 2);
+    assert.deepEqual((await notifications(bob))[1], { title: 'alice in @alice', body: 'and on screen' });
     assert.equal(await bob.page.title(), '(1) Chat');
     await setHidden(bob, false);
   });

@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { ChatServer, Person, TIMEOUT, freePort, launchBrowser, until } from './harness.mjs';
+import {
+  Person, TIMEOUT, startServerAndBrowser, until,
+} from './harness.mjs';
 
 /** Holds every request for the wasm until `release()`. */
 async function holdWasm(context) {
@@ -48,11 +50,7 @@ describe('the first visit, before the wasm arrives', { timeout: 6 * TIMEOUT }, (
   let browser;
   const pages = [];
 
-  before(async () => {
-    server = new ChatServer(await freePort());
-    await server.start();
-    browser = await launchBrowser();
-  });
+  before(async () => ({ server, browser } = await startServerAndBrowser()));
 
   after(async () => {
     for (const p of pages) await p.context.close();

@@ -423,6 +423,69 @@ export async function launchBrowser(extraArgs = []) {
   });
 }
 
+/**
+ * A suite's `before`: a chat-server on a free port and a browser. What started is stopped
+ * again if the rest fails, since the suite's `after` never sees it.
+ */
+export async function startServerAndBrowser() {
+  const server = new ChatServer(await freePort());
+  try {
+    await server.start();
+    return { server, browser: await launchBrowser() };
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
+}
+
+/** A suite's `after`: closes its people's pages, then the browser, then the server. */
+export async function stopAll({ people = [], browser, server }) {
+  for (const p of people) await p.close();
+  await browser?.close().catch(() => {});
+  await server?.stop();
+}
+
+/**
+ * An init script (`context.addInitScript`): the page records every Notification it makes
+ * (`window.notes`) and every permission it asks for (`window.permissionAsks`).
+ */
+export function recordNotifications() {
+  window.notes = [];
+  window.permissionAsks = 0;
+  const Real = window.Notification;
+  window.Notification = class extends Real {
+    constructor(title, options) {
+      super(title, options);
+      window.notes.push(this);
+    }
+
+    static requestPermission(...args) {
+      window.permissionAsks += 1;
+      return Real.requestPermission(...args);
+    }
+  };
+}
+
+/** The notifications `person`'s page made (recordNotifications), as { title, body }. */
+export function notifications(person) {
+  return person.page.evaluate(() => window.notes.map((n) => ({ title: n.title, body: n.body })));
+}
+
+/**
+ * Hides or shows `person`'s tab as the browser would tell the page. Headless Chromium keeps
+ * every page visible whatever is in front, so `hidden` and `visibilityState` are set and a
+ * visibilitychange event fires.
+ */
+export function setHidden(person, hidden) {
+  return person.page.evaluate((hidden) => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
+    Object.defineProperty(document, 'visibilityState', {
+      configurable: true, get: () => (hidden ? 'hidden' : 'visible'),
+    });
+    document.dispatchEvent(new Event('visibilitychange', { bubbles: true }));
+  }, hidden);
+}
+
 /** A Content-Security-Policy violation, as the page's listener or Chromium reports it. */
 const CSP_VIOLATION = /^error: (csp violation|.*Content Security Policy)/;
 

@@ -8,34 +8,17 @@
 //
 // Headless Chromium keeps every page visible whatever is in front (bringToFront, another
 // page, a minimized window: none changes document.visibilityState), so the test hides a
-// page the way the browser would tell it: `hidden` and `visibilityState` say so and a
-// visibilitychange event fires.
+// page the way the browser would tell it (harness.mjs's setHidden): `hidden` and
+// `visibilityState` say so and a visibilitychange event fires.
 //
 // Test hooks (data-testid): notify-toggle [aria-pressed], notify-refused; mention-list,
 // mention-option [aria-selected]; mention (the reader's name marked in a message).
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 import {
-  ChatServer, Person, TIMEOUT, assertAccessible, freePort, launchBrowser, reportingStep, sleep, until,
+  Person, TIMEOUT, assertAccessible, notifications, recordNotifications, reportingStep, setHidden,
+  sleep, startServerAndBrowser, stopAll, until,
 } from './harness.mjs';
-
-/** Records every Notification made and every permission request, before the page runs. */
-function recordNotifications() {
-  window.notes = [];
-  window.permissionAsks = 0;
-  const Real = window.Notification;
-  window.Notification = class extends Real {
-    constructor(title, options) {
-      super(title, options);
-      window.notes.push(this);
-    }
-
-    static requestPermission(...args) {
-      window.permissionAsks += 1;
-      return Real.requestPermission(...args);
-    }
-  };
-}
 
 describe('mentions and notifications', { timeout: 10 * TIMEOUT }, () => {
   let server;
@@ -54,30 +37,11 @@ describe('mentions and notifications', { timeout: 10 * TIMEOUT }, () => {
     return person;
   };
 
-  const setHidden = (p, hidden) => p.page.evaluate((hidden) => {
-    Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
-    Object.defineProperty(document, 'visibilityState', {
-      configurable: true, get: () => (hidden ? 'hidden' : 'visible'),
-    });
-    document.dispatchEvent(new Event('visibilitychange', { bubbles: true }));
-  }, hidden);
-
-  const notes = (p) => p.page.evaluate(() => window.notes.map((n) => ({ title: n.title, body: n.body })));
-
   let ann;
   let bob;
 
-  before(async () => {
-    server = new ChatServer(await freePort());
-    await server.start();
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    for (const p of people) await p.close();
-    await browser?.close().catch(() => {});
-    await server?.stop();
-  });
+  before(async () => ({ server, browser } = await startServerAndBrowser()));
+  after(() => stopAll({ people, browser, server }));
 
   step('@ completes the names of the room from the keyboard alone', async () => {
     bob = await open('bob', { grant: true });
@@ -156,8 +120,8 @@ describe('mentions and notifications', { timeout: 10 * TIMEOUT }, () => {
     await ann.sendOk('`@bob` in code and https://x.org/@bob are not mentions');
     await ann.sendOk('look @Bob, this one is');
     await until('the title to count three', async () => (await bob.page.title()) === '(3) Chat');
-    await until('the notification', async () => (await notes(bob)).length === 1);
-    assert.deepEqual(await notes(bob), [{ title: 'ann in #general', body: 'look @Bob, this one is' }]);
+    await until('the notification', async () => (await notifications(bob)).length === 1);
+    assert.deepEqual(await notifications(bob), [{ title: 'ann in #general', body: 'look @Bob, this one is' }]);
 
     // Seen again: the count goes; the mention is marked, in the message and on its row.
     await setHidden(bob, false);
@@ -179,7 +143,7 @@ describe('mentions and notifications', { timeout: 10 * TIMEOUT }, () => {
     // While visible, nothing is raised or counted; the choice outlives a reload.
     await ann.sendOk('@bob again, seen');
     await bob.message('@bob again, seen');
-    assert.equal((await notes(bob)).length, 1);
+    assert.equal((await notifications(bob)).length, 1);
     assert.equal(await bob.page.title(), 'Chat');
     await bob.page.reload();
     await bob.waitForState('live');
@@ -195,7 +159,7 @@ describe('mentions and notifications', { timeout: 10 * TIMEOUT }, () => {
     await ann.sendOk('and here');
     // The room list's poll (every 3 s) sees the other room's unread count grow.
     await until('the title to count the other room', async () => (await bob.page.title()) === '(2) Chat');
-    assert.deepEqual(await notes(bob), [], 'no text to judge: no notification (none since the reload)');
+    assert.deepEqual(await notifications(bob), [], 'no text to judge: no notification (none since the reload)');
     await setHidden(bob, false);
     await until('the title back', async () => (await bob.page.title()) === 'Chat');
     assert.equal(await bob.unread('side'), '2');

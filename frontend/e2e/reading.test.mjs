@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 import {
-  ChatServer, Person, TIMEOUT, assertAccessible, createRoom, freePort, launchBrowser, postMessages, reportingStep, until,
+  Person, TIMEOUT, assertAccessible, createRoom, postMessages, reportingStep,
+  startServerAndBrowser, stopAll, until,
 } from './harness.mjs';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -45,17 +46,10 @@ describe('reading and access', { timeout: 20 * TIMEOUT }, () => {
     .evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight <= 2);
 
   before(async () => {
-    server = new ChatServer(await freePort());
-    await server.start();
-    browser = await launchBrowser();
+    ({ server, browser } = await startServerAndBrowser());
     for (const room of ['reading', 'group', 'paging', 'scroll', 'keys']) await createRoom(server.url, room);
   });
-
-  after(async () => {
-    for (const p of people) await p.close();
-    await browser?.close().catch(() => {});
-    await server?.stop();
-  });
+  after(() => stopAll({ people, browser, server }));
 
   step('http(s) links become links, other schemes and markup stay text, and the Markdown subset is elements', async () => {
     await postMessages(server.url, 'grace', 'reading', [MARKDOWN, 'javascript:alert(document.cookie)']);

@@ -8,12 +8,13 @@ mod common;
 use std::{collections::HashMap, time::Duration};
 
 use chat_proto::{
-    change::Kind, chat_event::Event, ChatEvent, EditMessageRequest, HistoryRequest, MessageRequest,
-    MessageResponse, ReactRequest, RegisterRequest, TypingRequest,
+    change::Kind, chat_event::Event, chat_service_client::ChatServiceClient, ChatEvent,
+    EditMessageRequest, HistoryRequest, MessageRequest, MessageResponse, ReactRequest,
+    RegisterRequest, TypingRequest,
 };
 use common::{cluster::cluster, *};
 use tokio::time::{sleep, timeout, Instant};
-use tonic::Streaming;
+use tonic::{transport::Channel, Streaming};
 
 /// The next `n` chat messages of a native stream, whatever else comes between.
 async fn messages(stream: &mut Streaming<ChatEvent>, n: usize) -> Vec<MessageResponse> {
@@ -28,6 +29,23 @@ fn assert_once_in_order(got: &[MessageResponse], first: u64, last: u64, who: &st
     let ids: Vec<u64> = got.iter().map(|m| m.id).collect();
     let want: Vec<u64> = (first..=last).collect();
     assert_eq!(ids, want, "{who}: every id once, in order");
+}
+
+/// `general`'s newest messages through `client`, at most `limit` (0: the server's page).
+async fn general_history(
+    mut client: ChatServiceClient<Channel>,
+    limit: u32,
+) -> Vec<MessageResponse> {
+    let request = HistoryRequest {
+        room: "general".into(),
+        before_id: 0,
+        limit,
+    };
+    within(client.history(request))
+        .await
+        .unwrap()
+        .into_inner()
+        .messages
 }
 
 /// Waits for the named presence change on a native stream, skipping everything else.
@@ -138,15 +156,7 @@ async fn messages_from_every_server_reach_every_subscriber_once_in_order() {
     }
 
     // History and a resume work on any server, whoever posted.
-    let page = within(cc.client().await.history(HistoryRequest {
-        room: "general".into(),
-        before_id: 0,
-        limit: 1000,
-    }))
-    .await
-    .unwrap()
-    .into_inner();
-    assert_eq!(page.messages, got_a);
+    assert_eq!(general_history(cc.client().await, 1000).await, got_a);
     let mut resumed = within(
         b.client()
             .await
@@ -424,15 +434,7 @@ async fn edits_reactions_and_replies_cross_servers() {
     assert_eq!(seen[3].reply_to, first.id);
 
     // History through A shows the message as it is now, the change events left out.
-    let history = within(a.client().await.history(HistoryRequest {
-        room: "general".into(),
-        before_id: 0,
-        limit: 0,
-    }))
-    .await
-    .unwrap()
-    .into_inner()
-    .messages;
+    let history = general_history(a.client().await, 0).await;
     let texts: Vec<&str> = history.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts, ["hello", "hi ann"]);
     assert!(history[0].edited_at_ms > 0);
@@ -467,15 +469,7 @@ async fn a_send_retried_through_another_server_returns_the_original() {
         .into_inner();
     assert_eq!(again.id, original.id);
     assert_eq!(again.text, "once");
-    let history = within(b.client().await.history(HistoryRequest {
-        room: "general".into(),
-        before_id: 0,
-        limit: 0,
-    }))
-    .await
-    .unwrap()
-    .into_inner()
-    .messages;
+    let history = general_history(b.client().await, 0).await;
     let ids: Vec<u64> = history.iter().map(|m| m.id).collect();
     assert_eq!(ids, [original.id], "one message, not two");
 }
@@ -552,15 +546,7 @@ async fn identical_sends_racing_through_every_server_post_once() {
             );
         }
     }
-    let history = within(c.servers[2].client().await.history(HistoryRequest {
-        room: "general".into(),
-        before_id: 0,
-        limit: 0,
-    }))
-    .await
-    .unwrap()
-    .into_inner()
-    .messages;
+    let history = general_history(c.servers[2].client().await, 0).await;
     let ids: Vec<u64> = history.iter().map(|m| m.id).collect();
     assert_eq!(
         ids,

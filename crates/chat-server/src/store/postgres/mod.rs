@@ -163,3 +163,11 @@ fn pool_error(err: deadpool_postgres::PoolError) -> StoreError {
 fn bound(id: u64) -> i64 {
     i64::try_from(id).unwrap_or(i64::MAX)
 }
+
+/// A page's "ids below this" bound: `before_id` 0 asks for the newest, so nothing bounds it.
+fn before_bound(before_id: u64) -> i64 {
+    match before_id {
+        0 => i64::MAX,
+        id => bound(id),
+    }
+}

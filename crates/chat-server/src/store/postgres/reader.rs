@@ -5,7 +5,7 @@ use chat_proto::{Change, MessageResponse, Quote, Reaction};
 use deadpool_postgres::Object;
 use tokio_postgres::Row;
 
-use super::{bound, error, Pool};
+use super::{before_bound, bound, error, Pool};
 use crate::{
     message_changes::QUOTE_CHARS,
     search::SearchQuery,
@@ -39,11 +39,7 @@ pub(in crate::store) async fn history(
     limit: usize,
     max_bytes: usize,
 ) -> Result<(Vec<MessageResponse>, bool), StoreError> {
-    let before = if before_id == 0 {
-        i64::MAX
-    } else {
-        bound(before_id)
-    };
+    let before = before_bound(before_id);
     let (_permit, conn) = pool.read().await?;
     // One row more than asked tells whether older ones exist, without a second query.
     let stmt = conn
@@ -116,11 +112,7 @@ pub(in crate::store) async fn search(
     before_id: u64,
     limit: usize,
 ) -> Result<(Vec<MessageResponse>, bool), StoreError> {
-    let before = if before_id == 0 {
-        i64::MAX
-    } else {
-        bound(before_id)
-    };
+    let before = before_bound(before_id);
     let (_permit, conn) = pool.read().await?;
     // Prepared afresh on every call, not cached: the right plan depends on the words, and
     // a statement executed many times may be switched to one generic plan, which walks
